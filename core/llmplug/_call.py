@@ -1,0 +1,37 @@
+"""What the pipeline hands to plugins: the neutral call, and the HTTP request a wire plugin
+builds from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ._types import Message, Tool
+
+__all__ = ["Call", "HTTPRequest"]
+
+
+class Call(msgspec.Struct, kw_only=True):
+    """One logical call, the same for every attempt. ``params`` are the provider parameters
+    (``api_params`` under call keywords), sent as they are; None values are never sent."""
+
+    provider: str
+    model: str
+    wire: str
+    base_url: str
+    messages: list[Message]
+    tools: list[Tool] | None = None
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    stream: bool = False
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    attempt: int = 0
+
+
+class HTTPRequest(msgspec.Struct, kw_only=True):
+    """An HTTP request, independent of the HTTP client that will send it."""
+
+    method: str = "POST"
+    url: str
+    headers: dict[str, str]
+    content: bytes = b""

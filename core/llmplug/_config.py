@@ -1,0 +1,154 @@
+"""provider.json: SimpleLLMFunc's shape, plus optional fields and ``${ENV_VAR}`` references."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import msgspec
+
+from ._errors import ConfigError
+from ._keys import APIKeyPool
+
+if TYPE_CHECKING:
+    from ._interface import LLMInterface
+
+__all__ = ["load_data", "load_file"]
+
+IfaceT = TypeVar("IfaceT", bound="LLMInterface")
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Entry(msgspec.Struct, forbid_unknown_fields=True):
+    model_name: str
+    api_keys: list[str]
+    base_url: str
+    max_retries: int = 5
+    retry_delay: float = 1.0
+    rate_limit_capacity: float = 10
+    rate_limit_refill_rate: float = 1.0
+    context_window: int = 200_000
+    api_params: dict[str, Any] = msgspec.field(default_factory=dict)
+    wire: str | None = None
+    key_strategy: str = "round_robin"
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+def load_file(cls: type[IfaceT], path: str | os.PathLike[str]) -> dict[str, dict[str, IfaceT]]:
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ConfigError(
+            f"{source}: cannot read the provider file: {exc.strerror or exc}"
+        ) from None
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: not valid JSON: {exc}") from None
+    return load_data(cls, data, source)
+
+
+def load_data(cls: type[IfaceT], data: Any, source: str) -> dict[str, dict[str, IfaceT]]:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the top level must be an object of providers")
+    pools: dict[tuple[str, tuple[str, ...], str], APIKeyPool] = {}
+    out: dict[str, dict[str, IfaceT]] = {}
+    for provider, entries in data.items():
+        if not isinstance(entries, list):
+            raise ConfigError(f"{source}: provider {provider!r}: must be a list of model entries")
+        models: dict[str, IfaceT] = {}
+        for i, raw_entry in enumerate(entries):
+            where = f"{source}: provider {provider!r}, model entry {i}"
+            if isinstance(raw_entry, Mapping) and isinstance(raw_entry.get("model_name"), str):
+                where += f" ({raw_entry['model_name']})"
+            entry = _entry(_expand(raw_entry, where, ""), where)
+            if entry.model_name in models:
+                raise ConfigError(
+                    f"{where}: field 'model_name': {entry.model_name!r} appears twice"
+                )
+            # Models of one provider that use the same keys share one pool, so the keys' load
+            # and health are counted across those models, as the provider counts them.
+            pool_id = (provider, tuple(entry.api_keys), entry.key_strategy)
+            try:
+                pool = pools.get(pool_id) or APIKeyPool(
+                    entry.api_keys, provider, strategy=entry.key_strategy
+                )
+                pools[pool_id] = pool
+                models[entry.model_name] = cls(
+                    api_key_pool=pool,
+                    model_name=entry.model_name,
+                    base_url=entry.base_url,
+                    max_retries=entry.max_retries,
+                    retry_delay=entry.retry_delay,
+                    rate_limit_capacity=entry.rate_limit_capacity,
+                    rate_limit_refill_rate=entry.rate_limit_refill_rate,
+                    context_window=entry.context_window,
+                    wire=entry.wire,
+                    api_params=entry.api_params,
+                    headers=entry.headers,
+                )
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {_with_field(exc.message)}") from None
+        out[provider] = models
+    return out
+
+
+def _with_field(message: str) -> str:
+    """Name the field an interface's own check complained about ("max_retries must ...")."""
+    m = re.match(r"APIKeyPool .*?: |([a-z_]+) must", message)
+    if m and m.group(1):
+        return f"field {m.group(1)!r}: {message}"
+    if m:
+        return f"field 'api_keys': {message[m.end() :]}"
+    return message
+
+
+def _entry(raw: Any, where: str) -> _Entry:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: must be an object")
+    try:
+        return msgspec.convert(raw, _Entry)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        m = re.search(r" - at `\$\.?([^`]*)`", text)
+        if m:
+            text = text[: m.start()]
+            _raise(f"{where}: field {m.group(1)!r}: {text}")
+        m = re.match(r"Object missing required field `([^`]+)`", text)
+        if m:
+            _raise(f"{where}: field {m.group(1)!r}: missing (required)")
+        m = re.match(r"Object contains unknown field `([^`]+)`", text)
+        if m:
+            _raise(f"{where}: field {m.group(1)!r}: unknown field (misspelled?)")
+        _raise(f"{where}: {text}")
+
+
+def _raise(message: str) -> NoReturn:
+    raise ConfigError(message)
+
+
+def _expand(value: Any, where: str, path: str) -> Any:
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            got = os.environ.get(name)
+            if got is None:
+                raise ConfigError(
+                    f"{where}: field {path or '?'!r}: environment variable ${{{name}}} is not set"
+                )
+            return got
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, Mapping):
+        return {k: _expand(v, where, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, where, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value

@@ -1,0 +1,45 @@
+"""The four hooks. All are synchronous and ``firstresult``: a plugin answers with an object that
+holds any async or stateful work (a request, a parser, a lease, an awaitable), or None when the
+name asked for (wire, strategy, limiter kind) is not its own."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ._call import Call, HTTPRequest
+    from ._keys import APIKeyPool, KeyLease
+    from ._parser import StreamParser
+
+__all__ = ["PROJECT", "hookimpl", "hookspec"]
+
+PROJECT = "llmplug"
+hookspec = pluggy.HookspecMarker(PROJECT)
+#: The marker plugins put on their hook implementations.
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec(firstresult=True)
+def build_request(wire: str, call: Call, key: str) -> HTTPRequest | None:
+    """Build the HTTP request of one attempt of ``call`` for the wire format ``wire``, sent with
+    API key ``key``. Called once per attempt."""
+
+
+@hookspec(firstresult=True)
+def parse_stream(wire: str, call: Call) -> StreamParser | None:
+    """Return a new parser for one response of ``call`` on ``wire``. Called once per response."""
+
+
+@hookspec(firstresult=True)
+def select_key(strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:
+    """Lease a key from ``pool`` by the rotation strategy named ``strategy``. Called once per
+    attempt; the lease is released by the core in ``finally``."""
+
+
+@hookspec(firstresult=True)
+def acquire_rate(limiter: object, cost: float) -> Awaitable[None] | None:
+    """Return an awaitable that waits until ``limiter`` admits a request of ``cost``. Called once
+    per attempt; dispatch on the limiter's ``kind``."""

@@ -1,0 +1,243 @@
+"""The interfaces users hold: ``OpenAICompatible`` and the machinery every wire format shares."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Self
+
+import msgspec
+
+from ._bucket import TokenBucket
+from ._call import Call
+from ._errors import ConfigError
+from ._keys import APIKeyPool
+from ._pipeline import Pipeline
+from ._registry import Registry, default_registry
+from ._transport import Transport
+from ._types import Completion, Message, StreamEvent, Tool
+
+__all__ = ["LLMInterface", "OpenAICompatible"]
+
+MessagesInput = str | Sequence[Message | Mapping[str, Any]]
+ToolsInput = Iterable[Tool | Mapping[str, Any]] | None
+
+
+class LLMInterface:
+    """One model at one provider: keys, rate limit, retries, and a wire format plugin.
+
+    Subclasses only pick the default wire format; everything else is shared."""
+
+    default_wire: ClassVar[str] = "openai-chat"
+
+    def __init__(
+        self,
+        api_key_pool: APIKeyPool,
+        model_name: str,
+        base_url: str,
+        max_retries: int = 5,
+        retry_delay: float = 1.0,
+        rate_limit_capacity: float = 10,
+        rate_limit_refill_rate: float = 1.0,
+        context_window: int = 200_000,
+        *,
+        wire: str | None = None,
+        api_params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        http_client: Any = None,
+        timeout: Any = None,
+        key_wait_timeout: float = 60.0,
+        limiter: object | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        if not isinstance(api_key_pool, APIKeyPool):
+            raise ConfigError(
+                f"api_key_pool must be an APIKeyPool, got {type(api_key_pool).__name__}"
+            )
+        if not isinstance(model_name, str) or not model_name:
+            raise ConfigError("model_name must be a non-empty string")
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url must be an http(s) URL, got {base_url!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        if not isinstance(retry_delay, (int, float)) or retry_delay < 0:
+            raise ConfigError(f"retry_delay must be >= 0, got {retry_delay!r}")
+        if (
+            isinstance(context_window, bool)
+            or not isinstance(context_window, int)
+            or context_window <= 0
+        ):
+            raise ConfigError(f"context_window must be a positive int, got {context_window!r}")
+        self.key_pool = api_key_pool
+        self.model_name = model_name
+        self.base_url = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.retry_delay = float(retry_delay)
+        self.context_window = context_window
+        self.wire = wire or self.default_wire
+        self.api_params: dict[str, Any] = dict(api_params or {})
+        self.headers: dict[str, str] = dict(headers or {})
+        self.rate_limiter: object = (
+            limiter
+            if limiter is not None
+            else TokenBucket(rate_limit_capacity, rate_limit_refill_rate)
+        )
+        self._registry = registry
+        self._transport = Transport(http_client, timeout)
+        self._timeout = timeout
+        self._key_wait_timeout = key_wait_timeout
+        self._pipeline: Pipeline | None = None
+
+    @property
+    def provider_id(self) -> str:
+        return self.key_pool.provider_id
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(provider_id={self.provider_id!r}, "
+            f"model_name={self.model_name!r}, "
+            f"base_url={self.base_url!r}, wire={self.wire!r}, keys={len(self.key_pool)})"
+        )
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if self._pipeline is None:
+            self._pipeline = Pipeline(
+                registry=self._registry or default_registry(),
+                pool=self.key_pool,
+                limiter=self.rate_limiter,
+                transport=self._transport,
+                provider=self.provider_id,
+                model=self.model_name,
+                max_retries=self.max_retries,
+                retry_delay=self.retry_delay,
+                key_wait_timeout=self._key_wait_timeout,
+                timeout=self._timeout,
+            )
+        return self._pipeline
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    def _call(
+        self, messages: MessagesInput, tools: ToolsInput, params: dict[str, Any], stream: bool
+    ) -> Call:
+        if "stream" in params:
+            raise ConfigError("pass no 'stream' keyword: use chat() or chat_stream()")
+        merged = {**self.api_params, **params} if self.api_params else params
+        return Call(
+            provider=self.provider_id,
+            model=self.model_name,
+            wire=self.wire,
+            base_url=self.base_url,
+            messages=_messages(messages),
+            tools=_tools(tools),
+            params=merged,
+            stream=stream,
+            headers=self.headers,
+        )
+
+    async def chat(
+        self, messages: MessagesInput, tools: ToolsInput = None, **params: Any
+    ) -> Completion:
+        """Send one request (retrying what is worth retrying) and return the whole answer.
+
+        ``messages`` are OpenAI-style dicts, :class:`Message` objects or one user string;
+        ``params`` (temperature, max_tokens, ...) go into the request body as they are, over
+        the interface's ``api_params``."""
+        return await self.pipeline.complete(self._call(messages, tools, params, False))
+
+    def chat_stream(
+        self, messages: MessagesInput, tools: ToolsInput = None, **params: Any
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream the answer: text, reasoning and tool-call deltas, then one :class:`Done`
+        carrying the whole :class:`Completion`. Nothing is retried once an event was yielded."""
+        return self.pipeline.stream(self._call(messages, tools, params, True))
+
+    # -- rate limit (SimpleLLMFunc's names) ----------------------------------------------------
+
+    def get_rate_limit_status(self) -> dict[str, Any]:
+        """``{"available", "capacity", "refill_rate", ...}`` of this interface's limiter."""
+        status = getattr(self.rate_limiter, "status", None)
+        return dict(status()) if callable(status) else {}
+
+    def reset_rate_limit(self) -> None:
+        """Refill the limiter to capacity."""
+        reset = getattr(self.rate_limiter, "reset", None)
+        if callable(reset):
+            reset()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this interface made (never one you passed in)."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- configuration files -------------------------------------------------------------------
+
+    @classmethod
+    def load_from_json_file(cls, path: str | os.PathLike[str]) -> dict[str, dict[str, Self]]:
+        """Load a SimpleLLMFunc-style ``provider.json``: ``{provider: {model: interface}}``."""
+        from ._config import load_file
+
+        return load_file(cls, path)
+
+    @classmethod
+    def load_from_dict(
+        cls, data: Mapping[str, Any], *, source: str = "<dict>"
+    ) -> dict[str, dict[str, Self]]:
+        """Like :meth:`load_from_json_file`, from already parsed data."""
+        from ._config import load_data
+
+        return load_data(cls, data, source)
+
+
+class OpenAICompatible(LLMInterface):
+    """Any server that speaks the OpenAI Chat Completions API
+    (``POST {base_url}/chat/completions``)."""
+
+    default_wire = "openai-chat"
+
+
+def _messages(messages: MessagesInput) -> list[Message]:
+    if isinstance(messages, str):
+        return [Message(role="user", content=messages)]
+    if all(type(m) is Message for m in messages):
+        return list(messages)  # type: ignore[arg-type]
+    try:
+        return msgspec.convert(
+            [msgspec.structs.asdict(m) if isinstance(m, Message) else m for m in messages],
+            list[Message],
+        )
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid messages: {exc}") from None
+
+
+def _tools(tools: ToolsInput) -> list[Tool] | None:
+    if tools is None:
+        return None
+    out: list[Tool] = []
+    for t in tools:
+        if isinstance(t, Tool):
+            out.append(t)
+            continue
+        spec = getattr(t, "__llmplug_tool__", None)
+        if isinstance(spec, Tool):
+            out.append(spec)
+            continue
+        if isinstance(t, Mapping):
+            d = t.get("function", t) if t.get("type", "function") == "function" else t
+            try:
+                out.append(msgspec.convert({k: v for k, v in d.items() if k != "type"}, Tool))
+            except msgspec.ValidationError as exc:
+                raise ConfigError(f"invalid tool {d.get('name', '?')!r}: {exc}") from None
+            continue
+        raise ConfigError(
+            f"a tool must be a Tool, a dict or a @tool function, got {type(t).__name__}"
+        )
+    return out or None

@@ -1,0 +1,159 @@
+"""API keys: the pool, per-key health and load, and leases. Rotation strategies are plugins that
+choose an index; this module only keeps the books."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from ._errors import ConfigError
+
+__all__ = ["APIKeyPool", "KeyLease", "fingerprint"]
+
+
+def fingerprint(key: str) -> str:
+    """A short stable id for a key, safe to log: a hash, never a piece of the key itself."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+class _KeyState:
+    __slots__ = (
+        "cooldown_reason",
+        "cooldown_until",
+        "errors",
+        "fingerprint",
+        "in_flight",
+        "requests",
+        "secret",
+    )
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.fingerprint = fingerprint(secret)
+        self.in_flight = 0
+        self.requests = 0
+        self.errors = 0
+        self.cooldown_until = 0.0
+        self.cooldown_reason: str | None = None
+
+
+class KeyLease:
+    """One attempt's hold on a key. Release it exactly once (the core does, in ``finally``)."""
+
+    __slots__ = ("_released", "index", "pool")
+
+    def __init__(self, pool: APIKeyPool, index: int) -> None:
+        self.pool = pool
+        self.index = index
+        self._released = False
+
+    @property
+    def key(self) -> str:
+        """The secret itself, for the request's headers only."""
+        return self.pool._keys[self.index].secret
+
+    @property
+    def fingerprint(self) -> str:
+        return self.pool._keys[self.index].fingerprint
+
+    def release(self, *, error: bool = False) -> None:
+        """Give the key back; idempotent, so a double release cannot corrupt the counts."""
+        if self._released:
+            return
+        self._released = True
+        state = self.pool._keys[self.index]
+        state.in_flight -= 1
+        if error:
+            state.errors += 1
+
+    def __repr__(self) -> str:
+        return f"<KeyLease {self.fingerprint} of {self.pool.provider_id!r}>"
+
+
+class APIKeyPool:
+    """The API keys of one provider account and their health.
+
+    A plain object: two pools are two pools, even for the same ``provider_id``. ``strategy``
+    names the rotation strategy plugin (``round_robin`` by default, or ``least_loaded``)."""
+
+    def __init__(
+        self, api_keys: Iterable[str], provider_id: str, *, strategy: str = "round_robin"
+    ) -> None:
+        keys = list(api_keys) if not isinstance(api_keys, str) else [api_keys]
+        if not keys:
+            raise ConfigError(f"APIKeyPool {provider_id!r} needs at least one API key")
+        for k in keys:
+            if not isinstance(k, str) or not k:
+                raise ConfigError(
+                    f"APIKeyPool {provider_id!r}: every API key must be a non-empty string"
+                )
+        self.provider_id = provider_id
+        self.strategy = strategy
+        self._keys = [_KeyState(k) for k in keys]
+        #: Scratch space for strategy plugins (a cursor, a turn counter), keyed by strategy name.
+        self.strategy_state: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        fps = ", ".join(s.fingerprint for s in self._keys)
+        return (
+            f"APIKeyPool(provider_id={self.provider_id!r}, keys=[{fps}], "
+            f"strategy={self.strategy!r})"
+        )
+
+    @property
+    def fingerprints(self) -> list[str]:
+        return [s.fingerprint for s in self._keys]
+
+    def in_flight(self, index: int) -> int:
+        return self._keys[index].in_flight
+
+    def healthy(self, now: float | None = None) -> list[int]:
+        """Indexes of keys not cooling down or taken out of rotation, in order."""
+        t = time.monotonic() if now is None else now
+        return [i for i, s in enumerate(self._keys) if s.cooldown_until <= t]
+
+    def lease(self, index: int) -> KeyLease:
+        """Hand out key ``index`` for one attempt (strategies call this)."""
+        state = self._keys[index]
+        state.in_flight += 1
+        state.requests += 1
+        return KeyLease(self, index)
+
+    def cool_down(self, index: int, seconds: float, reason: str) -> None:
+        """Keep key ``index`` out of rotation for ``seconds`` (never shortening a longer one)."""
+        state = self._keys[index]
+        until = time.monotonic() + max(0.0, seconds)
+        if until > state.cooldown_until:
+            state.cooldown_until = until
+            state.cooldown_reason = reason
+
+    def next_ready_in(self) -> float:
+        """Seconds until the first cooling key comes back (0 if one is healthy now)."""
+        now = time.monotonic()
+        return max(0.0, min(s.cooldown_until for s in self._keys) - now)
+
+    def reset(self) -> None:
+        """Bring every key back into rotation."""
+        for s in self._keys:
+            s.cooldown_until = 0.0
+            s.cooldown_reason = None
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per key, by fingerprint: in flight, requests, errors, cooldown left and its reason."""
+        now = time.monotonic()
+        return [
+            {
+                "key": s.fingerprint,
+                "in_flight": s.in_flight,
+                "requests": s.requests,
+                "errors": s.errors,
+                "cooldown_seconds": round(max(0.0, s.cooldown_until - now), 3),
+                "cooldown_reason": s.cooldown_reason if s.cooldown_until > now else None,
+            }
+            for s in self._keys
+        ]

@@ -1,0 +1,49 @@
+"""Structured logging through structlog, imported on first use so ``import llmplug`` stays fast.
+
+If the application configured structlog, events go through its configuration; if not, they go to
+the standard library logger ``llmplug`` (silent unless the application enables it), so a library
+call never prints on its own."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+__all__ = ["log_event"]
+
+_stdlib = logging.getLogger("llmplug")
+# A library must not print through logging's last-resort handler when the app set up nothing.
+_stdlib.addHandler(logging.NullHandler())
+_logger: Any = None
+_configured_state: bool | None = None
+
+
+def _get() -> Any:
+    global _logger, _configured_state
+    import structlog
+
+    configured = structlog.is_configured()
+    if _logger is None or configured != _configured_state:
+        _configured_state = configured
+        if configured:
+            _logger = structlog.get_logger("llmplug")
+        else:
+            _logger = structlog.wrap_logger(
+                _stdlib,
+                processors=[
+                    structlog.processors.TimeStamper(fmt="iso"),
+                    structlog.processors.KeyValueRenderer(key_order=["event"], sort_keys=True),
+                ],
+                wrapper_class=structlog.stdlib.BoundLogger,
+            )
+    return _logger
+
+
+def log_event(level: int, event: str, **fields: Any) -> None:
+    """Emit one structured event. Callers pass key fingerprints, never keys."""
+    sl = sys.modules.get("structlog")
+    configured = sl is not None and sl.is_configured()
+    if not configured and not _stdlib.isEnabledFor(level):
+        return
+    _get().log(level, event, **fields)

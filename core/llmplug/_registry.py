@@ -1,0 +1,146 @@
+"""The plugin registry: one pluggy PluginManager, filled from the ``llmplug`` entry-point group."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import warnings
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+import pluggy
+
+from . import _hookspecs
+from ._hookspecs import PROJECT
+
+__all__ = [
+    "DISABLE_ENV",
+    "PluginInfo",
+    "PluginLoadWarning",
+    "Registry",
+    "default_registry",
+    "set_default_registry",
+]
+
+DISABLE_ENV = "LLMPLUG_DISABLE_PLUGINS"
+_DEFAULT_DIST = "llmplug"
+
+
+class PluginLoadWarning(UserWarning):
+    """A plugin could not be loaded and was skipped; the others work."""
+
+
+class PluginInfo(NamedTuple):
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+
+
+class Registry:
+    """A pluggy ``PluginManager`` with llmplug's hook specs.
+
+    ``Registry()`` loads every installed plugin (the defaults first, so third parties win);
+    ``Registry(entry_points=False, plugins=[...])`` is an isolated registry for tests. Plugins
+    named in ``disable`` or in ``$LLMPLUG_DISABLE_PLUGINS`` (comma-separated) are not loaded."""
+
+    def __init__(
+        self,
+        *,
+        entry_points: bool = True,
+        plugins: Iterable[object] = (),
+        disable: Iterable[str] = (),
+    ) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(_hookspecs)
+        env = os.environ.get(DISABLE_ENV, "")
+        self.disabled = frozenset(n.strip() for n in (*disable, *env.split(",")) if n.strip())
+        #: (plugin name, error text) for each plugin that failed to load.
+        self.failed: list[tuple[str, str]] = []
+        self._dists: dict[str, tuple[str | None, str | None]] = {}
+        if entry_points:
+            self._load_entry_points()
+        for plugin in plugins:
+            self.register(plugin)
+        self.pm.check_pending()
+
+    @property
+    def hook(self) -> Any:
+        """The hook relay: ``registry.hook.build_request(wire=..., call=..., key=...)``."""
+        return self.pm.hook
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register a plugin object or module; unknown hook names are an error at once."""
+        registered = self.pm.register(plugin, name=name)
+        assert registered is not None
+        self.pm.check_pending()
+        return registered
+
+    def unregister(self, name: str) -> None:
+        self.pm.unregister(name=name)
+
+    def _load_entry_points(self) -> None:
+        eps = md.entry_points(group=PROJECT)
+        seen: set[tuple[str, str]] = set()
+        unique = []
+        for ep in eps:
+            if (ep.name, ep.value) in seen:
+                continue  # the same distribution found twice on sys.path
+            seen.add((ep.name, ep.value))
+            unique.append(ep)
+        # Defaults first: pluggy calls later registrations first, so third parties override.
+        unique.sort(key=lambda ep: (_dist_name(ep) != _DEFAULT_DIST, ep.name))
+        for ep in unique:
+            if ep.name in self.disabled or self.pm.has_plugin(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+                self.pm.register(plugin, name=ep.name)
+            except Exception as exc:
+                self._report(ep.name, f"{type(exc).__name__}: {exc}")
+                continue
+            unknown = [hc.name for hc in self.pm.get_hookcallers(plugin) or () if not hc.has_spec()]
+            if unknown:
+                self.pm.unregister(plugin)
+                self._report(ep.name, f"implements unknown hooks {unknown} (misspelled?)")
+                continue
+            dist = ep.dist
+            self._dists[ep.name] = (dist.name, dist.version) if dist else (None, None)
+
+    def _report(self, name: str, error: str) -> None:
+        self.failed.append((name, error))
+        warnings.warn(
+            f"llmplug plugin {name!r} was skipped: {error}", PluginLoadWarning, stacklevel=3
+        )
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every registered plugin with its distribution, version and the hooks it implements."""
+        out = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
+            hooks = tuple(sorted(hc.name for hc in self.pm.get_hookcallers(plugin) or ()))
+            dist, version = self._dists.get(name, (None, None))
+            out.append(PluginInfo(name, dist, version, hooks))
+        return out
+
+
+def _dist_name(ep: md.EntryPoint) -> str | None:
+    return ep.dist.name if ep.dist is not None else None
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The process-wide registry, built on first use (not at import)."""
+    global _default
+    if _default is None:
+        _default = Registry()
+    return _default
+
+
+def set_default_registry(registry: Registry | None) -> None:
+    """Replace the process-wide registry (None: rebuild it on next use)."""
+    global _default
+    _default = registry

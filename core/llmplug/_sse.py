@@ -1,0 +1,83 @@
+"""Incremental Server-Sent Events decoding, shared by every wire format that streams over SSE."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent", "SSETooLarge"]
+
+#: An event bigger than this is a broken or hostile stream, not a reply (a 1 MB event is fine).
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+class SSEEvent(NamedTuple):
+    """One dispatched event: its ``event:`` name (``""`` when absent) and its joined ``data:``."""
+
+    event: str
+    data: bytes
+
+
+class SSETooLarge(Exception):
+    """An event grew past the decoder's limit."""
+
+
+class SSEDecoder:
+    """Turns a byte stream, cut anywhere, into events (the WHATWG rules: LF, CR or CRLF line
+    ends, ``:`` comments, one leading space dropped, several ``data:`` lines joined with LF)."""
+
+    __slots__ = ("_data", "_event", "_max", "_pending", "_size", "_skip_lf")
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._pending = b""
+        self._skip_lf = False
+        self._data: list[bytes] = []
+        self._event = ""
+        self._size = 0
+        self._max = max_event_bytes
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Decode a chunk; returns the events it completed (often none or one)."""
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        buf = self._pending + chunk if self._pending else chunk
+        lines = buf.splitlines(keepends=True)
+        if lines and not lines[-1].endswith((b"\n", b"\r")):
+            self._pending = lines.pop()
+            if len(self._pending) + self._size > self._max:
+                raise SSETooLarge(f"an SSE event is larger than {self._max} bytes")
+        else:
+            self._pending = b""
+        if lines and lines[-1].endswith(b"\r"):
+            # A CR at the end of the chunk may be half of a CRLF split across chunks.
+            self._skip_lf = True
+        out: list[SSEEvent] = []
+        for raw in lines:
+            line = raw.rstrip(b"\r\n")
+            if not line:
+                if self._data:
+                    out.append(SSEEvent(self._event, b"\n".join(self._data)))
+                self._data = []
+                self._event = ""
+                self._size = 0
+                continue
+            if line[0] == 58:  # b":" -- a comment, e.g. OpenRouter's keep-alives
+                continue
+            name, sep, value = line.partition(b":")
+            if sep and value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":
+                self._size += len(value)
+                if self._size > self._max:
+                    raise SSETooLarge(f"an SSE event is larger than {self._max} bytes")
+                self._data.append(value)
+            elif name == b"event":
+                self._event = value.decode("utf-8", "replace")
+            # id: and retry: are valid fields that no LLM wire format needs.
+        return out
+
+    def close(self) -> list[SSEEvent]:
+        """End of input: an event without its closing blank line still counts, like browsers do
+        only when the data is complete; we dispatch it so a parser can judge it."""
+        return self.feed(b"\n\n") if self._pending or self._data else []

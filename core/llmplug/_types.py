@@ -1,0 +1,172 @@
+"""Neutral types: what a call is made of and what comes back, whatever the wire format.
+
+Messages keep the OpenAI Chat shape because that is what users already hold in their histories;
+wire plugins translate from it. Results are flat and small.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "Completion",
+    "ContentPart",
+    "Done",
+    "FunctionCall",
+    "ImagePart",
+    "ImageURL",
+    "Message",
+    "MessageToolCall",
+    "ReasoningDelta",
+    "StreamEvent",
+    "TextDelta",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+]
+
+
+class TextPart(msgspec.Struct, tag="text", tag_field="type", frozen=True):
+    """A piece of text inside a message's content."""
+
+    text: str
+
+
+class ImageURL(msgspec.Struct, omit_defaults=True, frozen=True):
+    """Where an image is: an https URL or a ``data:`` URL."""
+
+    url: str
+    detail: str | None = None
+
+
+class ImagePart(msgspec.Struct, tag="image_url", tag_field="type", frozen=True):
+    """An image inside a user message's content."""
+
+    image_url: ImageURL
+
+
+ContentPart = TextPart | ImagePart
+
+
+class FunctionCall(msgspec.Struct, frozen=True):
+    """The function half of an assistant message's tool call; ``arguments`` is a JSON string."""
+
+    name: str
+    arguments: str
+
+
+class MessageToolCall(msgspec.Struct, frozen=True):
+    """A tool call as it sits in an assistant message of a history."""
+
+    id: str
+    function: FunctionCall
+    type: Literal["function"] = "function"
+
+
+class Message(msgspec.Struct, omit_defaults=True, frozen=True):
+    """One chat message, in the OpenAI Chat Completions shape (roles system, developer, user,
+    assistant, tool)."""
+
+    role: str
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[MessageToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The message's text parts joined, whatever the content's form."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+
+class Tool(msgspec.Struct, omit_defaults=True, frozen=True):
+    """A function the model may call; ``parameters`` is a JSON schema."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = msgspec.field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+    strict: bool | None = None
+
+
+class ToolCall(msgspec.Struct, frozen=True):
+    """A tool call the model made; ``arguments`` is the JSON text exactly as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def parsed_arguments(self) -> Any:
+        """The arguments decoded from JSON (``{}`` for an empty string)."""
+        return msgspec.json.decode(self.arguments) if self.arguments.strip() else {}
+
+
+class Usage(msgspec.Struct, frozen=True):
+    """Token counts of one response; cached and reasoning tokens are parts of input and output."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+class Completion(msgspec.Struct, frozen=True):
+    """The whole answer of one call."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    refusal: str | None = None
+    model: str | None = None
+    raw: Any = None
+
+    def to_message(self) -> Message:
+        """The assistant message to append to a history so the conversation can go on."""
+        calls = [
+            MessageToolCall(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments))
+            for c in self.tool_calls
+        ]
+        return Message(role="assistant", content=self.text or None, tool_calls=calls or None)
+
+
+class TextDelta(msgspec.Struct, tag="text", frozen=True):
+    """A piece of the reply's text, as it streams."""
+
+    text: str
+
+
+class ReasoningDelta(msgspec.Struct, tag="reasoning", frozen=True):
+    """A piece of the model's reasoning text (or reasoning summary), as it streams."""
+
+    text: str
+
+
+class ToolCallDelta(msgspec.Struct, tag="tool_call", frozen=True):
+    """A fragment of a tool call: ``id`` and ``name`` come with the first fragment of an index,
+    later fragments add pieces of ``arguments``."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+class Done(msgspec.Struct, tag="done", frozen=True):
+    """The last event of every stream, carrying the whole answer."""
+
+    completion: Completion
+
+
+StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Done

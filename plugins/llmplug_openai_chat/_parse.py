@@ -1,0 +1,285 @@
+"""Parsing Chat Completions answers: whole bodies and SSE chunks, into neutral events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from llmplug import (
+    Call,
+    Completion,
+    ReasoningDelta,
+    ResponseError,
+    SSEEvent,
+    StreamError,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = ["ChatParser"]
+
+
+class _TokDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    prompt_tokens_details: _TokDetails | None = None
+    completion_tokens_details: _TokDetails | None = None
+
+
+class _Error(msgspec.Struct):
+    message: Any = None
+    type: Any = None
+    code: Any = None
+
+
+class _Fn(msgspec.Struct):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolCallPiece(msgspec.Struct):
+    index: int = 0
+    id: str | None = None
+    function: _Fn | None = None
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[_ToolCallPiece] | None = None
+
+
+class _StreamChoice(msgspec.Struct):
+    index: int = 0
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _Groq(msgspec.Struct):
+    usage: _Usage | None = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_StreamChoice] | None = None
+    usage: _Usage | None = None
+    model: str | None = None
+    error: _Error | None = None
+    x_groq: _Groq | None = None
+
+
+class _Message(msgspec.Struct):
+    content: str | None = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[_ToolCallPiece] | None = None
+
+
+class _Choice(msgspec.Struct):
+    index: int = 0
+    message: _Message | None = None
+    finish_reason: str | None = None
+
+
+class _Body(msgspec.Struct):
+    choices: list[_Choice] | None = None
+    usage: _Usage | None = None
+    model: str | None = None
+    error: _Error | None = None
+
+
+_chunk_decoder = msgspec.json.Decoder(_Chunk)
+_body_decoder = msgspec.json.Decoder(_Body)
+
+
+def _usage(u: _Usage) -> Usage:
+    inp = u.prompt_tokens or 0
+    out = u.completion_tokens or 0
+    pd, cd = u.prompt_tokens_details, u.completion_tokens_details
+    return Usage(
+        input_tokens=inp,
+        output_tokens=out,
+        total_tokens=u.total_tokens if u.total_tokens is not None else inp + out,
+        cached_tokens=(pd.cached_tokens or 0) if pd else 0,
+        reasoning_tokens=(cd.reasoning_tokens or 0) if cd else 0,
+    )
+
+
+def _status_of(code: Any) -> int | None:
+    # OpenRouter puts the HTTP status it would have sent in a numeric code.
+    return code if isinstance(code, int) and 400 <= code < 600 else None
+
+
+class ChatParser:
+    """One response's parser (see :class:`llmplug.StreamParser`)."""
+
+    __slots__ = (
+        "_call",
+        "_finish",
+        "_model",
+        "_reasoning",
+        "_refusal",
+        "_text",
+        "_tools",
+        "_usage",
+        "done",
+    )
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._refusal: list[str] = []
+        # index -> [id, name, argument pieces]
+        self._tools: dict[int, list[Any]] = {}
+        self._finish: str | None = None
+        self._usage: Usage | None = None
+        self._model: str | None = None
+        self.done = False
+
+    def _error(self, err: _Error) -> StreamError:
+        message = err.message if isinstance(err.message, str) else str(err.message)
+        return StreamError(
+            f"error event in the stream: {message}",
+            partial=self.result(),
+            provider=self._call.provider,
+            model=self._call.model,
+            status=_status_of(err.code),
+            code=err.code if isinstance(err.code, (str, int)) else None,
+            type=err.type if isinstance(err.type, str) else None,
+        )
+
+    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        data = event.data
+        if data[:1] == b"[" and data.strip() == b"[DONE]":
+            self.done = True
+            return []
+        try:
+            chunk = _chunk_decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise StreamError(
+                f"invalid JSON in a stream event: {exc}; event data starts {data[:80]!r}",
+                partial=self.result(),
+                provider=self._call.provider,
+                model=self._call.model,
+            ) from None
+        if chunk.error is not None:
+            raise self._error(chunk.error)
+        if chunk.model and self._model is None:
+            self._model = chunk.model
+        usage = chunk.usage or (chunk.x_groq.usage if chunk.x_groq else None)
+        if usage is not None:
+            # Some providers repeat usage on several chunks; the latest non-null one wins.
+            self._usage = _usage(usage)
+        out: list[StreamEvent] = []
+        for choice in chunk.choices or ():
+            if choice.index != 0:
+                continue
+            if choice.finish_reason is not None:
+                self._finish = choice.finish_reason
+            d = choice.delta
+            if d is None:
+                continue
+            reasoning = d.reasoning_content or d.reasoning
+            if reasoning:
+                self._reasoning.append(reasoning)
+                out.append(ReasoningDelta(reasoning))
+            if d.content:
+                self._text.append(d.content)
+                out.append(TextDelta(d.content))
+            if d.refusal:
+                self._refusal.append(d.refusal)
+            if d.tool_calls:
+                for piece in d.tool_calls:
+                    out.append(self._tool_piece(piece))
+        return out
+
+    def _tool_piece(self, piece: _ToolCallPiece) -> ToolCallDelta:
+        slot = self._tools.get(piece.index)
+        fn = piece.function
+        name = fn.name if fn else None
+        args = (fn.arguments if fn else None) or ""
+        if slot is None:
+            slot = self._tools[piece.index] = [piece.id, name, []]
+        else:
+            # Some servers repeat id/name on later fragments; keep the first.
+            slot[0] = slot[0] or piece.id
+            slot[1] = slot[1] or name
+        if args:
+            slot[2].append(args)
+        return ToolCallDelta(index=piece.index, id=piece.id, name=name, arguments=args)
+
+    def result(self) -> Completion:
+        calls = [
+            ToolCall(id=s[0] or f"call_{i}", name=s[1] or "", arguments="".join(s[2]))
+            for i, s in sorted(self._tools.items())
+        ]
+        return Completion(
+            text="".join(self._text),
+            tool_calls=calls,
+            reasoning="".join(self._reasoning) or None,
+            finish_reason=self._finish,
+            usage=self._usage,
+            refusal="".join(self._refusal) or None,
+            model=self._model,
+        )
+
+    def parse_body(self, body: bytes) -> Completion:
+        try:
+            parsed = _body_decoder.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ResponseError(
+                f"the reply is not a Chat Completions JSON body ({exc}): {body[:200]!r}",
+                provider=self._call.provider,
+                model=self._call.model,
+                status=200,
+            ) from None
+        if parsed.error is not None:
+            err = self._error(parsed.error)
+            raise ResponseError(
+                err.message.replace("error event in the stream", "error in a 200 reply"),
+                provider=err.provider,
+                model=err.model,
+                status=err.status,
+                code=err.code,
+                type=err.type,
+            )
+        if not parsed.choices:
+            raise ResponseError(
+                f"the reply has no choices: {body[:200]!r}",
+                provider=self._call.provider,
+                model=self._call.model,
+                status=200,
+            )
+        choice = parsed.choices[0]
+        m = choice.message or _Message()
+        calls = [
+            ToolCall(
+                id=tc.id or f"call_{i}",
+                name=(tc.function.name if tc.function else None) or "",
+                arguments=(tc.function.arguments if tc.function else None) or "",
+            )
+            for i, tc in enumerate(m.tool_calls or ())
+        ]
+        return Completion(
+            text=m.content or "",
+            tool_calls=calls,
+            reasoning=m.reasoning_content or m.reasoning,
+            finish_reason=choice.finish_reason,
+            usage=_usage(parsed.usage) if parsed.usage else None,
+            refusal=m.refusal,
+            model=parsed.model,
+            raw=body,
+        )

@@ -1,0 +1,41 @@
+"""Building the Chat Completions request body from the neutral call."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from llmplug import Call, HTTPRequest, Tool
+
+__all__ = ["build_chat_request"]
+
+_encode = msgspec.json.Encoder().encode
+
+
+class _ChatTool(msgspec.Struct):
+    function: Tool
+    type: Literal["function"] = "function"
+
+
+def build_chat_request(call: Call, key: str) -> HTTPRequest:
+    body: dict[str, Any] = {"model": call.model, "messages": call.messages}
+    if call.tools:
+        body["tools"] = [_ChatTool(t) for t in call.tools]
+    if call.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    for k, v in call.params.items():
+        # A None value means "not set": strict servers reject explicit nulls.
+        if v is not None:
+            body[k] = v
+    headers = {
+        "authorization": f"Bearer {key}",
+        "content-type": "application/json",
+        "accept": "text/event-stream" if call.stream else "application/json",
+    }
+    if call.headers:
+        headers.update(call.headers)
+    return HTTPRequest(
+        url=call.base_url + "/chat/completions", headers=headers, content=_encode(body)
+    )

@@ -1,0 +1,16 @@
+"""The default rate limiter: :class:`llmplug.TokenBucket`, one per interface."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+
+from llmplug import TokenBucket, hookimpl
+
+__all__ = ["acquire_rate"]
+
+
+@hookimpl(trylast=True)
+def acquire_rate(limiter: object, cost: float) -> Awaitable[None] | None:
+    if isinstance(limiter, TokenBucket):
+        return limiter.acquire(cost)
+    return None
