@@ -100,7 +100,7 @@ def load_data(cls: type[IfaceT], data: Any, source: str) -> dict[str, dict[str, 
 
 def _with_field(message: str) -> str:
     """Name the field an interface's own check complained about ("max_retries must ...")."""
-    m = re.match(r"APIKeyPool .*?: |([a-z_]+) must", message)
+    m = re.match(r"APIKeyPool (?:'[^']*'|\"[^\"]*\"):? |([a-z_]+) must", message)
     if m and m.group(1):
         return f"field {m.group(1)!r}: {message}"
     if m:
@@ -115,17 +115,18 @@ def _entry(raw: Any, where: str) -> _Entry:
         return msgspec.convert(raw, _Entry)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        m = re.search(r" - at `\$\.?([^`]*)`", text)
-        if m:
-            text = text[: m.start()]
-            _raise(f"{where}: field {m.group(1)!r}: {text}")
-        m = re.match(r"Object missing required field `([^`]+)`", text)
-        if m:
-            _raise(f"{where}: field {m.group(1)!r}: missing (required)")
-        m = re.match(r"Object contains unknown field `([^`]+)`", text)
-        if m:
-            _raise(f"{where}: field {m.group(1)!r}: unknown field (misspelled?)")
-        _raise(f"{where}: {text}")
+    # Raised outside the except block: one ConfigError, not one chained to msgspec's error.
+    m = re.search(r" - at `\$\.?([^`]*)`", text)
+    if m:
+        text = text[: m.start()]
+        _raise(f"{where}: field {m.group(1)!r}: {text}")
+    m = re.match(r"Object missing required field `([^`]+)`", text)
+    if m:
+        _raise(f"{where}: field {m.group(1)!r}: missing (required)")
+    m = re.match(r"Object contains unknown field `([^`]+)`", text)
+    if m:
+        _raise(f"{where}: field {m.group(1)!r}: unknown field (misspelled?)")
+    raise ConfigError(f"{where}: {text}")
 
 
 def _raise(message: str) -> NoReturn:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
 import warnings
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 
 from . import _hookspecs
 from ._hookspecs import PROJECT
+
+if TYPE_CHECKING:
+    import importlib.metadata as md
 
 __all__ = [
     "DISABLE_ENV",
@@ -73,13 +75,22 @@ class Registry:
         """Register a plugin object or module; unknown hook names are an error at once."""
         registered = self.pm.register(plugin, name=name)
         assert registered is not None
-        self.pm.check_pending()
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError:
+            # A rejected plugin must not stay registered: it would make every later
+            # register() (and check_pending()) fail too.
+            self.pm.unregister(plugin)
+            raise
         return registered
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
 
     def _load_entry_points(self) -> None:
+        # Imported here: importlib.metadata costs ~17 ms, and `import llmplug` must stay fast.
+        import importlib.metadata as md
+
         eps = md.entry_points(group=PROJECT)
         seen: set[tuple[str, str]] = set()
         unique = []
@@ -91,7 +102,11 @@ class Registry:
         # Defaults first: pluggy calls later registrations first, so third parties override.
         unique.sort(key=lambda ep: (_dist_name(ep) != _DEFAULT_DIST, ep.name))
         for ep in unique:
-            if ep.name in self.disabled or self.pm.has_plugin(ep.name):
+            if ep.name in self.disabled:
+                continue
+            if self.pm.has_plugin(ep.name):
+                # Two different plugins under one name: say so rather than drop one silently.
+                self._report(ep.name, f"{ep.value}: another plugin of that name is registered")
                 continue
             try:
                 plugin = ep.load()
@@ -109,8 +124,9 @@ class Registry:
 
     def _report(self, name: str, error: str) -> None:
         self.failed.append((name, error))
+        # stacklevel: _report <- _load_entry_points <- __init__ <- the code that built the registry
         warnings.warn(
-            f"llmplug plugin {name!r} was skipped: {error}", PluginLoadWarning, stacklevel=3
+            f"llmplug plugin {name!r} was skipped: {error}", PluginLoadWarning, stacklevel=4
         )
 
     def plugins(self) -> list[PluginInfo]:

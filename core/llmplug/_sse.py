@@ -49,7 +49,7 @@ class SSEDecoder:
                 raise SSETooLarge(f"an SSE event is larger than {self._max} bytes")
         else:
             self._pending = b""
-        if lines and lines[-1].endswith(b"\r"):
+        if buf.endswith(b"\r"):
             # A CR at the end of the chunk may be half of a CRLF split across chunks.
             self._skip_lf = True
         out: list[SSEEvent] = []

@@ -38,12 +38,13 @@ def round_robin(pool: APIKeyPool) -> KeyLease:
 
 
 def least_loaded(pool: APIKeyPool) -> KeyLease:
-    """The healthy key with the fewest requests in flight; ties go to each key in turn."""
-    cands = _candidates(pool)
+    """The healthy key with the fewest requests in flight; among equals, the one picked least
+    recently, so idle keys still take turns."""
+    last: list[int] = pool.strategy_state.setdefault("last_pick", [-1] * len(pool))
     turn = _turn(pool)
-    n = len(cands)
-    best = min(range(n), key=lambda j: (pool.in_flight(cands[(turn + j) % n]), j))
-    return pool.lease(cands[(turn + best) % n])
+    best = min(_candidates(pool), key=lambda i: (pool.in_flight(i), last[i]))
+    last[best] = turn
+    return pool.lease(best)
 
 
 STRATEGIES = {"round_robin": round_robin, "least_loaded": least_loaded}

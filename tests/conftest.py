@@ -1,0 +1,55 @@
+"""Fixtures shared by the whole suite: one real test server, and interfaces pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from llmplug import APIKeyPool, OpenAICompatible
+from llmplug.testing import LLMTestServer
+
+MakeLLM = Callable[..., OpenAICompatible]
+
+
+@pytest.fixture(scope="session")
+def _session_server() -> Iterator[LLMTestServer]:
+    with LLMTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def server(_session_server: LLMTestServer) -> Iterator[LLMTestServer]:
+    """The shared server, with empty queues and records for this test."""
+    _session_server.clear()
+    yield _session_server
+    _session_server.release_stalls()
+    _session_server.clear()
+
+
+@pytest.fixture
+async def make_llm(server: LLMTestServer) -> AsyncIterator[MakeLLM]:
+    """Build interfaces on the test server: fast retries and a limiter that does not pace,
+    unless a test asks otherwise. All are closed after the test."""
+    made: list[OpenAICompatible] = []
+
+    def make(keys: tuple[str, ...] = ("sk-test-1",), **kw: Any) -> OpenAICompatible:
+        strategy = kw.pop("strategy", "round_robin")
+        opts: dict[str, Any] = {
+            "model_name": "test-model",
+            "base_url": server.base_url,
+            "max_retries": 3,
+            "retry_delay": 0.001,
+            "rate_limit_capacity": 10_000,
+            "rate_limit_refill_rate": 10_000.0,
+        }
+        opts.update(kw)
+        pool = opts.pop("api_key_pool", None) or APIKeyPool(list(keys), "test", strategy=strategy)
+        llm = OpenAICompatible(api_key_pool=pool, **opts)
+        made.append(llm)
+        return llm
+
+    yield make
+    for llm in made:
+        await llm.aclose()

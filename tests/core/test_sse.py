@@ -1,0 +1,85 @@
+"""The SSE decoder on its own: framing rules, whatever way the bytes are cut."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from llmplug import SSEDecoder, SSEEvent
+from llmplug._sse import SSETooLarge
+
+STREAM = (
+    b": comment\n\n"
+    b'event: response.created\ndata: {"a": 1}\n\n'
+    b"data: line one\ndata:line two\ndata:  two spaces\n\n"
+    b"id: 5\nretry: 100\ndata: x\r\n\r\n"
+    b"data: cr only\r\r"
+    b"data\n\n"
+    b"data: [DONE]\n\n"
+)
+EXPECTED = [
+    SSEEvent("response.created", b'{"a": 1}'),
+    SSEEvent("", b"line one\nline two\n two spaces"),
+    SSEEvent("", b"x"),
+    SSEEvent("", b"cr only"),
+    SSEEvent("", b""),
+    SSEEvent("", b"[DONE]"),
+]
+
+
+def decode(chunks: list[bytes]) -> list[SSEEvent]:
+    d = SSEDecoder()
+    out: list[SSEEvent] = []
+    for c in chunks:
+        out += d.feed(c)
+    return out + d.close()
+
+
+def test_whole_stream() -> None:
+    assert decode([STREAM]) == EXPECTED
+
+
+def test_byte_by_byte() -> None:
+    assert decode([STREAM[i : i + 1] for i in range(len(STREAM))]) == EXPECTED
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=20))
+def test_any_cutting_gives_the_same_events(cuts: list[int]) -> None:
+    points = sorted(set(cuts))
+    chunks = [STREAM[a:b] for a, b in zip([0, *points], [*points, len(STREAM)], strict=True)]
+    assert decode(chunks) == EXPECTED
+
+
+def test_crlf_split_between_chunks_is_one_line_end() -> None:
+    assert decode([b"data: a\r", b"\n\r", b"\n"]) == [SSEEvent("", b"a")]
+
+
+def test_event_without_final_blank_line_is_dispatched_at_close() -> None:
+    assert decode([b"data: tail"]) == [SSEEvent("", b"tail")]
+
+
+def test_event_name_resets_after_dispatch() -> None:
+    assert decode([b"event: e1\ndata: 1\n\ndata: 2\n\n"]) == [
+        SSEEvent("e1", b"1"),
+        SSEEvent("", b"2"),
+    ]
+
+
+def test_too_large_event_raises() -> None:
+    d = SSEDecoder(max_event_bytes=1000)
+    with pytest.raises(SSETooLarge):
+        d.feed(b"data: " + b"x" * 600 + b"\ndata: " + b"y" * 600 + b"\n")
+    with pytest.raises(SSETooLarge):
+        SSEDecoder(max_event_bytes=1000).feed(b"data: " + b"z" * 2000)
+
+
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_never_raise_anything_else(data: bytes) -> None:
+    d = SSEDecoder(max_event_bytes=1500)
+    try:
+        for i in range(0, len(data), 7):
+            d.feed(data[i : i + 7])
+        d.close()
+    except SSETooLarge:
+        pass
