@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from llmplug import APIKeyPool, OpenAICompatible
+from llmplug import APIKeyPool, LLMInterface, OpenAICompatible
 from llmplug.testing import LLMTestServer
 
 MakeLLM = Callable[..., OpenAICompatible]
@@ -31,11 +31,13 @@ def server(_session_server: LLMTestServer) -> Iterator[LLMTestServer]:
 @pytest.fixture
 async def make_llm(server: LLMTestServer) -> AsyncIterator[MakeLLM]:
     """Build interfaces on the test server: fast retries and a limiter that does not pace,
-    unless a test asks otherwise. All are closed after the test."""
-    made: list[OpenAICompatible] = []
+    unless a test asks otherwise (``interface=OpenAIResponsesCompatible`` for the Responses
+    wire). All are closed after the test."""
+    made: list[LLMInterface] = []
 
-    def make(keys: tuple[str, ...] = ("sk-test-1",), **kw: Any) -> OpenAICompatible:
+    def make(keys: tuple[str, ...] = ("sk-test-1",), **kw: Any) -> Any:
         strategy = kw.pop("strategy", "round_robin")
+        cls: type[LLMInterface] = kw.pop("interface", OpenAICompatible)
         opts: dict[str, Any] = {
             "model_name": "test-model",
             "base_url": server.base_url,
@@ -46,7 +48,7 @@ async def make_llm(server: LLMTestServer) -> AsyncIterator[MakeLLM]:
         }
         opts.update(kw)
         pool = opts.pop("api_key_pool", None) or APIKeyPool(list(keys), "test", strategy=strategy)
-        llm = OpenAICompatible(api_key_pool=pool, **opts)
+        llm = cls(api_key_pool=pool, **opts)
         made.append(llm)
         return llm
 

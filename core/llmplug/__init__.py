@@ -19,7 +19,7 @@ from ._errors import (
     UnprocessableEntityError,
 )
 from ._hookspecs import hookimpl
-from ._interface import LLMInterface, OpenAICompatible
+from ._interface import LLMInterface, OpenAICompatible, OpenAIResponsesCompatible
 from ._keys import APIKeyPool, KeyLease, fingerprint
 from ._parser import StreamParser
 from ._registry import (
@@ -75,6 +75,7 @@ __all__ = [
     "MessageToolCall",
     "NotFoundError",
     "OpenAICompatible",
+    "OpenAIResponsesCompatible",
     "PermissionDeniedError",
     "PluginInfo",
     "PluginLoadWarning",

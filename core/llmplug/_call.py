@@ -35,3 +35,19 @@ class HTTPRequest(msgspec.Struct, kw_only=True):
     url: str
     headers: dict[str, str]
     content: bytes = b""
+
+    @classmethod
+    def post_json(cls, url: str, body: Any, call: Call, key: str) -> HTTPRequest:
+        """A JSON POST with a bearer key, asking for SSE when the call streams, plus the
+        interface's configured headers (which win)."""
+        headers = {
+            "authorization": f"Bearer {key}",
+            "content-type": "application/json",
+            "accept": "text/event-stream" if call.stream else "application/json",
+        }
+        if call.headers:
+            headers.update(call.headers)
+        return cls(url=url, headers=headers, content=_encode(body))
+
+
+_encode = msgspec.json.Encoder().encode

@@ -37,7 +37,9 @@ class _Entry(msgspec.Struct, forbid_unknown_fields=True):
     headers: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-def load_file(cls: type[IfaceT], path: str | os.PathLike[str]) -> dict[str, dict[str, IfaceT]]:
+def load_file(
+    cls: type[IfaceT], path: str | os.PathLike[str], options: Mapping[str, Any]
+) -> dict[str, dict[str, IfaceT]]:
     source = os.fspath(path)
     try:
         with open(source, "rb") as f:
@@ -50,10 +52,12 @@ def load_file(cls: type[IfaceT], path: str | os.PathLike[str]) -> dict[str, dict
         data = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid JSON: {exc}") from None
-    return load_data(cls, data, source)
+    return load_data(cls, data, source, options)
 
 
-def load_data(cls: type[IfaceT], data: Any, source: str) -> dict[str, dict[str, IfaceT]]:
+def load_data(
+    cls: type[IfaceT], data: Any, source: str, options: Mapping[str, Any]
+) -> dict[str, dict[str, IfaceT]]:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be an object of providers")
     pools: dict[tuple[str, tuple[str, ...], str], APIKeyPool] = {}
@@ -91,6 +95,7 @@ def load_data(cls: type[IfaceT], data: Any, source: str) -> dict[str, dict[str, 
                     wire=entry.wire,
                     api_params=entry.api_params,
                     headers=entry.headers,
+                    **options,
                 )
             except ConfigError as exc:
                 raise ConfigError(f"{where}: {_with_field(exc.message)}") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 import msgspec
@@ -17,7 +17,7 @@ from ._registry import Registry, default_registry
 from ._transport import Transport
 from ._types import Completion, Message, StreamEvent, Tool
 
-__all__ = ["LLMInterface", "OpenAICompatible"]
+__all__ = ["LLMInterface", "OpenAICompatible", "OpenAIResponsesCompatible"]
 
 MessagesInput = str | Sequence[Message | Mapping[str, Any]]
 ToolsInput = Iterable[Tool | Mapping[str, Any]] | None
@@ -148,7 +148,7 @@ class LLMInterface:
 
     def chat_stream(
         self, messages: MessagesInput, tools: ToolsInput = None, **params: Any
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Stream the answer: text, reasoning and tool-call deltas, then one :class:`Done`
         carrying the whole :class:`Completion`. Nothing is retried once an event was yielded."""
         return self.pipeline.stream(self._call(messages, tools, params, True))
@@ -181,20 +181,24 @@ class LLMInterface:
     # -- configuration files -------------------------------------------------------------------
 
     @classmethod
-    def load_from_json_file(cls, path: str | os.PathLike[str]) -> dict[str, dict[str, Self]]:
-        """Load a SimpleLLMFunc-style ``provider.json``: ``{provider: {model: interface}}``."""
+    def load_from_json_file(
+        cls, path: str | os.PathLike[str], **options: Any
+    ) -> dict[str, dict[str, Self]]:
+        """Load a SimpleLLMFunc-style ``provider.json``: ``{provider: {model: interface}}``.
+
+        ``options`` (``registry``, ``http_client``, ``timeout``, ...) go to every interface."""
         from ._config import load_file
 
-        return load_file(cls, path)
+        return load_file(cls, path, options)
 
     @classmethod
     def load_from_dict(
-        cls, data: Mapping[str, Any], *, source: str = "<dict>"
+        cls, data: Mapping[str, Any], *, source: str = "<dict>", **options: Any
     ) -> dict[str, dict[str, Self]]:
         """Like :meth:`load_from_json_file`, from already parsed data."""
         from ._config import load_data
 
-        return load_data(cls, data, source)
+        return load_data(cls, data, source, options)
 
 
 class OpenAICompatible(LLMInterface):
@@ -202,6 +206,16 @@ class OpenAICompatible(LLMInterface):
     (``POST {base_url}/chat/completions``)."""
 
     default_wire = "openai-chat"
+
+
+class OpenAIResponsesCompatible(LLMInterface):
+    """Any server that speaks the OpenAI Responses API (``POST {base_url}/responses``).
+
+    The same calls, messages, tools and events as :class:`OpenAICompatible`: system messages
+    become ``instructions``, ``reasoning_effort`` becomes ``reasoning.effort``, ``max_tokens``
+    becomes ``max_output_tokens``."""
+
+    default_wire = "openai-responses"
 
 
 def _messages(messages: MessagesInput) -> list[Message]:

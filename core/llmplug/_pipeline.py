@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from ._call import Call
@@ -269,7 +269,7 @@ class Pipeline:
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    async def stream(self, call: Call) -> AsyncIterator[StreamEvent]:
+    async def stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
         retries = 0
         while True:
             lease = await self._lease(call)

@@ -10,8 +10,6 @@ from llmplug import Call, HTTPRequest, Tool
 
 __all__ = ["build_chat_request"]
 
-_encode = msgspec.json.Encoder().encode
-
 
 class _ChatTool(msgspec.Struct):
     function: Tool
@@ -29,13 +27,4 @@ def build_chat_request(call: Call, key: str) -> HTTPRequest:
         # A None value means "not set": strict servers reject explicit nulls.
         if v is not None:
             body[k] = v
-    headers = {
-        "authorization": f"Bearer {key}",
-        "content-type": "application/json",
-        "accept": "text/event-stream" if call.stream else "application/json",
-    }
-    if call.headers:
-        headers.update(call.headers)
-    return HTTPRequest(
-        url=call.base_url + "/chat/completions", headers=headers, content=_encode(body)
-    )
+    return HTTPRequest.post_json(call.base_url + "/chat/completions", body, call, key)

@@ -224,7 +224,7 @@ async def test_html_502_from_a_proxy(server: LLMTestServer, make_llm: MakeLLM) -
 
 async def test_empty_error_body(server: LLMTestServer, make_llm: MakeLLM) -> None:
     server.push(Error(status=404, body=b""))
-    with pytest.raises(NotFoundError, match="HTTP 404.*empty body"):
+    with pytest.raises(NotFoundError, match=r"HTTP 404.*empty body"):
         await make_llm().chat("hi")
 
 

@@ -25,8 +25,8 @@ from llmplug.testing import LLMTestServer, Raw, Reply, ToolCallReply
 MakeLLM = Callable[..., OpenAICompatible]
 
 
-async def collect(llm: OpenAICompatible, **kw: object) -> list[StreamEvent]:
-    return [e async for e in llm.chat_stream("hi", **kw)]
+async def collect(llm: OpenAICompatible) -> list[StreamEvent]:
+    return [e async for e in llm.chat_stream("hi")]
 
 
 def done(events: list[StreamEvent]) -> Completion:

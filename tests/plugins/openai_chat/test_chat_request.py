@@ -154,7 +154,7 @@ async def test_stream_keyword_is_rejected(make_llm: MakeLLM) -> None:
 
 async def test_a_non_dict_tool_is_rejected(make_llm: MakeLLM) -> None:
     with pytest.raises(ConfigError, match="a tool must be"):
-        await make_llm().chat("hi", tools=[42])
+        await make_llm().chat("hi", tools=[42])  # type: ignore[list-item]
 
 
 async def test_default_reply_is_echo(server: LLMTestServer, make_llm: MakeLLM) -> None:

@@ -1,0 +1,253 @@
+"""What the openai-responses plugin makes of replies, and that callers cannot tell it from Chat."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+import pytest
+
+from llmplug import (
+    Completion,
+    Done,
+    LLMInterface,
+    OpenAICompatible,
+    OpenAIResponsesCompatible,
+    ReasoningDelta,
+    ResponseError,
+    StreamError,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from llmplug.testing import Error, LLMTestServer, Raw, Reply, ToolCallReply
+
+MakeLLM = Callable[..., LLMInterface]
+USAGE = {
+    "prompt_tokens": 12,
+    "completion_tokens": 8,
+    "total_tokens": 20,
+    "prompt_tokens_details": {"cached_tokens": 4},
+    "completion_tokens_details": {"reasoning_tokens": 3},
+}
+
+
+@pytest.fixture
+def llm(make_llm: MakeLLM) -> LLMInterface:
+    return make_llm(interface=OpenAIResponsesCompatible)
+
+
+async def collect(llm: LLMInterface) -> list[StreamEvent]:
+    return [e async for e in llm.chat_stream("hi")]
+
+
+def done(events: list[StreamEvent]) -> Completion:
+    assert isinstance(events[-1], Done)
+    return events[-1].completion
+
+
+async def test_whole_reply(server: LLMTestServer, llm: LLMInterface) -> None:
+    server.push(
+        Reply(
+            text="Sunny.",
+            reasoning="check the tool",
+            tool_calls=[ToolCallReply(name="w", arguments={"city": "Paris"}, id="call_7")],
+            usage=USAGE,
+        )
+    )
+    c = await llm.chat("hi")
+    assert c.text == "Sunny."
+    assert c.reasoning == "check the tool"
+    assert [(t.id, t.name, t.parsed_arguments()) for t in c.tool_calls] == [
+        ("call_7", "w", {"city": "Paris"})
+    ]
+    assert c.finish_reason == "tool_calls"
+    assert c.usage == Usage(12, 8, 20, cached_tokens=4, reasoning_tokens=3)
+
+
+async def test_refusal_and_incomplete_status(server: LLMTestServer, llm: LLMInterface) -> None:
+    server.push(
+        Reply(
+            text="partial", refusal="I can't help with that", incomplete_reason="max_output_tokens"
+        )
+    )
+    c = await llm.chat("hi")
+    assert c.refusal == "I can't help with that"
+    assert c.text == "partial"
+    assert c.finish_reason == "length"
+
+
+async def test_failed_body_raises(server: LLMTestServer, llm: LLMInterface) -> None:
+    body = {
+        "status": "failed",
+        "error": {"code": "server_error", "message": "it broke"},
+        "output": [],
+    }
+    server.push(Raw(body=msgspec.json.encode(body), content_type="application/json"))
+    with pytest.raises(ResponseError, match="it broke") as info:
+        await llm.chat("hi")
+    assert info.value.code == "server_error"
+
+
+async def test_stream_text_reasoning_and_final_usage(
+    server: LLMTestServer, llm: LLMInterface
+) -> None:
+    server.push(Reply(text="one two three", reasoning="hmm let me see", usage=USAGE))
+    events = await collect(llm)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "one two three"
+    assert "".join(e.text for e in events if isinstance(e, ReasoningDelta)) == "hmm let me see"
+    c = done(events)
+    assert c.text == "one two three" and c.reasoning == "hmm let me see"
+    assert c.finish_reason == "stop"
+    assert c.usage == Usage(12, 8, 20, cached_tokens=4, reasoning_tokens=3)
+
+
+async def test_stream_function_calls_joined_by_item(
+    server: LLMTestServer, llm: LLMInterface
+) -> None:
+    server.push(
+        Reply(
+            tool_calls=[
+                ToolCallReply(name="w", arguments={"city": "Paris"}, id="call_a"),
+                ToolCallReply(name="t", arguments={"tz": "CET"}, id="call_b"),
+            ]
+        )
+    )
+    events = await collect(llm)
+    firsts = [(e.index, e.id, e.name) for e in events if isinstance(e, ToolCallDelta) and e.id]
+    assert firsts == [(0, "call_a", "w"), (1, "call_b", "t")]
+    c = done(events)
+    assert [(t.id, t.name, t.parsed_arguments()) for t in c.tool_calls] == [
+        ("call_a", "w", {"city": "Paris"}),
+        ("call_b", "t", {"tz": "CET"}),
+    ]
+    assert c.finish_reason == "tool_calls"
+
+
+def ev(type_: str, **fields: object) -> bytes:
+    return (
+        b"event: "
+        + type_.encode()
+        + b"\ndata: "
+        + msgspec.json.encode({"type": type_, **fields})
+        + b"\n\n"
+    )
+
+
+async def test_arguments_keyed_by_item_not_call_id_and_unknown_events_skipped(
+    server: LLMTestServer, llm: LLMInterface
+) -> None:
+    item = {
+        "type": "function_call",
+        "id": "fc_1",
+        "call_id": "call_9",
+        "name": "f",
+        "arguments": "",
+    }
+    server.push(
+        Raw(
+            chunks=[
+                ev("response.created", response={"status": "in_progress"}),
+                ev("response.web_search_call.searching", item_id="ws_1"),
+                ev("response.output_item.added", output_index=0, item=item),
+                ev(
+                    "response.function_call_arguments.delta",
+                    item_id="fc_1",
+                    output_index=0,
+                    delta='{"x"',
+                ),
+                ev(
+                    "response.function_call_arguments.delta",
+                    item_id="fc_1",
+                    output_index=0,
+                    delta=": 1}",
+                ),
+                ev("response.function_call_arguments.done", item_id="fc_1", arguments='{"x": 1}'),
+                ev(
+                    "response.completed",
+                    response={"status": "completed", "output": [], "usage": None},
+                ),
+            ]
+        )
+    )
+    c = done(await collect(llm))
+    assert [(t.id, t.name, t.arguments) for t in c.tool_calls] == [("call_9", "f", '{"x": 1}')]
+
+
+async def test_stream_without_terminal_event_is_truncated(
+    server: LLMTestServer, llm: LLMInterface
+) -> None:
+    server.push(Raw(chunks=[ev("response.output_text.delta", item_id="m", delta="abc")]))
+    with pytest.raises(StreamError, match="truncated") as info:
+        await collect(llm)
+    assert info.value.partial is not None and info.value.partial.text == "abc"
+
+
+@pytest.mark.parametrize(
+    ("error", "match", "code"),
+    [
+        (
+            Error(status=500, message="overloaded", code="server_error", in_stream_after=2),
+            "overloaded",
+            "server_error",
+        ),
+        (
+            Error(
+                status=500,
+                message="model crashed",
+                code="server_error",
+                in_stream_after=2,
+                responses_event="response.failed",
+            ),
+            "the response failed: model crashed",
+            "server_error",
+        ),
+    ],
+)
+async def test_error_and_failed_events_raise_with_code_and_partial(
+    server: LLMTestServer, llm: LLMInterface, error: Error, match: str, code: str
+) -> None:
+    server.push(error)
+    with pytest.raises(StreamError, match=match) as info:
+        await collect(llm)
+    assert info.value.code == code
+    assert info.value.partial is not None and info.value.partial.text
+    assert len(server.requests) == 1
+
+
+async def test_incomplete_stream_raises_with_partial_output(
+    server: LLMTestServer, llm: LLMInterface
+) -> None:
+    server.push(Reply(text="cut short here", incomplete_reason="max_output_tokens"))
+    with pytest.raises(StreamError, match="incomplete") as info:
+        await collect(llm)
+    assert info.value.code == "max_output_tokens"
+    assert info.value.partial is not None and info.value.partial.text == "cut short here"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_both_wires_give_the_same_completion(
+    server: LLMTestServer, make_llm: MakeLLM, stream: bool
+) -> None:
+    reply = Reply(
+        text="same answer",
+        tool_calls=[ToolCallReply(name="w", arguments={"a": 1}, id="call_1")],
+        usage=USAGE,
+    )
+    results: list[Completion] = []
+    for cls in (OpenAICompatible, OpenAIResponsesCompatible):
+        server.push(reply)
+        llm = make_llm(interface=cls)
+        if stream:
+            results.append(done(await collect(llm)))
+        else:
+            results.append(await llm.chat("hi"))
+    chat, resp = (msgspec.structs.replace(c, raw=None, model=None) for c in results)
+    assert chat == resp
+
+
+async def test_invalid_json_event(server: LLMTestServer, llm: LLMInterface) -> None:
+    server.push(Raw(chunks=[b"event: response.created\ndata: {oops\n\n"]))
+    with pytest.raises(StreamError, match="invalid JSON"):
+        await collect(llm)
