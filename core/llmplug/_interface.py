@@ -16,6 +16,7 @@ from ._pipeline import Pipeline
 from ._registry import Registry, default_registry
 from ._transport import Transport
 from ._types import Completion, Message, StreamEvent, Tool
+from ._usage import UsageTracker
 
 __all__ = ["LLMInterface", "OpenAICompatible", "OpenAIResponsesCompatible"]
 
@@ -87,6 +88,10 @@ class LLMInterface:
         self._timeout = timeout
         self._key_wait_timeout = key_wait_timeout
         self._pipeline: Pipeline | None = None
+        #: Token usage of this interface: ``usage.last`` and running totals.
+        self.usage = UsageTracker()
+        # Set when the provider rejected json_schema structured output (see llm_function).
+        self.json_schema_unsupported = False
 
     @property
     def provider_id(self) -> str:
@@ -113,6 +118,7 @@ class LLMInterface:
                 retry_delay=self.retry_delay,
                 key_wait_timeout=self._key_wait_timeout,
                 timeout=self._timeout,
+                usage=self.usage,
             )
         return self._pipeline
 

@@ -34,6 +34,7 @@ from ._retry import (
 from ._sse import SSEDecoder, SSETooLarge
 from ._transport import Transport
 from ._types import Completion, Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
+from ._usage import UsageTracker
 
 __all__ = ["Pipeline"]
 
@@ -55,6 +56,7 @@ class Pipeline:
         "retry_delay",
         "timeout",
         "transport",
+        "usage",
     )
 
     def __init__(
@@ -69,8 +71,10 @@ class Pipeline:
         max_retries: int,
         retry_delay: float,
         key_wait_timeout: float,
+        usage: UsageTracker,
         timeout: Any = None,
     ) -> None:
+        self.usage = usage
         self.registry = registry
         self.pool = pool
         self.limiter = limiter
@@ -194,8 +198,12 @@ class Pipeline:
                     else backoff_delay(retries, self.retry_delay)
                 )
                 self.pool.cool_down(lease.index, cool, "rate limited (429)")
-                if not left or (cool > MAX_SERVER_DELAY and not self.pool.healthy()):
+                if not left:
                     raise error
+                if not self.pool.healthy() and self.pool.next_ready_in() > min(
+                    self.key_wait_timeout, MAX_SERVER_DELAY
+                ):
+                    raise error  # the server's own 429, not a "keys cooling" error of ours
                 return 0.0  # another key now, or wait in _lease for this one to come back
             if not left:
                 raise error
@@ -227,6 +235,7 @@ class Pipeline:
         )
 
     def _log_success(self, c: Completion, lease: KeyLease, call: Call, t0: float) -> None:
+        self.usage.add(c.usage)
         u = c.usage
         log_event(
             logging.DEBUG,

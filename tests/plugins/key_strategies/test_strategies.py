@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from llmplug import APIKeyPool, ConfigError, OpenAICompatible
+from llmplug import APIKeyPool, ConfigError, OpenAICompatible, RateLimitError
 from llmplug.testing import Error, Fault, LLMTestServer, Reply
 
 MakeLLM = Callable[..., OpenAICompatible]
@@ -90,11 +90,18 @@ async def test_keys_cooling_down_are_waited_for(server: LLMTestServer, make_llm:
 async def test_waiting_longer_than_key_wait_timeout_raises_with_key_states(
     server: LLMTestServer, make_llm: MakeLLM
 ) -> None:
-    server.push(Error(status=429, message="x", headers={"retry-after": "60"}))
+    server.push(Error(status=429, message="slow down", headers={"retry-after": "60"}))
     llm = make_llm(key_wait_timeout=1.0)
-    with pytest.raises(Exception, match="every key is cooling down") as info:
+    # The call that met the 429 raises the server's own error, headers and all...
+    with pytest.raises(RateLimitError, match="slow down") as first:
         await llm.chat("hi")
-    assert llm.key_pool.fingerprints[0] in str(info.value)
+    assert first.value.status == 429
+    assert first.value.headers is not None and first.value.headers["retry-after"] == "60"
+    # ...and a later call does not even send: it says which keys are in what state.
+    with pytest.raises(RateLimitError, match="every key is cooling down") as later:
+        await llm.chat("hi")
+    assert llm.key_pool.fingerprints[0] in str(later.value)
+    assert len(server.requests) == 1
 
 
 async def test_unknown_strategy_is_a_clear_error(make_llm: MakeLLM) -> None:

@@ -1,0 +1,670 @@
+#!/usr/bin/env python
+"""Client-side cost of llmplug against raw httpx2 (the floor) and the openai SDK.
+
+    python bench/bench_client.py              # full run (~3-4 minutes on 2 cores)
+    python bench/bench_client.py --quick      # short run, noisier numbers
+    python bench/bench_client.py --json out.json
+    python bench/bench_client.py --profile "stream, 64 in flight"   # cProfile llmplug's cell
+
+Measured:
+
+1. Client CPU per call (``time.process_time()`` around a batch, after a warm-up) for the same
+   work: get the reply text, or iterate every chunk of a 20-chunk stream and join the text. Four
+   cells: {no stream, 20-chunk stream} x {one at a time, 64 in flight}; each cell is repeated and
+   the median reported; clients run interleaved so that machine noise spreads evenly.
+2. Import time: median of fresh interpreters running ``import llmplug`` (and ``import openai``).
+3. Memory per in-flight stream: in a fresh interpreter per client, 1,000 streams are opened at
+   once against a reply that sends one event and then waits; the RSS growth once every stream
+   has its first event, divided by the number of streams.
+
+The server (``llmplug.testing.LLMTestServer``) runs in a separate process, so the CPU time of this
+process is the clients' alone. Every client sends the same JSON body and gets the same reply
+bytes (only the id and timestamp values differ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from contextlib import aclosing, contextmanager, suppress
+from dataclasses import dataclass, field
+from importlib import metadata
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+if TYPE_CHECKING:
+    import httpx2
+    import openai
+    from openai.types.chat import ChatCompletionMessageParam
+
+    from llmplug import OpenAICompatible
+
+MODEL = "bench-model"
+#: Requests for this model get a stream that sends one event and then waits (memory test).
+STALL_MODEL = "bench-stall"
+API_KEY = "sk-bench"
+PROMPT = "Write two sentences about a fox and a dog."
+TEXT = (
+    "The quick brown fox jumps over the lazy dog while the farmer watches from the porch, "
+    "sipping coffee and wondering why the dog never chases anything anymore. Later that "
+    "evening the fox returns, curious, and the old dog finally lifts one ear in reply."
+)
+CHUNKS = 20
+#: Fixed usage: otherwise the server derives prompt_tokens from the request body's length.
+USAGE = {"prompt_tokens": 14, "completion_tokens": 45, "total_tokens": 59}
+FIRST_EVENT = (
+    b'data: {"id":"chatcmpl-stall","object":"chat.completion.chunk","created":0,'
+    b'"model":"bench-stall","choices":[{"index":0,"delta":{"role":"assistant",'
+    b'"content":"Hello"},"finish_reason":null}]}\n\n'
+)
+CLIENTS = ("llmplug", "httpx2", "openai")
+CONCURRENCY = 64
+TARGET_RATIO = 1.25
+SERVER_START_TIMEOUT = 30.0
+FIRST_EVENTS_TIMEOUT = 120.0
+
+
+def _raise_nofile(want: int = 8192) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+# -- the server process -----------------------------------------------------------------------
+
+
+def _serve(conn: Connection) -> None:
+    """The spawned server process: serve until told to stop or until the parent goes away."""
+    try:
+        _raise_nofile()
+        from llmplug.testing import LLMTestServer, Raw, RecordedRequest, Reply
+        from llmplug.testing._server import ReplyLike
+
+        server = LLMTestServer(record=False)
+        server.default = Reply(text=TEXT, chunks=CHUNKS, usage=USAGE)
+        stall = Raw(chunks=[FIRST_EVENT, b"data: [DONE]\n\n"], chunk_delay=3600.0)
+
+        def handler(rec: RecordedRequest) -> ReplyLike | None:
+            return stall if rec.model == STALL_MODEL else None
+
+        server.handler = handler
+        server.start()
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+        raise
+    conn.send(("ok", server.base_url))
+    try:
+        conn.recv()  # "stop", or EOFError when the parent died
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        server.stop()
+
+
+@contextmanager
+def bench_server() -> Iterator[str]:
+    """Run the server in a spawned process; yield its base_url; always end the process."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_serve, args=(child,), name="bench-server", daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(SERVER_START_TIMEOUT):
+            raise RuntimeError(f"the server process did not start in {SERVER_START_TIMEOUT}s")
+        try:
+            status, value = parent.recv()
+        except EOFError:
+            raise RuntimeError(f"the server process died (exit code {proc.exitcode})") from None
+        if status != "ok":
+            raise RuntimeError(f"the server process failed to start:\n{value}")
+        yield str(value)
+    finally:
+        with suppress(OSError, ValueError):
+            parent.send("stop")
+        proc.join(10)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        parent.close()
+
+
+# -- the three clients ------------------------------------------------------------------------
+
+
+class Client(Protocol):
+    name: str
+
+    async def complete(self) -> str: ...
+
+    async def stream(self) -> str: ...
+
+    async def hold(self, on_first: Callable[[], None]) -> None:
+        """Open a stream, call on_first() at its first event, then wait until cancelled."""
+
+    async def aclose(self) -> None: ...
+
+
+def _messages() -> list[dict[str, str]]:
+    return [{"role": "user", "content": PROMPT}]
+
+
+class LLMPlugClient:
+    name = "llmplug"
+
+    def __init__(self, base_url: str, model: str = MODEL) -> None:
+        from llmplug import APIKeyPool, OpenAICompatible, TextDelta
+
+        self._text_delta = TextDelta
+        self.llm: OpenAICompatible = OpenAICompatible(
+            APIKeyPool([API_KEY], "bench"),
+            model,
+            base_url,
+            rate_limit_capacity=1e9,
+            rate_limit_refill_rate=1e9,
+        )
+        self.messages = _messages()
+
+    async def complete(self) -> str:
+        return (await self.llm.chat(self.messages)).text
+
+    async def stream(self) -> str:
+        parts: list[str] = []
+        async for event in self.llm.chat_stream(self.messages):
+            if isinstance(event, self._text_delta):
+                parts.append(event.text)
+        return "".join(parts)
+
+    async def hold(self, on_first: Callable[[], None]) -> None:
+        # chat_stream() is an async generator typed as AsyncIterator (no aclose() for mypy).
+        stream = cast("AsyncGenerator[object, None]", self.llm.chat_stream(self.messages))
+        async with aclosing(stream) as events:
+            async for _ in events:
+                on_first()
+                await asyncio.Future()
+
+    async def aclose(self) -> None:
+        await self.llm.aclose()
+
+
+class HttpxClient:
+    """What a user writes by hand with httpx2."""
+
+    name = "httpx2"
+
+    def __init__(self, base_url: str, model: str = MODEL) -> None:
+        import httpx2
+
+        self.client: httpx2.AsyncClient = httpx2.AsyncClient(
+            limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),
+            timeout=httpx2.Timeout(600.0, connect=10.0),
+        )
+        self.url = base_url + "/chat/completions"
+        self.headers = {"Authorization": f"Bearer {API_KEY}"}
+        self.body: dict[str, Any] = {"model": model, "messages": _messages()}
+        self.stream_body: dict[str, Any] = {
+            **self.body,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+
+    async def complete(self) -> str:
+        response = await self.client.post(self.url, json=self.body, headers=self.headers)
+        response.raise_for_status()
+        return str(response.json()["choices"][0]["message"]["content"])
+
+    async def stream(self) -> str:
+        parts: list[str] = []
+        async with self.client.stream(
+            "POST", self.url, json=self.stream_body, headers=self.headers
+        ) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                for choice in json.loads(data)["choices"]:
+                    content = choice["delta"].get("content")
+                    if content:
+                        parts.append(content)
+        return "".join(parts)
+
+    async def hold(self, on_first: Callable[[], None]) -> None:
+        async with self.client.stream(
+            "POST", self.url, json=self.stream_body, headers=self.headers
+        ) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    json.loads(line[5:])
+                    on_first()
+                    await asyncio.Future()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class OpenAIClient:
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str = MODEL) -> None:
+        import openai
+
+        self.client: openai.AsyncOpenAI = openai.AsyncOpenAI(
+            base_url=base_url, api_key=API_KEY, max_retries=0
+        )
+        self.model = model
+        self.messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": PROMPT}]
+
+    async def complete(self) -> str:
+        response = await self.client.chat.completions.create(
+            model=self.model, messages=self.messages
+        )
+        return response.choices[0].message.content or ""
+
+    async def stream(self) -> str:
+        parts: list[str] = []
+        stream = await self.client.chat.completions.create(
+            model=self.model,
+            messages=self.messages,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        async with stream:
+            async for chunk in stream:
+                if chunk.choices:
+                    content = chunk.choices[0].delta.content
+                    if content:
+                        parts.append(content)
+        return "".join(parts)
+
+    async def hold(self, on_first: Callable[[], None]) -> None:
+        stream = await self.client.chat.completions.create(
+            model=self.model,
+            messages=self.messages,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        async with stream:
+            async for _ in stream:
+                on_first()
+                await asyncio.Future()
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def make_client(name: str, base_url: str, model: str = MODEL) -> Client:
+    if name == "llmplug":
+        return LLMPlugClient(base_url, model)
+    if name == "httpx2":
+        return HttpxClient(base_url, model)
+    if name == "openai":
+        return OpenAIClient(base_url, model)
+    raise ValueError(f"unknown client {name!r}")
+
+
+# -- CPU per call -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    label: str
+    stream: bool
+    concurrency: int
+
+
+CELLS = (
+    Cell("no stream, 1 at a time", False, 1),
+    Cell("no stream, 64 in flight", False, CONCURRENCY),
+    Cell("stream, 1 at a time", True, 1),
+    Cell("stream, 64 in flight", True, CONCURRENCY),
+)
+
+
+@dataclass
+class Plan:
+    sequential_calls: int
+    concurrent_calls: int
+    repeats: int
+    import_runs: int
+    streams: int
+    clients: tuple[str, ...] = CLIENTS
+    cells: tuple[Cell, ...] = CELLS
+
+    def calls(self, cell: Cell) -> int:
+        n = self.sequential_calls if cell.concurrency == 1 else self.concurrent_calls
+        if cell.stream:
+            n = max(cell.concurrency, n // 2)  # a stream costs about twice a whole body
+        return n - n % cell.concurrency
+
+
+async def _run_calls(fn: Callable[[], Awaitable[str]], calls: int, concurrency: int) -> None:
+    if concurrency == 1:
+        for _ in range(calls):
+            await fn()
+        return
+
+    async def worker(n: int) -> None:
+        for _ in range(n):
+            await fn()
+
+    await asyncio.gather(*(worker(calls // concurrency) for _ in range(concurrency)))
+
+
+async def cpu_per_call(client: Client, cell: Cell, calls: int) -> tuple[float, float]:
+    """(client CPU us per call, wall seconds) of one batch, after a warm-up."""
+    fn = client.stream if cell.stream else client.complete
+    await _run_calls(fn, 2 * cell.concurrency if cell.concurrency > 1 else 20, cell.concurrency)
+    gc.collect()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    await _run_calls(fn, calls, cell.concurrency)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return cpu / calls * 1e6, wall
+
+
+async def check_clients(clients: list[Client]) -> None:
+    """Every client must see exactly TEXT, streamed or not."""
+    for client in clients:
+        for fn in (client.complete, client.stream):
+            got = await fn()
+            if got != TEXT:
+                raise RuntimeError(f"{client.name}.{fn.__name__} returned {got[:80]!r}...")
+
+
+async def run_cpu(base_url: str, plan: Plan) -> dict[str, Any]:
+    clients = [make_client(name, base_url) for name in plan.clients]
+    samples: dict[str, dict[str, list[float]]] = {
+        c.label: {k.name: [] for k in clients} for c in plan.cells
+    }
+    walls: dict[str, dict[str, list[float]]] = {
+        c.label: {k.name: [] for k in clients} for c in plan.cells
+    }
+    try:
+        await check_clients(clients)
+        for rep in range(plan.repeats):
+            for i, cell in enumerate(plan.cells):
+                shift = (rep + i) % len(clients)
+                for client in clients[shift:] + clients[:shift]:
+                    us, wall = await cpu_per_call(client, cell, plan.calls(cell))
+                    samples[cell.label][client.name].append(us)
+                    walls[cell.label][client.name].append(wall)
+                    print(
+                        f"  [{rep + 1}/{plan.repeats}] {cell.label:<24} {client.name:<8} "
+                        f"{us:8.1f} us/call  ({plan.calls(cell)} calls, {wall:.1f}s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    finally:
+        for client in clients:
+            await client.aclose()
+    cells = {}
+    for cell in plan.cells:
+        med = {name: statistics.median(v) for name, v in samples[cell.label].items()}
+        cells[cell.label] = {
+            "calls": plan.calls(cell),
+            "median_us": med,
+            "samples_us": samples[cell.label],
+            "wall_s": walls[cell.label],
+        }
+    return cells
+
+
+# -- profiling --------------------------------------------------------------------------------
+
+
+async def profile_cell(base_url: str, plan: Plan, label: str, top: int) -> None:
+    import cProfile
+    import pstats
+
+    cell = next((c for c in plan.cells if c.label == label), None)
+    if cell is None:
+        raise SystemExit(f"no cell {label!r}; cells: {[c.label for c in plan.cells]}")
+    client = make_client("llmplug", base_url)
+    try:
+        await cpu_per_call(client, cell, cell.concurrency * 2)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        await _run_calls(
+            client.stream if cell.stream else client.complete, plan.calls(cell), cell.concurrency
+        )
+        profiler.disable()
+    finally:
+        await client.aclose()
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats("llmplug", top)
+
+
+# -- import time ------------------------------------------------------------------------------
+
+_IMPORT_CODE = "import time; t=time.perf_counter(); import {0}; print(time.perf_counter()-t)"
+
+
+def _import_once(module: str) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_CODE.format(module)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"import {module} failed:\n{out.stderr}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run_imports(runs: int, modules: tuple[str, ...] = ("llmplug", "openai")) -> dict[str, Any]:
+    for module in modules:
+        _import_once(module)  # warm the bytecode and file caches
+    samples: dict[str, list[float]] = {m: [] for m in modules}
+    for _ in range(runs):
+        for module in modules:
+            samples[module].append(_import_once(module) * 1000)
+    return {m: {"median_ms": statistics.median(v), "samples_ms": v} for m, v in samples.items()}
+
+
+# -- memory per in-flight stream --------------------------------------------------------------
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def _open_streams(client: Client, n: int) -> list[asyncio.Task[None]]:
+    """Start n streams; return once each has its first event (or raise)."""
+    got = 0
+    all_in = asyncio.Event()
+
+    def on_first() -> None:
+        nonlocal got
+        got += 1
+        if got == n:
+            all_in.set()
+
+    tasks = [asyncio.create_task(client.hold(on_first)) for _ in range(n)]
+    waiter = asyncio.create_task(all_in.wait())
+    done, _ = await asyncio.wait(
+        [waiter, *tasks], timeout=FIRST_EVENTS_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+    )
+    if waiter in done:
+        return tasks
+    waiter.cancel()
+    await _close_streams(tasks)
+    ended = [t for t in done if t is not waiter]
+    if ended:
+        exc = ended[0].exception()
+        raise RuntimeError(f"a stream ended before all first events: {exc!r}") from exc
+    raise RuntimeError(f"only {got} of {n} streams had their first event in time")
+
+
+async def _close_streams(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _memory_child(name: str, base_url: str, n: int) -> dict[str, Any]:
+    client = make_client(name, base_url, STALL_MODEL)
+    try:
+        for _ in range(2):  # warm-up: imports, the pool, first-use caches
+            await _close_streams(await _open_streams(client, 16))
+        gc.collect()
+        before = _rss()
+        tasks = await _open_streams(client, n)
+        gc.collect()
+        after = _rss()
+        await _close_streams(tasks)
+    finally:
+        await client.aclose()
+    return {"kib_per_stream": (after - before) / n / 1024, "rss_before": before, "rss_after": after}
+
+
+def run_memory(base_url: str, plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in plan.clients:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--memory-child", name, base_url, str(plan.streams)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory run for {name} failed:\n{proc.stderr}")
+        out[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    plan: dict[str, Any]
+    env: dict[str, Any]
+    cpu: dict[str, Any] = field(default_factory=dict)
+    imports: dict[str, Any] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
+def print_report(r: Results) -> None:
+    if r.cpu:
+        names = list(next(iter(r.cpu.values()))["median_us"])
+        base = "httpx2" if "httpx2" in names else None
+        head = f"{'cell':<25}" + "".join(f"{n + ' us/call':>17}" for n in names)
+        others = [n for n in names if n != base] if base else []
+        head += "".join(f"{n + '/' + base:>16}" for n in others if base)
+        print(head)
+        print("-" * len(head))
+        for label, cell in r.cpu.items():
+            med = cell["median_us"]
+            line = f"{label:<25}" + "".join(f"{med[n]:>17.1f}" for n in names)
+            for n in others:
+                ratio = med[n] / med[base] if base else 0.0
+                mark = " " if n != "llmplug" else ("*" if ratio > TARGET_RATIO else " ")
+                line += f"{ratio:>15.2f}{mark}"
+            print(line)
+        print(
+            f"(median of {r.plan['repeats']} batches; client CPU per call; "
+            f"* = llmplug above {TARGET_RATIO}x raw httpx2)"
+        )
+    if r.imports:
+        print()
+        for m, v in r.imports.items():
+            print(f"import {m:<10} {v['median_ms']:7.1f} ms  (median of {len(v['samples_ms'])})")
+    if r.memory:
+        print()
+        for name, v in r.memory.items():
+            print(
+                f"memory {name:<10} {v['kib_per_stream']:7.1f} KiB per in-flight stream "
+                f"({r.plan['streams']} streams)"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--quick", action="store_true", help="short run: noisier numbers")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset")
+    p.add_argument("--repeats", type=int, help="batches per cell and client (median taken)")
+    p.add_argument("--calls", type=int, help="calls per sequential non-stream batch")
+    p.add_argument("--skip", default="", help="comma-separated: cpu,imports,memory")
+    p.add_argument("--profile", metavar="CELL", help="cProfile llmplug on one cell and exit")
+    p.add_argument(
+        "--memory-child", nargs=3, metavar=("CLIENT", "URL", "N"), help=argparse.SUPPRESS
+    )
+    args = p.parse_args(argv)
+
+    _raise_nofile()
+    if args.memory_child:
+        name, url, n = args.memory_child
+        print(json.dumps(asyncio.run(_memory_child(name, url, int(n)))))
+        return 0
+
+    seq = args.calls or (200 if args.quick else 1000)
+    plan = Plan(
+        sequential_calls=seq,
+        concurrent_calls=seq * 4,
+        repeats=args.repeats or (1 if args.quick else 3),
+        import_runs=5 if args.quick else 15,
+        streams=200 if args.quick else 1000,
+        clients=tuple(c for c in args.clients.split(",") if c),
+    )
+    for c in plan.clients:
+        if c not in CLIENTS:
+            p.error(f"unknown client {c!r} (known: {', '.join(CLIENTS)})")
+    skip = {s for s in args.skip.split(",") if s}
+    env = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "versions": {d: _version(d) for d in ("llmplug", "httpx2", "openai", "msgspec")},
+    }
+    results = Results(plan={**plan.__dict__, "cells": [c.label for c in plan.cells]}, env=env)
+    t0 = time.perf_counter()
+    with bench_server() as base_url:
+        if args.profile:
+            asyncio.run(profile_cell(base_url, plan, args.profile, 30))
+            return 0
+        if "cpu" not in skip:
+            results.cpu = asyncio.run(run_cpu(base_url, plan))
+        if "memory" not in skip:
+            results.memory = run_memory(base_url, plan)
+    if "imports" not in skip:
+        results.imports = run_imports(plan.import_runs)
+    print(f"(ran {time.perf_counter() - t0:.0f}s; {env})", file=sys.stderr)
+    print_report(results)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results.__dict__, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""The tool loop shared by ``llm_function`` and ``llm_chat``: call the model, run the tools it
+asks for (concurrently), send the results back, until it answers without tools."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+from ._errors import LLMError
+from ._events import AssistantReply, ToolCallEvent, ToolResultEvent
+from ._tool import Toolkit
+from ._types import Completion, Done, Message, ReasoningDelta, StreamEvent, TextDelta, Usage
+
+if TYPE_CHECKING:
+    from ._interface import LLMInterface
+
+__all__ = ["ToolLoopError", "TurnsDone", "run_turns"]
+
+
+class ToolLoopError(LLMError):
+    """The model kept asking for tools past ``max_tool_calls``."""
+
+
+class TurnsDone:
+    """Internal last event of :func:`run_turns`."""
+
+    __slots__ = ("completion", "usage")
+
+    def __init__(self, completion: Completion, usage: Usage) -> None:
+        self.completion = completion
+        self.usage = usage
+
+
+def add_usage(a: Usage, b: Usage | None) -> Usage:
+    if b is None:
+        return a
+    return Usage(
+        input_tokens=a.input_tokens + b.input_tokens,
+        output_tokens=a.output_tokens + b.output_tokens,
+        total_tokens=a.total_tokens + b.total_tokens,
+        cached_tokens=a.cached_tokens + b.cached_tokens,
+        reasoning_tokens=a.reasoning_tokens + b.reasoning_tokens,
+    )
+
+
+async def run_turns(
+    llm: LLMInterface,
+    messages: list[Message],
+    toolkit: Toolkit,
+    params: dict[str, Any],
+    *,
+    stream: bool,
+    max_tool_calls: int | None,
+) -> AsyncGenerator[
+    StreamEvent | AssistantReply | ToolCallEvent | ToolResultEvent | TurnsDone, None
+]:
+    """Appends every assistant message and tool result to ``messages`` as it goes."""
+    used = 0
+    usage = Usage()
+    tools = toolkit.specs
+    while True:
+        if stream:
+            completion: Completion | None = None
+            async with aclosing(llm.chat_stream(messages, tools, **params)) as events:
+                async for ev in events:
+                    if isinstance(ev, Done):
+                        completion = ev.completion
+                    elif isinstance(ev, (TextDelta, ReasoningDelta)):
+                        yield ev
+            assert completion is not None
+        else:
+            completion = await llm.chat(messages, tools, **params)
+            yield AssistantReply(completion.text, completion)
+        usage = add_usage(usage, completion.usage)
+        messages.append(completion.to_message())
+        calls = completion.tool_calls
+        if not calls or not toolkit:
+            yield TurnsDone(completion, usage)
+            return
+        used += len(calls)
+        if max_tool_calls is not None and used > max_tool_calls:
+            raise ToolLoopError(
+                f"the model asked for {used} tool calls, more than max_tool_calls={max_tool_calls}",
+                provider=llm.provider_id,
+                model=llm.model_name,
+            )
+        for call in calls:
+            yield ToolCallEvent(call)
+        for result in await toolkit.run_all(calls):
+            messages.append(
+                Message(role="tool", content=result.content, tool_call_id=result.call.id)
+            )
+            yield ToolResultEvent(result)
