@@ -2,6 +2,8 @@
 
 from ._bucket import TokenBucket
 from ._call import Call, HTTPRequest
+from ._chat import llm_chat
+from ._compact import Compaction
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -18,6 +20,15 @@ from ._errors import (
     StreamError,
     UnprocessableEntityError,
 )
+from ._events import (
+    AssistantReply,
+    ChatDone,
+    ChatEvent,
+    CompactionEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from ._function import OutputValidationError, llm_function
 from ._hookspecs import hookimpl
 from ._interface import LLMInterface, OpenAICompatible, OpenAIResponsesCompatible
 from ._keys import APIKeyPool, KeyLease, fingerprint
@@ -30,6 +41,8 @@ from ._registry import (
     set_default_registry,
 )
 from ._sse import SSEDecoder, SSEEvent
+from ._tool import ToolFunction, ToolResult, tool
+from ._turns import ToolLoopError
 from ._types import (
     Completion,
     ContentPart,
@@ -48,6 +61,7 @@ from ._types import (
     ToolCallDelta,
     Usage,
 )
+from ._usage import UsageTracker
 
 __version__ = "0.1.0"
 
@@ -56,9 +70,14 @@ __all__ = [
     "APIKeyPool",
     "APIStatusError",
     "APITimeoutError",
+    "AssistantReply",
     "AuthenticationError",
     "BadRequestError",
     "Call",
+    "ChatDone",
+    "ChatEvent",
+    "Compaction",
+    "CompactionEvent",
     "Completion",
     "ConfigError",
     "ContentPart",
@@ -76,6 +95,7 @@ __all__ = [
     "NotFoundError",
     "OpenAICompatible",
     "OpenAIResponsesCompatible",
+    "OutputValidationError",
     "PermissionDeniedError",
     "PluginInfo",
     "PluginLoadWarning",
@@ -94,11 +114,20 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolCallDelta",
+    "ToolCallEvent",
+    "ToolFunction",
+    "ToolLoopError",
+    "ToolResult",
+    "ToolResultEvent",
     "UnprocessableEntityError",
     "Usage",
+    "UsageTracker",
     "__version__",
     "default_registry",
     "fingerprint",
     "hookimpl",
+    "llm_chat",
+    "llm_function",
     "set_default_registry",
+    "tool",
 ]

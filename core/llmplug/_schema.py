@@ -38,7 +38,7 @@ def _inline_root(schemas: list[dict[str, Any]], components: dict[str, Any]) -> d
 
 
 def _refers_to(node: Any, name: str, components: dict[str, Any]) -> bool:
-    target = f"#/$defs/{name}"
+    target = f'"#/$defs/{name}"'  # quoted: "#/$defs/Point" is not "#/$defs/PointPair"
     text = msgspec.json.encode(node) + msgspec.json.encode(
         {k: v for k, v in components.items() if k != name}
     )

@@ -41,9 +41,13 @@ class ToolFunction(Generic[P, R]):
         desc, arg_docs = parse_docstring(fn.__doc__)
         hints = typing.get_type_hints(fn, include_extras=True)
         fields: list[tuple[str, Any, Any]] = []
+        #: Positional-only parameters cannot be passed by name when the tool runs.
+        self._positional: list[str] = []
         for p in inspect.signature(fn).parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 raise ConfigError(f"tool {fn.__name__!r}: *args and **kwargs cannot be described")
+            if p.kind is p.POSITIONAL_ONLY:
+                self._positional.append(p.name)
             default = msgspec.NODEFAULT if p.default is p.empty else p.default
             fields.append((p.name, hints.get(p.name, Any), default))
         try:
@@ -74,12 +78,13 @@ class ToolFunction(Generic[P, R]):
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             return ToolResult(call, f"Error: invalid arguments for {self.spec.name}: {exc}", True)
         kwargs = msgspec.structs.asdict(args)
+        positional = [kwargs.pop(n) for n in self._positional]
         try:
             if self.is_async:
-                result: Any = await self._fn(**kwargs)
+                result: Any = await self._fn(*positional, **kwargs)
             else:
                 # A blocking tool must not stall the other tool calls of the turn.
-                result = await asyncio.to_thread(self._fn, **kwargs)
+                result = await asyncio.to_thread(self._fn, *positional, **kwargs)
         except Exception as exc:
             return ToolResult(
                 call, f"Error: {self.spec.name} raised {type(exc).__name__}: {exc}", True

@@ -1,0 +1,59 @@
+"""Turning a decorated function's docstring and arguments into messages."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+__all__ = ["fill_template", "format_arguments", "split_call_options"]
+
+
+class _Keep(dict[str, Any]):
+    """Leaves unknown ``{placeholders}`` as they are, so a docstring with a JSON example in
+    braces still works."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill_template(template: str, params: Mapping[str, Any] | None) -> str:
+    if not params:
+        return template
+    try:
+        return template.format_map(_Keep(params))
+    except (ValueError, IndexError):
+        # Braces that are not placeholders at all: fill the named ones one by one.
+        for k, v in params.items():
+            template = template.replace("{" + k + "}", str(v))
+        return template
+
+
+def render_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return msgspec.json.encode(value).decode()
+    except TypeError:
+        dump = getattr(value, "model_dump_json", None)
+        return str(dump()) if callable(dump) else repr(value)
+
+
+def format_arguments(bound: inspect.BoundArguments, skip: frozenset[str] = frozenset()) -> str:
+    """``name: value`` lines (strings as they are, everything else as JSON)."""
+    lines = []
+    for name, value in bound.arguments.items():
+        if name in skip:
+            continue
+        text = render_value(value)
+        lines.append(f"{name}: {text}" if "\n" not in text else f"{name}:\n{text}")
+    return "\n".join(lines)
+
+
+def split_call_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Pop the reserved ``_template_params`` and ``_llm_params`` from a decorated call."""
+    template = kwargs.pop("_template_params", None)
+    params = kwargs.pop("_llm_params", None) or {}
+    return template, dict(params)
