@@ -10,8 +10,12 @@ Run it with ``bash scripts/demo`` (or ``python examples/demo.py`` in a set-up ve
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 import time
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 from llmplug import (
     APIKeyPool,
@@ -36,6 +40,24 @@ WEATHER = Tool(
 
 
 _KEYS = ["sk-demo-1", "sk-demo-2", "sk-demo-3"]
+EXAMPLES = [
+    ("typed_output", "@llm_function with a typed reply, repaired once"),
+    ("tool_chat", "@llm_chat with parallel tool calls, on the Responses API wire"),
+    ("streaming_chat", "@llm_chat streaming, history carried across turns"),
+    ("own_plugin", "your own plugins: a key strategy and a request signer"),
+]
+
+
+def _load(name: str) -> Any:
+    """Import examples/<name>.py as a module (registered, so its type hints resolve)."""
+    spec = importlib.util.spec_from_file_location(
+        f"examples_{name}", Path(__file__).with_name(f"{name}.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def get_weather(city: str) -> str:
@@ -142,6 +164,11 @@ async def main() -> None:
                 print(f"  keys tried in order: {tried}; reply {reply.text!r}")
                 for row in pool.status():
                     print(f"  {row}")
+
+    # The decorators, each from its own example script (runnable on its own too).
+    for number, (name, title) in enumerate(EXAMPLES, start=8):
+        heading(f"{number}. {title} (examples/{name}.py)")
+        await _load(name).main()
 
     print("\ndemo finished: every call above went over real HTTP.")
 

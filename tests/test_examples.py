@@ -31,6 +31,10 @@ def test_demo_shows_every_part() -> None:
     )
     out = proc.stdout
     for part in (
+        "typed result: Analysis(sentiment='positive'",
+        "tool result",
+        "history has 5 messages",
+        "StickyKeys",
         "[text]",
         "[reasoning]",
         "model called get_weather",

@@ -67,4 +67,3 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
             elif current is not None and line.strip():
                 args[current] = (args[current] + " " + line.strip()).strip()
     return "\n".join(desc).strip(), args
-

@@ -72,7 +72,13 @@ class Registry:
         return self.pm.hook
 
     def register(self, plugin: object, name: str | None = None) -> str:
-        """Register a plugin object or module; unknown hook names are an error at once."""
+        """Register a plugin object or module; unknown hook names are an error at once.
+
+        Without ``name``, a module goes by its ``__name__`` and an object by its class name."""
+        if name is None:
+            name = getattr(plugin, "__name__", None) or type(plugin).__name__
+            if self.pm.has_plugin(name):
+                name = None  # let pluggy make a unique one
         registered = self.pm.register(plugin, name=name)
         assert registered is not None
         try:
