@@ -106,6 +106,20 @@ class TokenBucket:
             fut.set_result(None)
         self._schedule()
 
+    def adjust(self, delta: float) -> None:
+        """Give back (``delta`` > 0) or charge more (< 0) after the fact, e.g. to reconcile an
+        estimate with the real usage. A charge may leave a debt that later requests wait out."""
+        self._refill()
+        self._tokens = min(self.capacity, self._tokens + delta)
+        if delta > 0 and self._waiters:
+            self._wake()
+
+    def tighten(self, remaining: float) -> None:
+        """The server says only ``remaining`` are left: believe it if that is fewer."""
+        self._refill()
+        if remaining < self._tokens:
+            self._tokens = max(0.0, remaining)
+
     def reset(self) -> None:
         """Refill to capacity (waiters are served at once)."""
         self._tokens = self.capacity
@@ -116,7 +130,7 @@ class TokenBucket:
     def status(self) -> dict[str, float | int]:
         """``{"available", "capacity", "refill_rate"}`` like SimpleLLMFunc, plus ``waiting``."""
         return {
-            "available": int(self.available),
+            "available": max(0, int(self.available)),
             "capacity": int(self.capacity) if self.capacity.is_integer() else self.capacity,
             "refill_rate": self.refill_rate,
             "waiting": len(self._waiters),

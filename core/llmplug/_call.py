@@ -26,6 +26,10 @@ class Call(msgspec.Struct, kw_only=True):
     stream: bool = False
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     attempt: int = 0
+    #: Client options of this call (never sent): per-phase HTTP timeout, and a deadline for
+    #: the whole call, retries and stream included.
+    timeout: Any = None
+    total_timeout: float | None = None
 
 
 class HTTPRequest(msgspec.Struct, kw_only=True):

@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from ._estimate import estimate_tokens
 from ._events import CompactionEvent
 from ._types import Message, Tool
 
 if TYPE_CHECKING:
     from ._interface import LLMInterface
 
-__all__ = ["Compaction", "estimate_tokens", "maybe_compact"]
+__all__ = ["Compaction", "maybe_compact"]
 
 _SUMMARY_PREFIX = "Summary of the earlier conversation:\n"
 _SUMMARIZE = (
@@ -37,16 +38,6 @@ class Compaction(msgspec.Struct, frozen=True):
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
         if self.keep_last < 1:
             raise ValueError(f"keep_last must be >= 1, got {self.keep_last}")
-
-
-_encode = msgspec.json.Encoder().encode
-
-
-def estimate_tokens(messages: list[Message], tools: list[Tool] | None = None) -> int:
-    """A tokenizer-free estimate: about 4 bytes of JSON per token, plus per-message overhead.
-    Deliberately on the high side so compaction starts before the provider refuses."""
-    size = len(_encode(messages)) + (len(_encode(tools)) if tools else 0)
-    return size // 4 + 4 * len(messages)
 
 
 def _transcript(messages: list[Message]) -> str:

@@ -35,6 +35,7 @@ class _Entry(msgspec.Struct, forbid_unknown_fields=True):
     wire: str | None = None
     key_strategy: str = "round_robin"
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    tokens_per_minute: int | None = None
 
 
 def load_file(
@@ -95,6 +96,7 @@ def load_data(
                     wire=entry.wire,
                     api_params=entry.api_params,
                     headers=entry.headers,
+                    tokens_per_minute=entry.tokens_per_minute,
                     **options,
                 )
             except ConfigError as exc:

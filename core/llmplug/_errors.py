@@ -16,6 +16,7 @@ __all__ = [
     "ConfigError",
     "InternalServerError",
     "LLMError",
+    "NoKeyAvailableError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -109,6 +110,15 @@ class UnprocessableEntityError(APIStatusError):
 
 class RateLimitError(APIStatusError):
     """429: too many requests or tokens (or, with code ``insufficient_quota``, no quota left)."""
+
+
+class NoKeyAvailableError(RateLimitError):
+    """Every key is cooling down or out of rotation for longer than ``key_wait_timeout``;
+    ``keys`` is the pool's status (fingerprints only) at that moment."""
+
+    def __init__(self, message: str, *, keys: list[dict[str, Any]], **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.keys = keys
 
 
 class InternalServerError(APIStatusError):

@@ -13,6 +13,7 @@ from ._call import Call
 from ._errors import ConfigError
 from ._keys import APIKeyPool
 from ._pipeline import Pipeline
+from ._policy import RetryPolicy
 from ._registry import Registry, default_registry
 from ._transport import Transport
 from ._types import Completion, Message, StreamEvent, Tool
@@ -47,6 +48,8 @@ class LLMInterface:
         headers: Mapping[str, str] | None = None,
         http_client: Any = None,
         timeout: Any = None,
+        total_timeout: float | None = 1800.0,
+        tokens_per_minute: int | None = None,
         key_wait_timeout: float = 60.0,
         limiter: object | None = None,
         registry: Registry | None = None,
@@ -83,6 +86,21 @@ class LLMInterface:
             if limiter is not None
             else TokenBucket(rate_limit_capacity, rate_limit_refill_rate)
         )
+        if tokens_per_minute is not None and (
+            isinstance(tokens_per_minute, bool)
+            or not isinstance(tokens_per_minute, int)
+            or tokens_per_minute <= 0
+        ):
+            raise ConfigError(
+                f"tokens_per_minute must be a positive int, got {tokens_per_minute!r}"
+            )
+        if total_timeout is not None and not total_timeout > 0:
+            raise ConfigError(f"total_timeout must be > 0 or None, got {total_timeout!r}")
+        #: The tokens-per-minute budget (None: not limited).
+        self.token_limiter: TokenBucket | None = (
+            TokenBucket(tokens_per_minute, tokens_per_minute / 60.0) if tokens_per_minute else None
+        )
+        self.total_timeout = total_timeout
         self._registry = registry
         self._transport = Transport(http_client, timeout)
         self._timeout = timeout
@@ -111,14 +129,16 @@ class LLMInterface:
                 registry=self._registry or default_registry(),
                 pool=self.key_pool,
                 limiter=self.rate_limiter,
+                token_limiter=self.token_limiter,
                 transport=self._transport,
                 provider=self.provider_id,
                 model=self.model_name,
-                max_retries=self.max_retries,
-                retry_delay=self.retry_delay,
-                key_wait_timeout=self._key_wait_timeout,
-                timeout=self._timeout,
+                policy=RetryPolicy(
+                    self.key_pool, self.max_retries, self.retry_delay, self._key_wait_timeout
+                ),
                 usage=self.usage,
+                timeout=self._timeout,
+                total_timeout=self.total_timeout,
             )
         return self._pipeline
 
@@ -129,6 +149,8 @@ class LLMInterface:
     ) -> Call:
         if "stream" in params:
             raise ConfigError("pass no 'stream' keyword: use chat() or chat_stream()")
+        timeout = params.pop("timeout", None)
+        total_timeout = params.pop("total_timeout", None)
         merged = {**self.api_params, **params} if self.api_params else params
         return Call(
             provider=self.provider_id,
@@ -140,6 +162,8 @@ class LLMInterface:
             params=merged,
             stream=stream,
             headers=self.headers,
+            timeout=timeout,
+            total_timeout=total_timeout,
         )
 
     async def chat(
@@ -162,15 +186,20 @@ class LLMInterface:
     # -- rate limit (SimpleLLMFunc's names) ----------------------------------------------------
 
     def get_rate_limit_status(self) -> dict[str, Any]:
-        """``{"available", "capacity", "refill_rate", ...}`` of this interface's limiter."""
+        """``{"available", "capacity", "refill_rate", "waiting"}`` of the request limiter, and
+        under ``"tokens_per_minute"`` the same for the token budget when there is one."""
         status = getattr(self.rate_limiter, "status", None)
-        return dict(status()) if callable(status) else {}
+        out = dict(status()) if callable(status) else {}
+        if self.token_limiter is not None:
+            out["tokens_per_minute"] = self.token_limiter.status()
+        return out
 
     def reset_rate_limit(self) -> None:
-        """Refill the limiter to capacity."""
-        reset = getattr(self.rate_limiter, "reset", None)
-        if callable(reset):
-            reset()
+        """Refill the limiters to capacity."""
+        for limiter in (self.rate_limiter, self.token_limiter):
+            reset = getattr(limiter, "reset", None)
+            if callable(reset):
+                reset()
 
     # -- lifecycle -----------------------------------------------------------------------------
 

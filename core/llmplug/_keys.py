@@ -22,6 +22,7 @@ class _KeyState:
     __slots__ = (
         "cooldown_reason",
         "cooldown_until",
+        "disabled",
         "errors",
         "fingerprint",
         "in_flight",
@@ -37,6 +38,7 @@ class _KeyState:
         self.errors = 0
         self.cooldown_until = 0.0
         self.cooldown_reason: str | None = None
+        self.disabled = False
 
 
 class KeyLease:
@@ -124,13 +126,16 @@ class APIKeyPool:
         state.requests += 1
         return KeyLease(self, index)
 
-    def cool_down(self, index: int, seconds: float, reason: str) -> None:
-        """Keep key ``index`` out of rotation for ``seconds`` (never shortening a longer one)."""
+    def cool_down(self, index: int, seconds: float, reason: str, *, disable: bool = False) -> None:
+        """Keep key ``index`` out of rotation for ``seconds`` (never shortening a longer one).
+        ``disable`` marks a key the server refused (bad key, no quota): its long cooldown shows
+        as ``disabled`` in :meth:`status`."""
         state = self._keys[index]
         until = time.monotonic() + max(0.0, seconds)
         if until > state.cooldown_until:
             state.cooldown_until = until
             state.cooldown_reason = reason
+            state.disabled = disable
 
     def next_ready_in(self) -> float:
         """Seconds until the first cooling key comes back (0 if one is healthy now)."""
@@ -142,18 +147,36 @@ class APIKeyPool:
         for s in self._keys:
             s.cooldown_until = 0.0
             s.cooldown_reason = None
+            s.disabled = False
 
     def status(self) -> list[dict[str, Any]]:
-        """Per key, by fingerprint: in flight, requests, errors, cooldown left and its reason."""
+        """Per key, by fingerprint: ``state`` (ok, cooling or disabled), in flight, requests,
+        errors, seconds of cooldown left and its reason (e.g. the server's 401 message)."""
         now = time.monotonic()
-        return [
-            {
-                "key": s.fingerprint,
-                "in_flight": s.in_flight,
-                "requests": s.requests,
-                "errors": s.errors,
-                "cooldown_seconds": round(max(0.0, s.cooldown_until - now), 3),
-                "cooldown_reason": s.cooldown_reason if s.cooldown_until > now else None,
-            }
-            for s in self._keys
-        ]
+        out = []
+        for s in self._keys:
+            cooling = s.cooldown_until > now
+            out.append(
+                {
+                    "key": s.fingerprint,
+                    "state": ("disabled" if s.disabled else "cooling") if cooling else "ok",
+                    "in_flight": s.in_flight,
+                    "requests": s.requests,
+                    "errors": s.errors,
+                    "cooldown_seconds": round(max(0.0, s.cooldown_until - now), 3),
+                    "cooldown_reason": s.cooldown_reason if cooling else None,
+                }
+            )
+        return out
+
+    def describe(self) -> str:
+        """One line per key for error messages: fingerprint, state, time left, reason."""
+        return "; ".join(
+            f"{r['key']} {r['state']}"
+            + (
+                f" {r['cooldown_seconds']:.1f}s ({r['cooldown_reason']})"
+                if r["state"] != "ok"
+                else ""
+            )
+            for r in self.status()
+        )

@@ -16,21 +16,17 @@ from ._errors import (
     APITimeoutError,
     ConfigError,
     LLMError,
-    RateLimitError,
+    NoKeyAvailableError,
     StreamError,
     status_error_class,
 )
+from ._estimate import estimate_call_tokens
 from ._keys import APIKeyPool, KeyLease
 from ._log import log_event
 from ._parser import StreamParser
+from ._policy import RetryPolicy, rate_limit_reset
 from ._registry import Registry
-from ._retry import (
-    MAX_SERVER_DELAY,
-    backoff_delay,
-    is_retryable_status,
-    parse_error_body,
-    server_delay,
-)
+from ._retry import parse_error_body
 from ._sse import SSEDecoder, SSETooLarge
 from ._transport import Transport
 from ._types import Completion, Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
@@ -38,23 +34,20 @@ from ._usage import UsageTracker
 
 __all__ = ["Pipeline"]
 
-#: How long a key that the server refused (401/403) or whose quota is gone stays out of rotation.
-DISABLE_SECONDS = 3600.0
-
 
 class Pipeline:
     """The attempt loop of one interface."""
 
     __slots__ = (
-        "key_wait_timeout",
         "limiter",
-        "max_retries",
         "model",
+        "policy",
         "pool",
         "provider",
         "registry",
-        "retry_delay",
         "timeout",
+        "token_limiter",
+        "total_timeout",
         "transport",
         "usage",
     )
@@ -65,37 +58,37 @@ class Pipeline:
         registry: Registry,
         pool: APIKeyPool,
         limiter: object,
+        token_limiter: object | None,
         transport: Transport,
         provider: str,
         model: str,
-        max_retries: int,
-        retry_delay: float,
-        key_wait_timeout: float,
+        policy: RetryPolicy,
         usage: UsageTracker,
         timeout: Any = None,
+        total_timeout: float | None = None,
     ) -> None:
-        self.usage = usage
         self.registry = registry
         self.pool = pool
         self.limiter = limiter
+        self.token_limiter = token_limiter
         self.transport = transport
         self.provider = provider
         self.model = model
-        self.max_retries = max_retries
-        self.retry_delay = retry_delay
-        self.key_wait_timeout = key_wait_timeout
+        self.policy = policy
+        self.usage = usage
         self.timeout = timeout
+        self.total_timeout = total_timeout
 
     # -- the steps -----------------------------------------------------------------------------
 
     async def _lease(self, call: Call) -> KeyLease:
         wait = self.pool.next_ready_in()
         if wait > 0:
-            if wait > self.key_wait_timeout:
-                raise RateLimitError(
-                    f"every key is cooling down, the first for {wait:.1f}s more "
-                    f"(more than key_wait_timeout={self.key_wait_timeout:g}s): "
-                    f"{self.pool.status()}",
+            if wait > self.policy.key_wait_timeout:
+                raise NoKeyAvailableError(
+                    f"every key is cooling down, the first for {wait:.1f}s more (more than "
+                    f"key_wait_timeout={self.policy.key_wait_timeout:g}s): {self.pool.describe()}",
+                    keys=self.pool.status(),
                     provider=self.provider,
                     model=self.model,
                 )
@@ -108,23 +101,60 @@ class Pipeline:
             raise ConfigError(f"no plugin provides the key strategy {self.pool.strategy!r}")
         return lease  # type: ignore[no-any-return]
 
-    async def _acquire(self) -> None:
-        waiter = self.registry.hook.acquire_rate(limiter=self.limiter, cost=1.0)
+    async def _wait_for(self, limiter: object, cost: float) -> None:
+        waiter = self.registry.hook.acquire_rate(limiter=limiter, cost=cost)
         if waiter is None:
-            kind = getattr(self.limiter, "kind", type(self.limiter).__name__)
+            kind = getattr(limiter, "kind", type(limiter).__name__)
             raise ConfigError(f"no plugin provides the rate limiter {kind!r}")
         await waiter
+
+    async def _acquire(self, call: Call) -> float:
+        """Wait for the request budget, then the token budget; returns the tokens charged."""
+        await self._wait_for(self.limiter, 1.0)
+        if self.token_limiter is None:
+            return 0.0
+        charged = float(estimate_call_tokens(call.messages, call.tools, call.params))
+        await self._wait_for(self.token_limiter, charged)
+        return charged
+
+    def _settle(self, charged: float, completion: Completion | None) -> None:
+        """Reconcile the token budget's estimate with what the reply says it used (a failed
+        attempt gives the estimate back)."""
+        adjust = getattr(self.token_limiter, "adjust", None)
+        if charged and callable(adjust):
+            used = completion.usage.total_tokens if completion and completion.usage else None
+            adjust(charged - used if used is not None else 0.0 if completion else charged)
+
+    def _observe(self, headers: Any, lease: KeyLease) -> None:
+        """Rate-limit headers of a successful reply: a key with nothing left rests until its
+        reset; with one key, the local budgets also believe the server when it says less."""
+        rem_req = _number(headers.get("x-ratelimit-remaining-requests"))
+        rem_tok = _number(headers.get("x-ratelimit-remaining-tokens"))
+        if rem_req is None and rem_tok is None:
+            return
+        if rem_req == 0 or rem_tok == 0:
+            reset = rate_limit_reset(headers)
+            if reset:
+                self.pool.cool_down(lease.index, reset, "rate limit used up (x-ratelimit headers)")
+        if len(self.pool) == 1:
+            for limiter, remaining in ((self.limiter, rem_req), (self.token_limiter, rem_tok)):
+                tighten = getattr(limiter, "tighten", None)
+                if remaining is not None and callable(tighten):
+                    tighten(remaining)
 
     async def _send(self, call: Call, lease: KeyLease) -> Any:
         request = self.registry.hook.build_request(wire=call.wire, call=call, key=lease.key)
         if request is None:
             raise ConfigError(f"no plugin provides the wire format {call.wire!r}")
         try:
-            return await self.transport.send(request, self.timeout)
+            response = await self.transport.send(request, call.timeout or self.timeout)
         except self.transport.timeout_error as exc:
             raise self._connection_error(APITimeoutError, exc, lease) from None
         except self.transport.request_error as exc:
             raise self._connection_error(APIConnectionError, exc, lease) from None
+        if response.status_code < 400:
+            self._observe(response.headers, lease)
+        return response
 
     def _parser(self, call: Call) -> StreamParser:
         parser = self.registry.hook.parse_stream(wire=call.wire, call=call)
@@ -174,51 +204,14 @@ class Pipeline:
             headers=dict(response.headers),
         )
 
-    # -- the policy ----------------------------------------------------------------------------
+    def _total_timeout_error(self, total: float) -> APITimeoutError:
+        return APITimeoutError(
+            f"the call took longer than total_timeout={total:g}s",
+            provider=self.provider,
+            model=self.model,
+        )
 
-    def _plan(self, error: LLMError, lease: KeyLease, retries: int) -> float:
-        """Seconds to wait before the next attempt, or raise ``error`` if there is none."""
-        error.attempts = retries + 1
-        left = retries < self.max_retries
-        headers = error.headers or {}
-        status = error.status
-        if isinstance(error, APIStatusError) and status is not None:
-            if status in (401, 403) or status == 402 or _quota_gone(error):
-                self.pool.cool_down(lease.index, DISABLE_SECONDS, f"HTTP {status}: {error.message}")
-                if left and self.pool.healthy():
-                    return 0.0
-                raise error
-            if not is_retryable_status(status, headers):
-                raise error
-            told = server_delay(headers)
-            if status == 429:
-                cool = (
-                    told
-                    if told is not None and told > 0
-                    else backoff_delay(retries, self.retry_delay)
-                )
-                self.pool.cool_down(lease.index, cool, "rate limited (429)")
-                if not left:
-                    raise error
-                if not self.pool.healthy() and self.pool.next_ready_in() > min(
-                    self.key_wait_timeout, MAX_SERVER_DELAY
-                ):
-                    raise error  # the server's own 429, not a "keys cooling" error of ours
-                return 0.0  # another key now, or wait in _lease for this one to come back
-            if not left:
-                raise error
-            if told is not None and told > 0:
-                if told > MAX_SERVER_DELAY:
-                    raise error
-                return told
-            return backoff_delay(retries, self.retry_delay)
-        if isinstance(error, StreamError):
-            if left and status is not None and is_retryable_status(status, headers):
-                return backoff_delay(retries, self.retry_delay)
-            raise error
-        if isinstance(error, APIConnectionError) and left:
-            return backoff_delay(retries, self.retry_delay)
-        raise error
+    # -- logging -------------------------------------------------------------------------------
 
     def _log_failure(self, error: LLMError, lease: KeyLease, call: Call, t0: float) -> None:
         log_event(
@@ -234,8 +227,9 @@ class Pipeline:
             latency_ms=round((time.perf_counter() - t0) * 1000, 1),
         )
 
-    def _log_success(self, c: Completion, lease: KeyLease, call: Call, t0: float) -> None:
+    def _done(self, c: Completion, lease: KeyLease, call: Call, t0: float, charged: float) -> None:
         self.usage.add(c.usage)
+        self._settle(charged, c)
         u = c.usage
         log_event(
             logging.DEBUG,
@@ -253,88 +247,133 @@ class Pipeline:
     # -- the two ways to call ------------------------------------------------------------------
 
     async def complete(self, call: Call) -> Completion:
+        total = call.total_timeout or self.total_timeout
+        if total is None:
+            return await self._complete(call)
+        try:
+            async with asyncio.timeout(total):
+                return await self._complete(call)
+        except TimeoutError:
+            raise self._total_timeout_error(total) from None
+
+    async def _complete(self, call: Call) -> Completion:
         retries = 0
         while True:
             lease = await self._lease(call)
             t0 = time.perf_counter()
+            charged = 0.0
             try:
-                await self._acquire()
+                charged = await self._acquire(call)
                 response = await self._send(call, lease)
                 body = await self._read(response, lease)
                 if response.status_code >= 400:
                     raise self._status_error(response, body, lease)
                 completion = self._parser(call).parse_body(body)
-                self._log_success(completion, lease, call, t0)
+                self._done(completion, lease, call, t0, charged)
                 return completion
             except LLMError as exc:
                 error = exc
                 lease.release(error=True)
+                self._settle(charged, None)
                 self._log_failure(error, lease, call, t0)
             finally:
                 lease.release()
-            delay = self._plan(error, lease, retries)
+            delay = self.policy.plan(error, lease, retries)
             retries += 1
             call.attempt = retries
             if delay > 0:
                 await asyncio.sleep(delay)
 
     async def stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
+        total = call.total_timeout or self.total_timeout
+        deadline = None if total is None else asyncio.get_running_loop().time() + total
         retries = 0
         while True:
-            lease = await self._lease(call)
-            t0 = time.perf_counter()
             emitted = False
             parser: StreamParser | None = None
+            lease: KeyLease | None = None
+            charged = 0.0
+            t0 = time.perf_counter()
             try:
-                await self._acquire()
-                response = await self._send(call, lease)
-                if response.status_code >= 400:
-                    raise self._status_error(response, await self._read(response, lease), lease)
-                parser = self._parser(call)
-                ctype = response.headers.get("content-type", "")
-                if ctype.startswith("application/json"):
+                # A deadline scope around each await only, never across a yield: the caller's
+                # own code between events must not be cancelled by our timeout.
+                async with asyncio.timeout_at(deadline):
+                    lease = await self._lease(call)
+                    t0 = time.perf_counter()
+                    charged = await self._acquire(call)
+                    response = await self._send(call, lease)
+                    if response.status_code >= 400:
+                        raise self._status_error(response, await self._read(response, lease), lease)
+                    parser = self._parser(call)
+                    whole = response.headers.get("content-type", "").startswith("application/json")
+                    body = await self._read(response, lease) if whole else None
+                if body is not None:
                     # The server ignored "stream": answer with the same events a stream gives.
-                    completion = parser.parse_body(await self._read(response, lease))
-                    self._log_success(completion, lease, call, t0)
+                    completion = parser.parse_body(body)
+                    self._done(completion, lease, call, t0, charged)
                     for event in _events_of(completion):
                         emitted = True
                         yield event
                     return
                 events = self._events(response, parser, lease)
                 try:
-                    async for event in events:
+                    while True:
+                        async with asyncio.timeout_at(deadline):
+                            nxt = await anext(events, None)
+                        if nxt is None:
+                            break
                         emitted = True
-                        yield event
+                        yield nxt
                 finally:
                     await events.aclose()
                     await self._close(response)
                 completion = parser.result()
-                self._log_success(completion, lease, call, t0)
+                self._done(completion, lease, call, t0, charged)
                 yield Done(completion)
                 return
+            except TimeoutError:
+                if total is None:
+                    raise
+                timed_out = self._total_timeout_error(total)
+                if lease is not None:
+                    lease.release(error=True)
+                self._settle(charged, None)
+                if not emitted:
+                    raise timed_out from None
+                raise self._broken(timed_out, parser, lease) from None
             except LLMError as exc:
-                lease.release(error=True)
-                self._log_failure(exc, lease, call, t0)
-                if emitted:
-                    if isinstance(exc, StreamError):
-                        raise
-                    partial = parser.result() if parser is not None else None
-                    raise StreamError(
-                        f"the stream broke after output reached the caller: {exc.message}",
-                        partial=partial,
-                        provider=self.provider,
-                        model=self.model,
-                        status=exc.status,
-                        key_id=lease.fingerprint,
-                    ) from exc
                 error = exc
+                if lease is not None:
+                    lease.release(error=True)
+                    self._log_failure(error, lease, call, t0)
+                self._settle(charged, None)
+                if emitted:
+                    if isinstance(error, StreamError):
+                        raise
+                    raise self._broken(error, parser, lease) from error
             finally:
-                lease.release()
-            delay = self._plan(error, lease, retries)
+                if lease is not None:
+                    lease.release()
+            if lease is None:
+                raise error
+            delay = self.policy.plan(error, lease, retries)
             retries += 1
             call.attempt = retries
             if delay > 0:
-                await asyncio.sleep(delay)
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.sleep(delay)
+
+    def _broken(
+        self, exc: LLMError, parser: StreamParser | None, lease: KeyLease | None
+    ) -> StreamError:
+        return StreamError(
+            f"the stream broke after output reached the caller: {exc.message}",
+            partial=parser.result() if parser is not None else None,
+            provider=self.provider,
+            model=self.model,
+            status=exc.status,
+            key_id=lease.fingerprint if lease else None,
+        )
 
     async def _events(
         self, response: Any, parser: StreamParser, lease: KeyLease
@@ -372,8 +411,13 @@ class Pipeline:
             )
 
 
-def _quota_gone(error: LLMError) -> bool:
-    return "insufficient_quota" in (str(error.code), str(error.type))
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def _events_of(c: Completion) -> list[StreamEvent]:

@@ -1,0 +1,103 @@
+"""The retry policy: after a failed attempt, how long to wait, which key to avoid, or raise."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ._errors import APIConnectionError, APIStatusError, LLMError, StreamError
+from ._keys import APIKeyPool, KeyLease
+from ._retry import (
+    MAX_SERVER_DELAY,
+    backoff_delay,
+    is_retryable_status,
+    parse_go_duration,
+    server_delay,
+)
+
+__all__ = ["DISABLE_SECONDS", "RetryPolicy", "rate_limit_reset"]
+
+#: How long a key the server refused (401/403) or whose quota is gone stays out of rotation.
+DISABLE_SECONDS = 3600.0
+
+
+def rate_limit_reset(headers: Mapping[str, str]) -> float | None:
+    """When the key's window resets, from ``x-ratelimit-reset-requests`` / ``-tokens`` (Go
+    durations such as ``6m0s``); the later of the two when both are there."""
+    resets = [
+        parse_go_duration(v)
+        for v in (
+            headers.get("x-ratelimit-reset-requests"),
+            headers.get("x-ratelimit-reset-tokens"),
+        )
+        if v
+    ]
+    known = [r for r in resets if r is not None and r > 0]
+    return max(known) if known else None
+
+
+def _quota_gone(error: LLMError) -> bool:
+    return error.status == 402 or "insufficient_quota" in (str(error.code), str(error.type))
+
+
+class RetryPolicy:
+    """The rules of docs/architecture.md ("The retry policy"), for one interface."""
+
+    __slots__ = ("key_wait_timeout", "max_retries", "pool", "retry_delay")
+
+    def __init__(
+        self, pool: APIKeyPool, max_retries: int, retry_delay: float, key_wait_timeout: float
+    ) -> None:
+        self.pool = pool
+        self.max_retries = max_retries
+        self.retry_delay = retry_delay
+        self.key_wait_timeout = key_wait_timeout
+
+    def plan(self, error: LLMError, lease: KeyLease, retries: int) -> float:
+        """Seconds to wait before the next attempt, or raise ``error`` if there is none."""
+        error.attempts = retries + 1
+        left = retries < self.max_retries
+        headers = error.headers or {}
+        status = error.status
+        if isinstance(error, APIStatusError) and status is not None:
+            if status in (401, 403) or _quota_gone(error):
+                why = "quota exhausted" if _quota_gone(error) else f"HTTP {status}"
+                self.pool.cool_down(
+                    lease.index, DISABLE_SECONDS, f"{why}: {error.message}", disable=True
+                )
+                if left and self.pool.healthy():
+                    return 0.0  # another key, at once
+                raise error
+            if not is_retryable_status(status, headers):
+                raise error
+            told = server_delay(headers)
+            if status == 429:
+                return self._rate_limited(error, lease, retries, told, left)
+            if not left:
+                raise error
+            if told is not None and told > 0:
+                if told > MAX_SERVER_DELAY:
+                    raise error
+                return told
+            return backoff_delay(retries, self.retry_delay)
+        if isinstance(error, StreamError):
+            if left and status is not None and is_retryable_status(status, headers):
+                return backoff_delay(retries, self.retry_delay)
+            raise error
+        if isinstance(error, APIConnectionError) and left:
+            return backoff_delay(retries, self.retry_delay)
+        raise error
+
+    def _rate_limited(
+        self, error: LLMError, lease: KeyLease, retries: int, told: float | None, left: bool
+    ) -> float:
+        headers = error.headers or {}
+        cool = told if told is not None and told > 0 else rate_limit_reset(headers)
+        if cool is None:
+            cool = backoff_delay(retries, self.retry_delay)
+        self.pool.cool_down(lease.index, cool, "rate limited (429)")
+        if not left:
+            raise error
+        wait = self.pool.next_ready_in()
+        if wait > min(self.key_wait_timeout, MAX_SERVER_DELAY):
+            raise error  # the server's own 429, not a "keys cooling" error of ours
+        return 0.0  # another key now, or wait for this one to come back before leasing
