@@ -96,6 +96,7 @@ class APIKeyPool:
         self._keys = [_KeyState(k) for k in keys]
         #: Scratch space for strategy plugins (a cursor, a turn counter), keyed by strategy name.
         self.strategy_state: dict[str, Any] = {}
+        self._wait_turns = 0
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -113,6 +114,10 @@ class APIKeyPool:
 
     def in_flight(self, index: int) -> int:
         return self._keys[index].in_flight
+
+    def requests(self, index: int) -> int:
+        """Requests key ``index`` has carried since the pool was made."""
+        return self._keys[index].requests
 
     def healthy(self, now: float | None = None) -> list[int]:
         """Indexes of keys not cooling down or taken out of rotation, in order."""
@@ -136,6 +141,22 @@ class APIKeyPool:
             state.cooldown_until = until
             state.cooldown_reason = reason
             state.disabled = disable
+
+    def wait_turn(self, limit: float) -> float:
+        """Seconds a caller should wait for a key when none is healthy (0 if one is).
+
+        Waiters are spread in turn over the keys that come back within ``limit`` instead of
+        all waking for the first one, which would pile every waiting request onto one key the
+        moment it returns (and likely earn it another 429). More than ``limit`` if none will."""
+        now = time.monotonic()
+        left = [s.cooldown_until - now for s in self._keys]
+        if min(left) <= 0:
+            return 0.0
+        soon = [i for i, w in enumerate(left) if w <= limit and not self._keys[i].disabled]
+        if not soon:
+            return min(left)
+        self._wait_turns += 1
+        return left[soon[self._wait_turns % len(soon)]]
 
     def next_ready_in(self) -> float:
         """Seconds until the first cooling key comes back (0 if one is healthy now)."""

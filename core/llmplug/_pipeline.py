@@ -82,7 +82,7 @@ class Pipeline:
     # -- the steps -----------------------------------------------------------------------------
 
     async def _lease(self, call: Call) -> KeyLease:
-        wait = self.pool.next_ready_in()
+        wait = self.pool.wait_turn(self.policy.key_wait_timeout)
         if wait > 0:
             if wait > self.policy.key_wait_timeout:
                 raise NoKeyAvailableError(

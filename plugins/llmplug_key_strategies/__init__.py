@@ -5,6 +5,9 @@ pipeline waits for a key to come back before asking when none is healthy."""
 
 from __future__ import annotations
 
+import math
+import time
+
 from llmplug import APIKeyPool, Call, KeyLease, hookimpl
 
 __all__ = ["select_key"]
@@ -20,21 +23,33 @@ def _candidates(pool: APIKeyPool) -> list[int]:
     return pool.healthy() or list(range(len(pool)))
 
 
+#: Seconds over which a key's past requests fade from its share (an exponential decay): a
+#: key back from a short rest catches up with the others; after a long rest, what it missed
+#: has faded and it simply rejoins the turn, instead of taking a burst of catch-up requests.
+MEMORY_SECONDS = 10.0
+
+
 def round_robin(pool: APIKeyPool) -> KeyLease:
-    """Each key in turn; a key that is out of rotation is skipped, keeping the order."""
+    """Each key in turn, so every key carries the same share of the recent requests. A key
+    that rested (cooling down after a 429, say) takes extra turns to catch up."""
     n = len(pool)
-    turn = _turn(pool)
     if n == 1:
         return pool.lease(0)
-    healthy = set(_candidates(pool))
-    for step in range(n):
-        i = (turn + step) % n
-        if i in healthy:
-            if step:
-                # Continue after the key we used so the skipped one does not shift the cycle.
-                pool.strategy_state["turn"] = turn + step + 1
-            return pool.lease(i)
-    raise AssertionError("unreachable: _candidates is never empty")
+    state = pool.strategy_state
+    recent: list[float] = state.setdefault("recent", [0.0] * n)
+    last: list[int] = state.setdefault("last_pick", [-1] * n)
+    now = time.monotonic()
+    fade = math.exp((state.get("at", now) - now) / MEMORY_SECONDS)
+    state["at"] = now
+    if fade < 1.0:
+        for i in range(n):
+            recent[i] *= fade
+    turn = _turn(pool)
+    # Round to absorb float noise, so keys with equal shares tie and take turns.
+    best = min(_candidates(pool), key=lambda i: (round(recent[i], 6), last[i]))
+    recent[best] += 1.0
+    last[best] = turn
+    return pool.lease(best)
 
 
 def least_loaded(pool: APIKeyPool) -> KeyLease:

@@ -150,3 +150,22 @@ def test_pool_never_shows_a_key() -> None:
 def test_bad_key_lists_are_rejected(keys: list[object]) -> None:
     with pytest.raises(ConfigError):
         APIKeyPool(keys, "p")  # type: ignore[arg-type]
+
+
+async def test_a_key_back_from_a_short_rest_catches_up(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    llm = make_llm(keys=KEYS)
+    pool = llm.key_pool
+    pool.cool_down(0, 3600, "resting for the test")
+    for _ in range(20):
+        await llm.chat("hi")
+    assert spread(server) == {"sk-two": 10, "sk-three": 10}
+    pool.reset()
+    server.clear()
+    for _ in range(16):
+        await llm.chat("hi")
+    order = [r.api_key for r in server.requests]
+    # The rested key takes the turns it missed, then all three go round again.
+    assert order[:10] == ["sk-one"] * 10
+    assert Counter(order[10:]) == dict.fromkeys(KEYS, 2)
