@@ -61,6 +61,9 @@ def load_data(
 ) -> dict[str, dict[str, IfaceT]]:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be an object of providers")
+    clash = sorted(set(options) & set(_Entry.__struct_fields__))
+    if clash:
+        raise ConfigError(f"{source}: {clash} are provider.json fields: set them in the file")
     pools: dict[tuple[str, tuple[str, ...], str], APIKeyPool] = {}
     out: dict[str, dict[str, IfaceT]] = {}
     for provider, entries in data.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import msgspec
 
@@ -19,10 +19,13 @@ from ._transport import Transport
 from ._types import Completion, Message, StreamEvent, Tool
 from ._usage import UsageTracker
 
+if TYPE_CHECKING:
+    from ._tool import ToolFunction
+
 __all__ = ["LLMInterface", "OpenAICompatible", "OpenAIResponsesCompatible"]
 
 MessagesInput = str | Sequence[Message | Mapping[str, Any]]
-ToolsInput = Iterable[Tool | Mapping[str, Any]] | None
+ToolsInput = Iterable["Tool | Mapping[str, Any] | ToolFunction[..., Any]"] | None
 
 
 class LLMInterface:

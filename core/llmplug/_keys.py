@@ -4,6 +4,7 @@ choose an index; this module only keeps the books."""
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from ._errors import ConfigError
 
 __all__ = ["APIKeyPool", "KeyLease", "fingerprint"]
+
+_PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 
 def fingerprint(key: str) -> str:
@@ -86,10 +89,18 @@ class APIKeyPool:
         keys = list(api_keys) if not isinstance(api_keys, str) else [api_keys]
         if not keys:
             raise ConfigError(f"APIKeyPool {provider_id!r} needs at least one API key")
-        for k in keys:
+        for i, k in enumerate(keys):
             if not isinstance(k, str) or not k:
                 raise ConfigError(
                     f"APIKeyPool {provider_id!r}: every API key must be a non-empty string"
+                    f" (key {i} is not)"
+                )
+            if not _PRINTABLE_ASCII.fullmatch(k):
+                # A stray newline from a secrets file would otherwise reach an HTTP header and
+                # come back in the client library's error text, key and all.
+                raise ConfigError(
+                    f"APIKeyPool {provider_id!r}: key {i} contains whitespace, control or "
+                    "non-ASCII characters (a stray newline from a file or variable?)"
                 )
         self.provider_id = provider_id
         self.strategy = strategy

@@ -152,8 +152,6 @@ class Pipeline:
             raise self._connection_error(APITimeoutError, exc, lease) from None
         except self.transport.request_error as exc:
             raise self._connection_error(APIConnectionError, exc, lease) from None
-        if response.status_code < 400:
-            self._observe(response.headers, lease)
         return response
 
     def _parser(self, call: Call) -> StreamParser:
@@ -182,7 +180,7 @@ class Pipeline:
         self, cls: type[LLMError], exc: BaseException, lease: KeyLease
     ) -> LLMError:
         what = "timed out" if cls is APITimeoutError else "failed"
-        text = str(exc) or type(exc).__name__
+        text = _redact(str(exc) or type(exc).__name__, lease)
         return cls(
             f"request {what}: {text}",
             provider=self.provider,
@@ -194,7 +192,7 @@ class Pipeline:
         status: int = response.status_code
         err = parse_error_body(body, status, getattr(response, "reason_phrase", "") or "")
         return status_error_class(status)(
-            err.message,
+            _redact(err.message, lease),
             provider=self.provider,
             model=self.model,
             status=status,
@@ -227,9 +225,13 @@ class Pipeline:
             latency_ms=round((time.perf_counter() - t0) * 1000, 1),
         )
 
-    def _done(self, c: Completion, lease: KeyLease, call: Call, t0: float, charged: float) -> None:
+    def _done(
+        self, c: Completion, response: Any, lease: KeyLease, call: Call, t0: float, charged: float
+    ) -> None:
         self.usage.add(c.usage)
         self._settle(charged, c)
+        # After settling: what the server says is left overrides the estimate's give-back.
+        self._observe(response.headers, lease)
         u = c.usage
         log_event(
             logging.DEBUG,
@@ -269,7 +271,7 @@ class Pipeline:
                 if response.status_code >= 400:
                     raise self._status_error(response, body, lease)
                 completion = self._parser(call).parse_body(body)
-                self._done(completion, lease, call, t0, charged)
+                self._done(completion, response, lease, call, t0, charged)
                 return completion
             except LLMError as exc:
                 error = exc
@@ -310,7 +312,7 @@ class Pipeline:
                 if body is not None:
                     # The server ignored "stream": answer with the same events a stream gives.
                     completion = parser.parse_body(body)
-                    self._done(completion, lease, call, t0, charged)
+                    self._done(completion, response, lease, call, t0, charged)
                     for event in _events_of(completion):
                         emitted = True
                         yield event
@@ -328,7 +330,7 @@ class Pipeline:
                     await events.aclose()
                     await self._close(response)
                 completion = parser.result()
-                self._done(completion, lease, call, t0, charged)
+                self._done(completion, response, lease, call, t0, charged)
                 yield Done(completion)
                 return
             except TimeoutError:
@@ -340,7 +342,7 @@ class Pipeline:
                 self._settle(charged, None)
                 if not emitted:
                     raise timed_out from None
-                raise self._broken(timed_out, parser, lease) from None
+                raise self._broken(timed_out, parser, lease) from timed_out
             except LLMError as exc:
                 error = exc
                 if lease is not None:
@@ -409,6 +411,12 @@ class Pipeline:
                 model=self.model,
                 key_id=lease.fingerprint,
             )
+
+
+def _redact(text: str, lease: KeyLease) -> str:
+    """A server or client library may echo the key back: never pass it on."""
+    key = lease.key
+    return text.replace(key, lease.fingerprint) if key in text else text
 
 
 def _number(value: str | None) -> float | None:

@@ -25,10 +25,11 @@ class SSEDecoder:
     """Turns a byte stream, cut anywhere, into events (the WHATWG rules: LF, CR or CRLF line
     ends, ``:`` comments, one leading space dropped, several ``data:`` lines joined with LF)."""
 
-    __slots__ = ("_data", "_event", "_max", "_pending", "_size", "_skip_lf")
+    __slots__ = ("_data", "_event", "_max", "_pending", "_pending_size", "_size", "_skip_lf")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
-        self._pending = b""
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._skip_lf = False
         self._data: list[bytes] = []
         self._event = ""
@@ -37,18 +38,29 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Decode a chunk; returns the events it completed (often none or one)."""
-        if self._skip_lf:
+        if self._skip_lf and chunk:  # an empty chunk must not forget the pending CR
             self._skip_lf = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
-        buf = self._pending + chunk if self._pending else chunk
+        if self._pending and b"\n" not in chunk and b"\r" not in chunk:
+            # Still inside one long line: keep the pieces and join them once at its end, so a
+            # big event costs linear time, not a copy of everything so far per chunk.
+            self._pending.append(chunk)
+            self._pending_size += len(chunk)
+            if self._pending_size + self._size > self._max:
+                raise SSETooLarge(f"an SSE event is larger than {self._max} bytes")
+            return []
+        buf = b"".join((*self._pending, chunk)) if self._pending else chunk
         lines = buf.splitlines(keepends=True)
         if lines and not lines[-1].endswith((b"\n", b"\r")):
-            self._pending = lines.pop()
-            if len(self._pending) + self._size > self._max:
+            tail = lines.pop()
+            self._pending = [tail]
+            self._pending_size = len(tail)
+            if self._pending_size + self._size > self._max:
                 raise SSETooLarge(f"an SSE event is larger than {self._max} bytes")
         else:
-            self._pending = b""
+            self._pending = []
+            self._pending_size = 0
         if buf.endswith(b"\r"):
             # A CR at the end of the chunk may be half of a CRLF split across chunks.
             self._skip_lf = True

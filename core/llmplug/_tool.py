@@ -33,6 +33,9 @@ class ToolResult(msgspec.Struct, frozen=True):
 class ToolFunction(Generic[P, R]):
     """A function with the tool spec the model sees (``.spec``); calling it calls the function."""
 
+    __name__: str
+    __doc__: str | None
+
     def __init__(self, fn: Callable[P, R], name: str | None, description: str | None) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn

@@ -102,6 +102,9 @@ class _Body(msgspec.Struct):
 
 _chunk_decoder = msgspec.json.Decoder(_Chunk)
 _body_decoder = msgspec.json.Decoder(_Body)
+# msgspec raises UnicodeDecodeError for invalid UTF-8 inside a JSON string and RecursionError
+# for absurdly deep nesting: to us both are the same as malformed JSON.
+_BAD_JSON = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def _usage(u: _Usage) -> Usage:
@@ -115,6 +118,15 @@ def _usage(u: _Usage) -> Usage:
         cached_tokens=(pd.cached_tokens or 0) if pd else 0,
         reasoning_tokens=(cd.reasoning_tokens or 0) if cd else 0,
     )
+
+
+def _message(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    try:
+        return str(v)
+    except RecursionError:  # a nesting msgspec could decode but repr cannot print
+        return f"<unprintable {type(v).__name__}>"
 
 
 def _status_of(code: Any) -> int | None:
@@ -150,7 +162,7 @@ class ChatParser:
         self.done = False
 
     def _error(self, err: _Error) -> StreamError:
-        message = err.message if isinstance(err.message, str) else str(err.message)
+        message = _message(err.message)
         return StreamError(
             f"error event in the stream: {message}",
             partial=self.result(),
@@ -168,7 +180,7 @@ class ChatParser:
             return []
         try:
             chunk = _chunk_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except _BAD_JSON as exc:
             raise StreamError(
                 f"invalid JSON in a stream event: {exc}; event data starts {data[:80]!r}",
                 partial=self.result(),
@@ -239,7 +251,7 @@ class ChatParser:
     def parse_body(self, body: bytes) -> Completion:
         try:
             parsed = _body_decoder.decode(body)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except _BAD_JSON as exc:
             raise ResponseError(
                 f"the reply is not a Chat Completions JSON body ({exc}): {body[:200]!r}",
                 provider=self._call.provider,

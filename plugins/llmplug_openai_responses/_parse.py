@@ -87,6 +87,9 @@ class _Event(msgspec.Struct):
 
 _event_decoder = msgspec.json.Decoder(_Event)
 _body_decoder = msgspec.json.Decoder(_Response)
+# msgspec raises UnicodeDecodeError for invalid UTF-8 inside a JSON string and RecursionError
+# for absurdly deep nesting: to us both are the same as malformed JSON.
+_BAD_JSON = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 # Responses says why it stopped with status and incomplete_details; callers get the same
 # finish_reason vocabulary as on the Chat wire, so decorator code cannot tell them apart.
@@ -106,7 +109,12 @@ def _usage(u: _Usage) -> Usage:
 
 
 def _text(v: Any) -> str:
-    return v if isinstance(v, str) else "" if v is None else str(v)
+    if isinstance(v, str) or v is None:
+        return v or ""
+    try:
+        return str(v)
+    except RecursionError:  # a nesting msgspec could decode but repr cannot print
+        return f"<unprintable {type(v).__name__}>"
 
 
 def _finish(status: str | None, incomplete: _Incomplete | None, has_calls: bool) -> str | None:
@@ -158,7 +166,7 @@ class ResponsesParser:
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
         try:
             ev = _event_decoder.decode(event.data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except _BAD_JSON as exc:
             raise StreamError(
                 f"invalid JSON in a stream event: {exc}; event data starts {event.data[:80]!r}",
                 partial=self.result(),
@@ -261,7 +269,7 @@ class ResponsesParser:
     def parse_body(self, body: bytes) -> Completion:
         try:
             r = _body_decoder.decode(body)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except _BAD_JSON as exc:
             raise ResponseError(
                 f"the reply is not a Responses API JSON body ({exc}): {body[:200]!r}",
                 provider=self._call.provider,
