@@ -13,9 +13,10 @@ Measured:
    cells: {no stream, 20-chunk stream} x {one at a time, 64 in flight}; each cell is repeated and
    the median reported; clients run interleaved so that machine noise spreads evenly.
 2. Import time: median of fresh interpreters running ``import llmplug`` (and ``import openai``).
-3. Memory per in-flight stream: in a fresh interpreter per client, 1,000 streams are opened at
-   once against a reply that sends one event and then waits; the RSS growth once every stream
-   has its first event, divided by the number of streams.
+3. Memory per in-flight stream: in a fresh interpreter per client, 1,000 streams are held open
+   at once against a reply that sends one event and then waits; the RSS growth once every
+   stream has its first event, divided by the number of streams. They are opened 50 at a time
+   (``--wave``): a burst of 1,000 connects overflows the test server's accept queue.
 
 The server (``llmplug.testing.LLMTestServer``) runs in a separate process, so the CPU time of this
 process is the clients' alone. Every client sends the same JSON body and gets the same reply
@@ -347,6 +348,7 @@ class Plan:
     repeats: int
     import_runs: int
     streams: int
+    wave: int = 50
     clients: tuple[str, ...] = CLIENTS
     cells: tuple[Cell, ...] = CELLS
 
@@ -373,7 +375,7 @@ async def _run_calls(fn: Callable[[], Awaitable[str]], calls: int, concurrency: 
 async def cpu_per_call(client: Client, cell: Cell, calls: int) -> tuple[float, float]:
     """(client CPU us per call, wall seconds) of one batch, after a warm-up."""
     fn = client.stream if cell.stream else client.complete
-    await _run_calls(fn, 2 * cell.concurrency if cell.concurrency > 1 else 20, cell.concurrency)
+    await _run_calls(fn, 2 * cell.concurrency if cell.concurrency > 1 else 50, cell.concurrency)
     gc.collect()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     await _run_calls(fn, calls, cell.concurrency)
@@ -391,31 +393,38 @@ async def check_clients(clients: list[Client]) -> None:
 
 
 async def run_cpu(base_url: str, plan: Plan) -> dict[str, Any]:
-    clients = [make_client(name, base_url) for name in plan.clients]
+    """Every batch gets a fresh client (closed afterwards): a pool left with 64 idle
+    connections by an earlier cell otherwise changes the next cell's cost."""
     samples: dict[str, dict[str, list[float]]] = {
-        c.label: {k.name: [] for k in clients} for c in plan.cells
+        c.label: {name: [] for name in plan.clients} for c in plan.cells
     }
     walls: dict[str, dict[str, list[float]]] = {
-        c.label: {k.name: [] for k in clients} for c in plan.cells
+        c.label: {name: [] for name in plan.clients} for c in plan.cells
     }
+    clients = [make_client(name, base_url) for name in plan.clients]
     try:
         await check_clients(clients)
-        for rep in range(plan.repeats):
-            for i, cell in enumerate(plan.cells):
-                shift = (rep + i) % len(clients)
-                for client in clients[shift:] + clients[:shift]:
-                    us, wall = await cpu_per_call(client, cell, plan.calls(cell))
-                    samples[cell.label][client.name].append(us)
-                    walls[cell.label][client.name].append(wall)
-                    print(
-                        f"  [{rep + 1}/{plan.repeats}] {cell.label:<24} {client.name:<8} "
-                        f"{us:8.1f} us/call  ({plan.calls(cell)} calls, {wall:.1f}s)",
-                        file=sys.stderr,
-                        flush=True,
-                    )
     finally:
         for client in clients:
             await client.aclose()
+    names = list(plan.clients)
+    for rep in range(plan.repeats):
+        for i, cell in enumerate(plan.cells):
+            shift = (rep + i) % len(names)
+            for name in names[shift:] + names[:shift]:
+                client = make_client(name, base_url)
+                try:
+                    us, wall = await cpu_per_call(client, cell, plan.calls(cell))
+                finally:
+                    await client.aclose()
+                samples[cell.label][name].append(us)
+                walls[cell.label][name].append(wall)
+                print(
+                    f"  [{rep + 1}/{plan.repeats}] {cell.label:<24} {name:<8} "
+                    f"{us:8.1f} us/call  ({plan.calls(cell)} calls, {wall:.1f}s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
     cells = {}
     for cell in plan.cells:
         med = {name: statistics.median(v) for name, v in samples[cell.label].items()}
@@ -452,6 +461,12 @@ async def profile_cell(base_url: str, plan: Plan, label: str, top: int) -> None:
     stats = pstats.Stats(profiler, stream=sys.stdout)
     stats.sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats("llmplug", top)
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]]
+    raw = stats.stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in raw.values())
+    own = sum(entry[2] for key, entry in raw.items() if "llmplug" in key[0])
+    print(f"llmplug's own code: {own * 1e3:.0f} ms of {total * 1e3:.0f} ms self time", end=" ")
+    print(f"({own / total:.1%}); {own / plan.calls(cell) * 1e6:.0f} us per call")
 
 
 # -- import time ------------------------------------------------------------------------------
@@ -490,31 +505,46 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-async def _open_streams(client: Client, n: int) -> list[asyncio.Task[None]]:
-    """Start n streams; return once each has its first event (or raise)."""
+async def _open_streams(client: Client, n: int, wave: int = 50) -> list[asyncio.Task[None]]:
+    """Start n streams; return once each has its first event (or raise).
+
+    They are opened in waves of `wave`, each wave once the previous one has its first events:
+    the test server listens with asyncio's default backlog (100), and a burst of 1,000
+    connects overflows the accept queue (the kernel then drops handshakes, and some clients
+    see resets). All n streams are open at once when this returns."""
     got = 0
-    all_in = asyncio.Event()
+    target = 0
+    wave_in = asyncio.Event()
 
     def on_first() -> None:
         nonlocal got
         got += 1
-        if got == n:
-            all_in.set()
+        if got >= target:
+            wave_in.set()
 
-    tasks = [asyncio.create_task(client.hold(on_first)) for _ in range(n)]
-    waiter = asyncio.create_task(all_in.wait())
-    done, _ = await asyncio.wait(
-        [waiter, *tasks], timeout=FIRST_EVENTS_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
-    )
-    if waiter in done:
-        return tasks
-    waiter.cancel()
-    await _close_streams(tasks)
-    ended = [t for t in done if t is not waiter]
-    if ended:
-        exc = ended[0].exception()
-        raise RuntimeError(f"a stream ended before all first events: {exc!r}") from exc
-    raise RuntimeError(f"only {got} of {n} streams had their first event in time")
+    tasks: list[asyncio.Task[None]] = []
+    deadline = time.monotonic() + FIRST_EVENTS_TIMEOUT
+    while target < n:
+        size = min(wave, n - target)
+        target += size
+        wave_in.clear()
+        tasks += [asyncio.create_task(client.hold(on_first)) for _ in range(size)]
+        waiter = asyncio.create_task(wave_in.wait())
+        done, _ = await asyncio.wait(
+            [waiter, *tasks],
+            timeout=max(0.0, deadline - time.monotonic()),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if waiter in done:
+            continue
+        waiter.cancel()
+        await _close_streams(tasks)
+        ended = [t for t in done if t is not waiter]
+        if ended:
+            exc = ended[0].exception()
+            raise RuntimeError(f"a stream ended before its first event: {exc!r}") from exc
+        raise RuntimeError(f"only {got} of {n} streams had their first event in time")
+    return tasks
 
 
 async def _close_streams(tasks: list[asyncio.Task[None]]) -> None:
@@ -523,14 +553,14 @@ async def _close_streams(tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _memory_child(name: str, base_url: str, n: int) -> dict[str, Any]:
+async def _memory_child(name: str, base_url: str, n: int, wave: int) -> dict[str, Any]:
     client = make_client(name, base_url, STALL_MODEL)
     try:
         for _ in range(2):  # warm-up: imports, the pool, first-use caches
             await _close_streams(await _open_streams(client, 16))
         gc.collect()
         before = _rss()
-        tasks = await _open_streams(client, n)
+        tasks = await _open_streams(client, n, wave or n)
         gc.collect()
         after = _rss()
         await _close_streams(tasks)
@@ -543,7 +573,15 @@ def run_memory(base_url: str, plan: Plan) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in plan.clients:
         proc = subprocess.run(
-            [sys.executable, __file__, "--memory-child", name, base_url, str(plan.streams)],
+            [
+                sys.executable,
+                __file__,
+                "--memory-child",
+                name,
+                base_url,
+                str(plan.streams),
+                str(plan.wave),
+            ],
             capture_output=True,
             text=True,
             timeout=300,
@@ -604,7 +642,7 @@ def print_report(r: Results) -> None:
         for name, v in r.memory.items():
             print(
                 f"memory {name:<10} {v['kib_per_stream']:7.1f} KiB per in-flight stream "
-                f"({r.plan['streams']} streams)"
+                f"({r.plan['streams']} open at once, opened {r.plan['wave'] or 'all'} at a time)"
             )
 
 
@@ -614,27 +652,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset")
     p.add_argument("--repeats", type=int, help="batches per cell and client (median taken)")
-    p.add_argument("--calls", type=int, help="calls per sequential non-stream batch")
+    p.add_argument(
+        "--calls", type=int, help="calls per one-at-a-time batch (64 in flight: 2x; streams: half)"
+    )
     p.add_argument("--skip", default="", help="comma-separated: cpu,imports,memory")
+    p.add_argument(
+        "--wave",
+        type=int,
+        default=50,
+        help="memory test: open the streams this many at a time (0: all at once; the test "
+        "server's listen backlog is 100, so a burst of 1,000 connects overflows it)",
+    )
     p.add_argument("--profile", metavar="CELL", help="cProfile llmplug on one cell and exit")
     p.add_argument(
-        "--memory-child", nargs=3, metavar=("CLIENT", "URL", "N"), help=argparse.SUPPRESS
+        "--memory-child", nargs=4, metavar=("CLIENT", "URL", "N", "WAVE"), help=argparse.SUPPRESS
     )
     args = p.parse_args(argv)
 
     _raise_nofile()
     if args.memory_child:
-        name, url, n = args.memory_child
-        print(json.dumps(asyncio.run(_memory_child(name, url, int(n)))))
+        name, url, n, wave = args.memory_child
+        print(json.dumps(asyncio.run(_memory_child(name, url, int(n), int(wave)))))
         return 0
 
-    seq = args.calls or (200 if args.quick else 1000)
+    seq = args.calls or (300 if args.quick else 2000)
     plan = Plan(
         sequential_calls=seq,
-        concurrent_calls=seq * 4,
+        concurrent_calls=CONCURRENCY * max(4, -(-seq * 2 // CONCURRENCY)),
         repeats=args.repeats or (1 if args.quick else 3),
         import_runs=5 if args.quick else 15,
         streams=200 if args.quick else 1000,
+        wave=args.wave,
         clients=tuple(c for c in args.clients.split(",") if c),
     )
     for c in plan.clients:
@@ -667,4 +715,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

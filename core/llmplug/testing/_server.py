@@ -157,7 +157,7 @@ class LLMTestServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.create_server((self.host, self._port), family=family, backlog=1024)
         try:
-            server = await asyncio.start_server(self._serve, sock=sock)
+            server = await asyncio.start_server(self._serve, sock=sock, backlog=1024)
         except BaseException:
             sock.close()
             raise
