@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["fill_template", "format_arguments", "split_call_options"]
+__all__ = ["fill_template", "format_arguments", "render_value", "split_call_options"]
 
 
 class _Keep(dict[str, Any]):
@@ -32,13 +32,15 @@ def fill_template(template: str, params: Mapping[str, Any] | None) -> str:
 
 
 def render_value(value: Any) -> str:
+    """Text for the model: a str as it is, anything else as JSON (a pydantic model as its
+    JSON, an object msgspec cannot encode as its str())."""
     if isinstance(value, str):
         return value
     try:
         return msgspec.json.encode(value).decode()
     except TypeError:
         dump = getattr(value, "model_dump_json", None)
-        return str(dump()) if callable(dump) else repr(value)
+        return str(dump()) if callable(dump) else str(value)
 
 
 def format_arguments(bound: inspect.BoundArguments, skip: frozenset[str] = frozenset()) -> str:

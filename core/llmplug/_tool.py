@@ -13,6 +13,7 @@ import msgspec
 
 from ._docstring import parse_docstring
 from ._errors import ConfigError
+from ._prompt import render_value
 from ._schema import parameters_schema
 from ._types import Tool, ToolCall
 
@@ -92,17 +93,7 @@ class ToolFunction(Generic[P, R]):
             return ToolResult(
                 call, f"Error: {self.spec.name} raised {type(exc).__name__}: {exc}", True
             )
-        return ToolResult(call, _as_text(result))
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return msgspec.json.encode(value).decode()
-    except TypeError:
-        dump = getattr(value, "model_dump_json", None)  # a pydantic model
-        return str(dump()) if callable(dump) else str(value)
+        return ToolResult(call, render_value(result))
 
 
 @overload
