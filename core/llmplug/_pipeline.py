@@ -167,10 +167,9 @@ class Pipeline:
             raise self._connection_error(APITimeoutError, exc, lease) from None
         except self.transport.request_error as exc:
             raise self._connection_error(APIConnectionError, exc, lease) from None
-        finally:
-            await self._close(response)
 
     async def _close(self, response: Any) -> None:
+        """Close a response from :meth:`_send`: exactly once, whatever happened to it."""
         try:
             await response.aclose()
         finally:
@@ -267,7 +266,10 @@ class Pipeline:
             try:
                 charged = await self._acquire(call)
                 response = await self._send(call, lease)
-                body = await self._read(response, lease)
+                try:
+                    body = await self._read(response, lease)
+                finally:
+                    await self._close(response)
                 if response.status_code >= 400:
                     raise self._status_error(response, body, lease)
                 completion = self._parser(call).parse_body(body)
@@ -294,6 +296,7 @@ class Pipeline:
             emitted = False
             parser: StreamParser | None = None
             lease: KeyLease | None = None
+            response: Any = None
             charged = 0.0
             t0 = time.perf_counter()
             try:
@@ -328,7 +331,6 @@ class Pipeline:
                         yield nxt
                 finally:
                     await events.aclose()
-                    await self._close(response)
                 completion = parser.result()
                 self._done(completion, response, lease, call, t0, charged)
                 yield Done(completion)
@@ -354,6 +356,8 @@ class Pipeline:
                         raise
                     raise self._broken(error, parser, lease) from error
             finally:
+                if response is not None:
+                    await self._close(response)
                 if lease is not None:
                     lease.release()
             if lease is None:

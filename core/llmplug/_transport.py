@@ -27,6 +27,7 @@ class Transport:
 
     __slots__ = (
         "_client",
+        "_closer",
         "_closing",
         "_in_use",
         "_loop",
@@ -43,6 +44,7 @@ class Transport:
         self._timeout = timeout
         self._in_use = 0
         self._closing = False
+        self._closer: asyncio.Task[None] | None = None
         if client is not None:
             self._bind_errors(type(client).__module__.partition(".")[0])
 
@@ -99,8 +101,9 @@ class Transport:
         self._in_use -= 1
         if self._closing and self._in_use == 0 and self._client is not None:
             client, self._client = self._client, None
-            # Defer the close to a task: the last user is inside a finally block.
-            asyncio.get_running_loop().create_task(client.aclose())
+            # Defer the close to a task (the last user is inside a finally block), and keep a
+            # reference so the task is not garbage-collected before it runs.
+            self._closer = asyncio.get_running_loop().create_task(client.aclose())
 
     async def aclose(self) -> None:
         """Close an owned client now, or as soon as the requests still using it are done."""
