@@ -1,0 +1,93 @@
+"""The HTTP client under an interface: the user's own, or ours, and when ours is closed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+
+from llmplug import (
+    APIConnectionError,
+    APITimeoutError,
+    LLMInterface,
+    TextDelta,
+)
+from llmplug.testing import Fault, LLMTestServer, Reply
+
+MakeLLM = Callable[..., LLMInterface]
+
+
+@pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
+async def test_a_users_own_client_is_used_and_never_closed(
+    server: LLMTestServer, make_llm: MakeLLM, module: Any
+) -> None:
+    async with module.AsyncClient(headers={"x-from": "my-client"}) as client:
+        llm = make_llm(http_client=client)
+        assert (await llm.chat("hi")).text == "echo: hi"
+        server.push(Reply(text="a b c"))
+        text = "".join([e.text async for e in llm.chat_stream("s") if isinstance(e, TextDelta)])
+        assert text == "a b c"
+        assert [r.headers["x-from"] for r in server.requests] == ["my-client", "my-client"]
+        await llm.aclose()
+        assert not client.is_closed
+        assert (await llm.chat("still works")).text == "echo: still works"
+
+
+@pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
+async def test_a_users_client_errors_become_typed_errors(
+    server: LLMTestServer, make_llm: MakeLLM, module: Any
+) -> None:
+    async with module.AsyncClient() as client:
+        refused = make_llm(base_url="http://127.0.0.1:9/v1", http_client=client, max_retries=0)
+        with pytest.raises(APIConnectionError):
+            await refused.chat("hi")
+        server.push(Fault(kind="stall_after_headers", seconds=5))
+        slow = make_llm(http_client=client, max_retries=0)
+        with pytest.raises(APITimeoutError):
+            async for _ in slow.chat_stream("hi", timeout=0.2):
+                pass
+
+
+async def test_closing_waits_for_the_requests_still_running(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    llm = make_llm()
+    server.push(Reply(text="one two three four", chunk_delay=0.01))
+    stream = llm.chat_stream("hi")
+    first = await anext(stream)
+    assert isinstance(first, TextDelta)
+    await llm.aclose()  # a stream is still reading: the client must stay open under it
+    rest = [e async for e in stream]
+    text = first.text + "".join(e.text for e in rest if isinstance(e, TextDelta))
+    assert text == "one two three four"
+    await server.connections_closed()
+    # A later call gets a fresh client.
+    assert (await llm.chat("again")).text == "echo: again"
+
+
+async def test_an_interface_works_across_event_loops(server: LLMTestServer) -> None:
+    from llmplug import APIKeyPool, OpenAICompatible
+
+    llm = OpenAICompatible(APIKeyPool(["sk-x"], "t"), "m", server.base_url)
+
+    async def call() -> str:
+        return (await llm.chat("hi")).text
+
+    async def call_and_close() -> str:
+        try:
+            return await call()
+        finally:
+            await llm.aclose()  # a client's sockets belong to its loop: close before it ends
+
+    def in_new_loop() -> str:
+        return asyncio.run(call_and_close())
+
+    # Each asyncio.run is a new loop: the interface makes a client for each.
+    assert await asyncio.to_thread(in_new_loop) == "echo: hi"
+    assert await asyncio.to_thread(in_new_loop) == "echo: hi"
+    assert await call() == "echo: hi"
+    await llm.aclose()
