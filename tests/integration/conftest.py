@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from llmplug import APIKeyPool, OpenAICompatible
+from llmplug import APIKeyPool, LLMInterface, OpenAICompatible
 
-MakeLiteLLM = Callable[..., OpenAICompatible]
+MakeLiteLLM = Callable[..., Any]
 
 
 @pytest.fixture(scope="session")
@@ -33,11 +33,13 @@ def litellm_url() -> str:
 @pytest.fixture
 async def make_litellm(litellm_url: str) -> AsyncIterator[MakeLiteLLM]:
     """Build interfaces on the proxy: fast retries and a limiter that does not pace, unless a
-    test asks otherwise. All are closed after the test."""
-    made: list[OpenAICompatible] = []
+    test asks otherwise (``interface=OpenAIResponsesCompatible`` for the Responses API). All
+    are closed after the test."""
+    made: list[LLMInterface] = []
 
-    def make(keys: list[str] | None = None, model: str = "fake", **kw: Any) -> OpenAICompatible:
+    def make(keys: list[str] | None = None, model: str = "fake", **kw: Any) -> Any:
         strategy: str = kw.pop("strategy", "round_robin")
+        cls: type[LLMInterface] = kw.pop("interface", OpenAICompatible)
         opts: dict[str, Any] = {
             "base_url": litellm_url,
             "max_retries": 2,
@@ -48,7 +50,7 @@ async def make_litellm(litellm_url: str) -> AsyncIterator[MakeLiteLLM]:
         }
         opts.update(kw)
         pool = APIKeyPool(keys or ["sk-test-a"], "litellm", strategy=strategy)
-        llm = OpenAICompatible(api_key_pool=pool, model_name=model, **opts)
+        llm = cls(api_key_pool=pool, model_name=model, **opts)
         made.append(llm)
         return llm
 
