@@ -1,17 +1,24 @@
 #!/usr/bin/env python
 """Client-side cost of llmplug against raw httpx2 (the floor) and the openai SDK.
 
-    python bench/bench_client.py              # full run (~3-4 minutes on 2 cores)
+    python bench/bench_client.py              # full run (~4-5 minutes on 2 cores)
     python bench/bench_client.py --quick      # short run, noisier numbers
     python bench/bench_client.py --json out.json
+    python bench/bench_client.py --markdown   # the results as Markdown tables (for a README)
+    python bench/bench_client.py --api responses   # only the Responses API cells
     python bench/bench_client.py --profile "stream, 64 in flight"   # cProfile llmplug's cell
+    python bench/bench_client.py --profile "responses stream, 64 in flight"
 
 Measured:
 
 1. Client CPU per call (``time.process_time()`` around a batch, after a warm-up) for the same
-   work: get the reply text, or iterate every chunk of a 20-chunk stream and join the text. Four
-   cells: {no stream, 20-chunk stream} x {one at a time, 64 in flight}; each cell is repeated and
-   the median reported; clients run interleaved so that machine noise spreads evenly.
+   work: get the reply text, or iterate every chunk of a 20-chunk stream and join the text. Eight
+   cells: {Chat Completions, Responses API} x {no stream, 20-chunk stream} x {one at a time,
+   64 in flight}; each cell is repeated and the median reported; clients run interleaved so that
+   machine noise spreads evenly. On the Responses API llmplug is ``OpenAIResponsesCompatible``,
+   raw httpx2 POSTs to ``/responses`` (walking ``output[].content[]``, or joining the
+   ``response.output_text.delta`` events up to ``response.completed``) and the SDK is
+   ``client.responses.create()``.
 2. Import time: median of fresh interpreters running ``import llmplug`` (and ``import openai``).
 3. Memory per in-flight stream: in a fresh interpreter per client, 1,000 streams are held open
    at once against a reply that sends one event and then waits; the RSS growth once every
@@ -20,7 +27,8 @@ Measured:
 
 The server (``llmplug.testing.LLMTestServer``) runs in a separate process, so the CPU time of this
 process is the clients' alone. Every client sends the same JSON body and gets the same reply
-bytes (only the id and timestamp values differ).
+bytes (only the id and timestamp values differ): the same text in the same 20 chunks, checked
+before anything is timed.
 """
 
 from __future__ import annotations
@@ -49,8 +57,9 @@ if TYPE_CHECKING:
     import httpx2
     import openai
     from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.responses import ResponseInputParam
 
-    from llmplug import OpenAICompatible
+    from llmplug import LLMInterface
 
 MODEL = "bench-model"
 #: Requests for this model get a stream that sends one event and then waits (memory test).
@@ -71,6 +80,9 @@ FIRST_EVENT = (
     b'"content":"Hello"},"finish_reason":null}]}\n\n'
 )
 CLIENTS = ("llmplug", "httpx2", "openai")
+#: The wire formats: OpenAI Chat Completions, and the OpenAI Responses API.
+APIS = ("chat", "responses")
+API_NAMES = {"chat": "Chat Completions", "responses": "Responses"}
 CONCURRENCY = 64
 TARGET_RATIO = 1.25
 SERVER_START_TIMEOUT = 30.0
@@ -169,11 +181,12 @@ def _messages() -> list[dict[str, str]]:
 class LLMPlugClient:
     name = "llmplug"
 
-    def __init__(self, base_url: str, model: str = MODEL) -> None:
-        from llmplug import APIKeyPool, OpenAICompatible, TextDelta
+    def __init__(self, base_url: str, model: str = MODEL, api: str = "chat") -> None:
+        from llmplug import APIKeyPool, OpenAICompatible, OpenAIResponsesCompatible, TextDelta
 
         self._text_delta = TextDelta
-        self.llm: OpenAICompatible = OpenAICompatible(
+        cls = OpenAIResponsesCompatible if api == "responses" else OpenAICompatible
+        self.llm: LLMInterface = cls(
             APIKeyPool([API_KEY], "bench"),
             model,
             base_url,
@@ -209,7 +222,7 @@ class HttpxClient:
 
     name = "httpx2"
 
-    def __init__(self, base_url: str, model: str = MODEL) -> None:
+    def __init__(self, base_url: str, model: str = MODEL, api: str = "chat") -> None:
         import httpx2
 
         self.client: httpx2.AsyncClient = httpx2.AsyncClient(
@@ -241,7 +254,7 @@ class HttpxClient:
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
-                    break
+                    continue  # read to the end of the body, so the connection is reused
                 for choice in json.loads(data)["choices"]:
                     content = choice["delta"].get("content")
                     if content:
@@ -263,10 +276,51 @@ class HttpxClient:
         await self.client.aclose()
 
 
+class HttpxResponsesClient(HttpxClient):
+    """The same by hand on the Responses API: the body llmplug's ``openai-responses`` wire
+    sends for one user message (``input`` items, ``"stream": true`` when streaming)."""
+
+    def __init__(self, base_url: str, model: str = MODEL, api: str = "responses") -> None:
+        super().__init__(base_url, model, api)
+        self.url = base_url + "/responses"
+        self.body = {"model": model, "input": _messages()}
+        self.stream_body = {**self.body, "stream": True}
+
+    async def complete(self) -> str:
+        response = await self.client.post(self.url, json=self.body, headers=self.headers)
+        response.raise_for_status()
+        parts: list[str] = []
+        for item in response.json()["output"]:
+            if item["type"] == "message":
+                for content in item["content"]:
+                    if content["type"] == "output_text":
+                        parts.append(content["text"])
+        return "".join(parts)
+
+    async def stream(self) -> str:
+        parts: list[str] = []
+        async with self.client.stream(
+            "POST", self.url, json=self.stream_body, headers=self.headers
+        ) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # the "event:" lines repeat the type the data carries
+                event = json.loads(line[5:])
+                kind = event["type"]
+                if kind == "response.output_text.delta":
+                    parts.append(event["delta"])
+                elif kind == "response.completed":
+                    continue  # read to the end of the body, so the connection is reused
+                elif kind in ("response.failed", "response.incomplete", "error"):
+                    raise RuntimeError(f"the stream ended with {kind}: {line[:200]}")
+        return "".join(parts)
+
+
 class OpenAIClient:
     name = "openai"
 
-    def __init__(self, base_url: str, model: str = MODEL) -> None:
+    def __init__(self, base_url: str, model: str = MODEL, api: str = "chat") -> None:
         import openai
 
         self.client: openai.AsyncOpenAI = openai.AsyncOpenAI(
@@ -313,13 +367,36 @@ class OpenAIClient:
         await self.client.close()
 
 
-def make_client(name: str, base_url: str, model: str = MODEL) -> Client:
+class OpenAIResponsesClient(OpenAIClient):
+    def __init__(self, base_url: str, model: str = MODEL, api: str = "responses") -> None:
+        super().__init__(base_url, model, api)
+        self.input: ResponseInputParam = [{"role": "user", "content": PROMPT}]
+
+    async def complete(self) -> str:
+        response = await self.client.responses.create(model=self.model, input=self.input)
+        return response.output_text
+
+    async def stream(self) -> str:
+        parts: list[str] = []
+        stream = await self.client.responses.create(model=self.model, input=self.input, stream=True)
+        async with stream:
+            async for event in stream:
+                if event.type == "response.output_text.delta":
+                    parts.append(event.delta)
+        return "".join(parts)
+
+
+def make_client(name: str, base_url: str, model: str = MODEL, api: str = "chat") -> Client:
+    """A client of the given API (``hold()``, for the memory test, is Chat Completions only)."""
+    if api not in APIS:
+        raise ValueError(f"unknown api {api!r}")
+    responses = api == "responses"
     if name == "llmplug":
-        return LLMPlugClient(base_url, model)
+        return LLMPlugClient(base_url, model, api)
     if name == "httpx2":
-        return HttpxClient(base_url, model)
+        return (HttpxResponsesClient if responses else HttpxClient)(base_url, model, api)
     if name == "openai":
-        return OpenAIClient(base_url, model)
+        return (OpenAIResponsesClient if responses else OpenAIClient)(base_url, model, api)
     raise ValueError(f"unknown client {name!r}")
 
 
@@ -331,6 +408,15 @@ class Cell:
     label: str
     stream: bool
     concurrency: int
+    api: str = "chat"
+
+    @property
+    def kind(self) -> str:
+        """The cell without its API: "stream, 64 in flight"."""
+        stream = "stream" if self.stream else "no stream"
+        return f"{stream}, {self.concurrency} " + (
+            "at a time" if self.concurrency == 1 else "in flight"
+        )
 
 
 CELLS = (
@@ -338,6 +424,10 @@ CELLS = (
     Cell("no stream, 64 in flight", False, CONCURRENCY),
     Cell("stream, 1 at a time", True, 1),
     Cell("stream, 64 in flight", True, CONCURRENCY),
+    Cell("responses no stream, 1 at a time", False, 1, "responses"),
+    Cell("responses no stream, 64 in flight", False, CONCURRENCY, "responses"),
+    Cell("responses stream, 1 at a time", True, 1, "responses"),
+    Cell("responses stream, 64 in flight", True, CONCURRENCY, "responses"),
 )
 
 
@@ -383,13 +473,13 @@ async def cpu_per_call(client: Client, cell: Cell, calls: int) -> tuple[float, f
     return cpu / calls * 1e6, wall
 
 
-async def check_clients(clients: list[Client]) -> None:
+async def check_clients(clients: list[Client], api: str = "chat") -> None:
     """Every client must see exactly TEXT, streamed or not."""
     for client in clients:
         for fn in (client.complete, client.stream):
             got = await fn()
             if got != TEXT:
-                raise RuntimeError(f"{client.name}.{fn.__name__} returned {got[:80]!r}...")
+                raise RuntimeError(f"{client.name}.{fn.__name__} ({api}) returned {got[:80]!r}...")
 
 
 async def run_cpu(base_url: str, plan: Plan) -> dict[str, Any]:
@@ -401,18 +491,20 @@ async def run_cpu(base_url: str, plan: Plan) -> dict[str, Any]:
     walls: dict[str, dict[str, list[float]]] = {
         c.label: {name: [] for name in plan.clients} for c in plan.cells
     }
-    clients = [make_client(name, base_url) for name in plan.clients]
-    try:
-        await check_clients(clients)
-    finally:
-        for client in clients:
-            await client.aclose()
+    for api in dict.fromkeys(c.api for c in plan.cells):
+        clients = [make_client(name, base_url, api=api) for name in plan.clients]
+        try:
+            await check_clients(clients, api)
+        finally:
+            for client in clients:
+                await client.aclose()
     names = list(plan.clients)
+    width = max(len(c.label) for c in plan.cells)
     for rep in range(plan.repeats):
         for i, cell in enumerate(plan.cells):
             shift = (rep + i) % len(names)
             for name in names[shift:] + names[:shift]:
-                client = make_client(name, base_url)
+                client = make_client(name, base_url, api=cell.api)
                 try:
                     us, wall = await cpu_per_call(client, cell, plan.calls(cell))
                 finally:
@@ -420,7 +512,7 @@ async def run_cpu(base_url: str, plan: Plan) -> dict[str, Any]:
                 samples[cell.label][name].append(us)
                 walls[cell.label][name].append(wall)
                 print(
-                    f"  [{rep + 1}/{plan.repeats}] {cell.label:<24} {name:<8} "
+                    f"  [{rep + 1}/{plan.repeats}] {cell.label:<{width}} {name:<8} "
                     f"{us:8.1f} us/call  ({plan.calls(cell)} calls, {wall:.1f}s)",
                     file=sys.stderr,
                     flush=True,
@@ -429,6 +521,8 @@ async def run_cpu(base_url: str, plan: Plan) -> dict[str, Any]:
     for cell in plan.cells:
         med = {name: statistics.median(v) for name, v in samples[cell.label].items()}
         cells[cell.label] = {
+            "api": cell.api,
+            "kind": cell.kind,
             "calls": plan.calls(cell),
             "median_us": med,
             "samples_us": samples[cell.label],
@@ -447,7 +541,7 @@ async def profile_cell(base_url: str, plan: Plan, label: str, top: int) -> None:
     cell = next((c for c in plan.cells if c.label == label), None)
     if cell is None:
         raise SystemExit(f"no cell {label!r}; cells: {[c.label for c in plan.cells]}")
-    client = make_client("llmplug", base_url)
+    client = make_client("llmplug", base_url, api=cell.api)
     try:
         await cpu_per_call(client, cell, cell.concurrency * 2)
         profiler = cProfile.Profile()
@@ -616,14 +710,15 @@ def print_report(r: Results) -> None:
     if r.cpu:
         names = list(next(iter(r.cpu.values()))["median_us"])
         base = "httpx2" if "httpx2" in names else None
-        head = f"{'cell':<25}" + "".join(f"{n + ' us/call':>17}" for n in names)
+        width = max(len("cell"), *(len(label) for label in r.cpu)) + 1
+        head = f"{'cell':<{width}}" + "".join(f"{n + ' us/call':>17}" for n in names)
         others = [n for n in names if n != base] if base else []
         head += "".join(f"{n + '/' + base:>16}" for n in others if base)
         print(head)
         print("-" * len(head))
         for label, cell in r.cpu.items():
             med = cell["median_us"]
-            line = f"{label:<25}" + "".join(f"{med[n]:>17.1f}" for n in names)
+            line = f"{label:<{width}}" + "".join(f"{med[n]:>17.1f}" for n in names)
             for n in others:
                 ratio = med[n] / med[base] if base else 0.0
                 mark = " " if n != "llmplug" else ("*" if ratio > TARGET_RATIO else " ")
@@ -646,10 +741,85 @@ def print_report(r: Results) -> None:
             )
 
 
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown_report(r: Results) -> str:
+    """The results as Markdown tables, ready to paste into a README."""
+    out: list[str] = []
+    versions = ", ".join(
+        f"{d} {v}" for d, v in r.env["versions"].items() if d != "msgspec" and v != "-"
+    )
+    if r.cpu:
+        names = list(next(iter(r.cpu.values()))["median_us"])
+        base = "httpx2" if "httpx2" in names else None
+        others = [n for n in names if n != base] if base else []
+        head = ["API", "call", *(f"{n} µs/call" for n in names)]
+        head += [f"{n} / {base}" for n in others]
+        out.append(_md_row(head))
+        out.append(_md_row(["---", "---"] + ["---:"] * (len(head) - 2)))
+        missed = False
+        for cell in r.cpu.values():
+            med = cell["median_us"]
+            row = [API_NAMES.get(cell["api"], cell["api"]), cell["kind"]]
+            row += [f"{med[n]:,.0f}" for n in names]
+            for n in others:
+                ratio = med[n] / med[base] if base else 0.0
+                text = f"{ratio:.2f}x"
+                if n == "llmplug" and ratio > TARGET_RATIO:
+                    text, missed = f"**{text}**", True
+                row.append(text)
+            out.append(_md_row(row))
+        out.append("")
+        note = (
+            f"Client CPU per call (µs, lower is better), median of {r.plan['repeats']} "
+            f"batch{'es' if r.plan['repeats'] != 1 else ''}; a stream is 20 text chunks, "
+            "iterated to its end and joined; "
+            f"64 in flight = {CONCURRENCY} concurrent calls on one client. "
+            f"Target: llmplug within {TARGET_RATIO}x of raw httpx2"
+        )
+        out.append(note + (" (missed in **bold**)." if missed else "."))
+    if r.imports or r.memory:
+        if out:
+            out.append("")
+        names = list(dict.fromkeys([*r.memory, *(m for m in r.imports if m != "llmplug")]))
+        names = ["llmplug", *(n for n in names if n != "llmplug")]
+        out.append(_md_row(["", *names]))
+        out.append(_md_row(["---", *(["---:"] * len(names))]))
+        if r.imports:
+            row = ["import time (ms)"]
+            row += [f"{r.imports[n]['median_ms']:.0f}" if n in r.imports else "-" for n in names]
+            out.append(_md_row(row))
+        if r.memory:
+            row = ["memory per in-flight stream (KiB)"]
+            row += [f"{r.memory[n]['kib_per_stream']:.1f}" if n in r.memory else "-" for n in names]
+            out.append(_md_row(row))
+        out.append("")
+        notes = []
+        if r.imports:
+            runs = len(next(iter(r.imports.values()))["samples_ms"])
+            notes.append(f"Import time: median of {runs} fresh interpreters.")
+        if r.memory:
+            notes.append(
+                f"Memory: RSS growth with {r.plan['streams']} Chat Completions streams open at "
+                "once, per stream."
+            )
+        out.append(" ".join(notes))
+    out.append("")
+    out.append(
+        f"Python {r.env['python']}, {r.env['cpus']} CPUs, {platform.system()}; {versions}; "
+        "server (`llmplug.testing.LLMTestServer`) in another process."
+    )
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true", help="short run: noisier numbers")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--markdown", action="store_true", help="print the results as Markdown tables")
+    p.add_argument("--api", default=",".join(APIS), help="comma-separated: chat,responses")
     p.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset")
     p.add_argument("--repeats", type=int, help="batches per cell and client (median taken)")
     p.add_argument(
@@ -675,7 +845,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asyncio.run(_memory_child(name, url, int(n), int(wave)))))
         return 0
 
-    seq = args.calls or (300 if args.quick else 2000)
+    seq = args.calls or (300 if args.quick else 1200)
     plan = Plan(
         sequential_calls=seq,
         concurrent_calls=CONCURRENCY * max(4, -(-seq * 2 // CONCURRENCY)),
@@ -688,6 +858,12 @@ def main(argv: list[str] | None = None) -> int:
     for c in plan.clients:
         if c not in CLIENTS:
             p.error(f"unknown client {c!r} (known: {', '.join(CLIENTS)})")
+    apis = {a for a in args.api.split(",") if a}
+    if unknown := apis - set(APIS):
+        p.error(f"unknown api {sorted(unknown)} (known: {', '.join(APIS)})")
+    plan.cells = tuple(c for c in CELLS if c.api in apis)
+    if args.profile and all(c.label != args.profile for c in plan.cells):
+        p.error(f"no cell {args.profile!r}; cells: {[c.label for c in plan.cells]}")
     skip = {s for s in args.skip.split(",") if s}
     env = {
         "python": platform.python_version(),
@@ -707,7 +883,10 @@ def main(argv: list[str] | None = None) -> int:
     if "imports" not in skip:
         results.imports = run_imports(plan.import_runs)
     print(f"(ran {time.perf_counter() - t0:.0f}s; {env})", file=sys.stderr)
-    print_report(results)
+    if args.markdown:
+        print(markdown_report(results))
+    else:
+        print_report(results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results.__dict__, f, indent=2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from ._call import Call
@@ -385,12 +385,14 @@ class Pipeline:
         self, response: Any, parser: StreamParser, lease: KeyLease
     ) -> AsyncGenerator[StreamEvent, None]:
         decoder = SSEDecoder()
+        chunks = response.aiter_bytes()
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in chunks:
                 for sse in decoder.feed(chunk):
                     for event in parser.feed(sse):
                         yield event
                     if parser.done:
+                        await _drain(chunks)
                         return
             for sse in decoder.close():
                 for event in parser.feed(sse):
@@ -415,6 +417,25 @@ class Pipeline:
                 model=self.model,
                 key_id=lease.fingerprint,
             )
+
+
+#: After a stream's end marker, how much more body and time we spend to reach the end of the
+#: HTTP body: a connection read to its end goes back to the pool (no new TCP+TLS handshake for
+#: the next call); one that is not is closed.
+_DRAIN_BYTES = 64 * 1024
+_DRAIN_SECONDS = 0.25
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    seen = 0
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for chunk in chunks:
+                seen += len(chunk)
+                if seen > _DRAIN_BYTES:
+                    return
+    except Exception:  # the answer is complete: the connection is just not reused
+        return
 
 
 def _redact(text: str, lease: KeyLease) -> str:

@@ -91,3 +91,17 @@ async def test_an_interface_works_across_event_loops(server: LLMTestServer) -> N
     assert await asyncio.to_thread(in_new_loop) == "echo: hi"
     assert await call() == "echo: hi"
     await llm.aclose()
+
+
+@pytest.mark.parametrize("wire", ["openai-chat", "openai-responses"])
+async def test_streams_read_to_the_end_reuse_one_connection(
+    server: LLMTestServer, make_llm: MakeLLM, wire: str
+) -> None:
+    llm = make_llm(wire=wire)
+    for i in range(5):
+        server.push(Reply(text=f"stream {i}"))
+        async for _ in llm.chat_stream("hi"):
+            pass
+        await llm.chat("and a plain call")
+    # Ten calls, one after the other, on one kept-alive connection: no new handshakes.
+    assert server.connections_accepted == 1

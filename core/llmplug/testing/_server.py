@@ -65,6 +65,7 @@ class LLMTestServer:
         self._keyed: dict[str, deque[ReplyLike]] = {}
         self._count = 0
         self._aborts = 0
+        self._accepted = 0
         self._conns: set[Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._waiters: list[_Waiter] = []
@@ -200,6 +201,7 @@ class LLMTestServer:
             self.errors.clear()
             self._count = 0
             self._aborts = 0
+            self._accepted = 0
             self.default = echo
             self.handler = None
 
@@ -235,6 +237,12 @@ class LLMTestServer:
     def open_connections(self) -> int:
         """Client connections currently open."""
         return len(self._conns)
+
+    @property
+    def connections_accepted(self) -> int:
+        """Connections clients opened since the start (or the last :meth:`clear`): a client
+        that reuses its connections opens few."""
+        return self._accepted
 
     @property
     def client_aborts(self) -> int:
@@ -327,6 +335,7 @@ class LLMTestServer:
             self._tasks.add(task)
         with self._cond:
             self._conns.add(conn)
+            self._accepted += 1
             self._changed()
         try:
             while not self._out.stopping:
