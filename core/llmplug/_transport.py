@@ -29,12 +29,11 @@ class Transport:
         "_client",
         "_closer",
         "_closing",
+        "_errors",
         "_in_use",
         "_loop",
         "_owned",
         "_timeout",
-        "request_error",
-        "timeout_error",
     )
 
     def __init__(self, client: Any | None = None, timeout: Any = None) -> None:
@@ -45,16 +44,28 @@ class Transport:
         self._in_use = 0
         self._closing = False
         self._closer: asyncio.Task[None] | None = None
-        if client is not None:
-            self._bind_errors(type(client).__module__.partition(".")[0])
+        self._errors: tuple[type[Exception], type[Exception]] | None = None
 
-    def _bind_errors(self, package: str) -> None:
-        if package == "httpx":
-            import httpx as mod  # type: ignore[import-not-found,unused-ignore]
-        else:
-            import httpx2 as mod  # type: ignore[no-redef,unused-ignore]
-        self.timeout_error: type[Exception] = mod.TimeoutException
-        self.request_error: type[Exception] = mod.RequestError
+    def _error_types(self) -> tuple[type[Exception], type[Exception]]:
+        # Looked up on first need, so that neither httpx2 nor httpx is imported before then.
+        if self._errors is None:
+            package = "httpx2" if self._owned else type(self._client).__module__.partition(".")[0]
+            if package == "httpx":
+                import httpx as mod  # type: ignore[import-not-found,unused-ignore]
+            else:
+                import httpx2 as mod  # type: ignore[no-redef,unused-ignore]
+            self._errors = (mod.TimeoutException, mod.RequestError)
+        return self._errors
+
+    @property
+    def timeout_error(self) -> type[Exception]:
+        """The client library's timeout exception."""
+        return self._error_types()[0]
+
+    @property
+    def request_error(self) -> type[Exception]:
+        """The client library's base exception for requests that got no response."""
+        return self._error_types()[1]
 
     def client(self) -> Any:
         """The client for the running loop, made on first use."""
@@ -64,8 +75,6 @@ class Transport:
         if self._client is None or loop is not self._loop:
             import httpx2
 
-            if self._client is None:
-                self._bind_errors("httpx2")
             t = self._timeout
             timeout = httpx2.Timeout(**DEFAULT_TIMEOUT) if t is None else httpx2.Timeout(t)
             # A client left on another (finished) loop cannot be closed from here; dropping it
