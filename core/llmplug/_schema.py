@@ -99,7 +99,6 @@ class OutputType:
         self.type = tp
         self.is_text = tp is str or tp is Any
         self.is_none = tp is None or tp is type(None)
-        self._wrapped = False
         self._decode: Callable[[bytes], Any]
         if self.is_text or self.is_none:
             self.schema: dict[str, Any] | None = None
@@ -118,7 +117,6 @@ class OutputType:
                 self._decode = msgspec.json.Decoder(tp).decode
             else:
                 # Structured output needs an object at the root: wrap other types.
-                self._wrapped = True
                 wrapper = msgspec.defstruct("Result", [("result", tp)])
                 schema = schema_of(wrapper)
                 dec = msgspec.json.Decoder(wrapper)
