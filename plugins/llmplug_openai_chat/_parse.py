@@ -19,6 +19,7 @@ from llmplug import (
     ToolCallDelta,
     Usage,
 )
+from llmplug.wire import decode_body, decode_event, text_of
 
 __all__ = ["ChatParser"]
 
@@ -102,9 +103,6 @@ class _Body(msgspec.Struct):
 
 _chunk_decoder = msgspec.json.Decoder(_Chunk)
 _body_decoder = msgspec.json.Decoder(_Body)
-# msgspec raises UnicodeDecodeError for invalid UTF-8 inside a JSON string and RecursionError
-# for absurdly deep nesting: to us both are the same as malformed JSON.
-_BAD_JSON = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def _usage(u: _Usage) -> Usage:
@@ -118,15 +116,6 @@ def _usage(u: _Usage) -> Usage:
         cached_tokens=(pd.cached_tokens or 0) if pd else 0,
         reasoning_tokens=(cd.reasoning_tokens or 0) if cd else 0,
     )
-
-
-def _message(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    try:
-        return str(v)
-    except RecursionError:  # a nesting msgspec could decode but repr cannot print
-        return f"<unprintable {type(v).__name__}>"
 
 
 def _status_of(code: Any) -> int | None:
@@ -162,7 +151,7 @@ class ChatParser:
         self.done = False
 
     def _error(self, err: _Error) -> StreamError:
-        message = _message(err.message)
+        message = text_of(err.message)
         return StreamError(
             f"error event in the stream: {message}",
             partial=self.result(),
@@ -178,15 +167,7 @@ class ChatParser:
         if data[:1] == b"[" and data.strip() == b"[DONE]":
             self.done = True
             return []
-        try:
-            chunk = _chunk_decoder.decode(data)
-        except _BAD_JSON as exc:
-            raise StreamError(
-                f"invalid JSON in a stream event: {exc}; event data starts {data[:80]!r}",
-                partial=self.result(),
-                provider=self._call.provider,
-                model=self._call.model,
-            ) from None
+        chunk = decode_event(_chunk_decoder, data, self._call, self.result)
         if chunk.error is not None:
             raise self._error(chunk.error)
         if chunk.model and self._model is None:
@@ -249,15 +230,7 @@ class ChatParser:
         )
 
     def parse_body(self, body: bytes) -> Completion:
-        try:
-            parsed = _body_decoder.decode(body)
-        except _BAD_JSON as exc:
-            raise ResponseError(
-                f"the reply is not a Chat Completions JSON body ({exc}): {body[:200]!r}",
-                provider=self._call.provider,
-                model=self._call.model,
-                status=200,
-            ) from None
+        parsed = decode_body(_body_decoder, body, self._call, "Chat Completions")
         if parsed.error is not None:
             err = self._error(parsed.error)
             raise ResponseError(

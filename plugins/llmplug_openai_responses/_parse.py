@@ -19,6 +19,7 @@ from llmplug import (
     ToolCallDelta,
     Usage,
 )
+from llmplug.wire import decode_body, decode_event, text_of
 
 __all__ = ["ResponsesParser"]
 
@@ -87,9 +88,6 @@ class _Event(msgspec.Struct):
 
 _event_decoder = msgspec.json.Decoder(_Event)
 _body_decoder = msgspec.json.Decoder(_Response)
-# msgspec raises UnicodeDecodeError for invalid UTF-8 inside a JSON string and RecursionError
-# for absurdly deep nesting: to us both are the same as malformed JSON.
-_BAD_JSON = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 # Responses says why it stopped with status and incomplete_details; callers get the same
 # finish_reason vocabulary as on the Chat wire, so decorator code cannot tell them apart.
@@ -106,15 +104,6 @@ def _usage(u: _Usage) -> Usage:
         cached_tokens=(di.cached_tokens or 0) if di else 0,
         reasoning_tokens=(do.reasoning_tokens or 0) if do else 0,
     )
-
-
-def _text(v: Any) -> str:
-    if isinstance(v, str) or v is None:
-        return v or ""
-    try:
-        return str(v)
-    except RecursionError:  # a nesting msgspec could decode but repr cannot print
-        return f"<unprintable {type(v).__name__}>"
 
 
 def _finish(status: str | None, incomplete: _Incomplete | None, has_calls: bool) -> str | None:
@@ -153,7 +142,7 @@ class ResponsesParser:
 
     def _stream_error(self, what: str, code: Any, message: Any, etype: Any = None) -> StreamError:
         return StreamError(
-            f"{what}: {_text(message) or 'no message'}",
+            f"{what}: {text_of(message) or 'no message'}",
             partial=self.result(),
             provider=self._call.provider,
             model=self._call.model,
@@ -164,15 +153,7 @@ class ResponsesParser:
     # -- streams -------------------------------------------------------------------------------
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
-        try:
-            ev = _event_decoder.decode(event.data)
-        except _BAD_JSON as exc:
-            raise StreamError(
-                f"invalid JSON in a stream event: {exc}; event data starts {event.data[:80]!r}",
-                partial=self.result(),
-                provider=self._call.provider,
-                model=self._call.model,
-            ) from None
+        ev = decode_event(_event_decoder, event.data, self._call, self.result)
         t = ev.type or event.event
         if t == "response.output_text.delta":
             if ev.delta:
@@ -267,19 +248,11 @@ class ResponsesParser:
     # -- whole bodies --------------------------------------------------------------------------
 
     def parse_body(self, body: bytes) -> Completion:
-        try:
-            r = _body_decoder.decode(body)
-        except _BAD_JSON as exc:
-            raise ResponseError(
-                f"the reply is not a Responses API JSON body ({exc}): {body[:200]!r}",
-                provider=self._call.provider,
-                model=self._call.model,
-                status=200,
-            ) from None
+        r = decode_body(_body_decoder, body, self._call, "Responses API")
         if r.status == "failed" or (r.error is not None and r.output is None):
             err = r.error or _Error()
             raise ResponseError(
-                f"the response failed: {_text(err.message) or 'no message'}",
+                f"the response failed: {text_of(err.message) or 'no message'}",
                 provider=self._call.provider,
                 model=self._call.model,
                 status=200,

@@ -1,0 +1,64 @@
+"""Helpers for wire format plugins: decode a payload into typed Structs, failing with the
+documented errors only (``StreamError`` for a stream event, ``ResponseError`` for a body).
+
+The default ``openai-chat`` and ``openai-responses`` plugins use these exactly as a third-party
+plugin would."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgspec
+
+from ._call import Call
+from ._errors import ResponseError, StreamError
+from ._types import Completion
+
+__all__ = ["JSON_ERRORS", "decode_body", "decode_event", "text_of"]
+
+T = TypeVar("T")
+
+#: What decoding untrusted JSON can raise: msgspec raises UnicodeDecodeError for invalid UTF-8
+#: inside a string and RecursionError for absurd nesting; to a client all are malformed JSON.
+JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def text_of(value: Any) -> str:
+    """A server-sent value (an error message, a code) as text, whatever its JSON type."""
+    if isinstance(value, str) or value is None:
+        return value or ""
+    try:
+        return str(value)
+    except RecursionError:  # a nesting msgspec could decode but str() cannot print
+        return f"<unprintable {type(value).__name__}>"
+
+
+def decode_event(
+    decoder: msgspec.json.Decoder[T], data: bytes, call: Call, partial: Callable[[], Completion]
+) -> T:
+    """Decode one stream event's data; bad JSON raises :class:`llmplug.StreamError` carrying
+    ``partial()``, the output that arrived before it."""
+    try:
+        return decoder.decode(data)
+    except JSON_ERRORS as exc:
+        raise StreamError(
+            f"invalid JSON in a stream event: {exc}; event data starts {data[:80]!r}",
+            partial=partial(),
+            provider=call.provider,
+            model=call.model,
+        ) from None
+
+
+def decode_body(decoder: msgspec.json.Decoder[T], body: bytes, call: Call, api: str) -> T:
+    """Decode a whole 2xx body; anything else than the ``api``'s JSON raises
+    :class:`llmplug.ResponseError` with an excerpt of what came."""
+    try:
+        return decoder.decode(body)
+    except JSON_ERRORS as exc:
+        raise ResponseError(
+            f"the reply is not a {api} JSON body ({exc}): {body[:200]!r}",
+            provider=call.provider,
+            model=call.model,
+            status=200,
+        ) from None
