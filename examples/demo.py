@@ -41,6 +41,7 @@ WEATHER = Tool(
 
 _KEYS = ["sk-demo-1", "sk-demo-2", "sk-demo-3"]
 EXAMPLES = [
+    ("quickstart", "models from provider.json, keys from the environment, both wires"),
     ("typed_output", "@llm_function with a typed reply, repaired once"),
     ("tool_chat", "@llm_chat with parallel tool calls, on the Responses API wire"),
     ("streaming_chat", "@llm_chat streaming, history carried across turns"),

@@ -31,6 +31,7 @@ def test_demo_shows_every_part() -> None:
     )
     out = proc.stdout
     for part in (
+        "api_params went into the body: temperature=0.3",
         "typed result: Analysis(sentiment='positive'",
         "tool result",
         "history has 5 messages",
