@@ -13,7 +13,7 @@ import msgspec
 from ._compact import Compaction, maybe_compact
 from ._errors import ConfigError
 from ._events import ChatDone, ChatEvent
-from ._prompt import fill_template, format_arguments, split_call_options
+from ._prompt import fill_template, format_arguments, render_value, split_call_options
 from ._tool import Toolkit
 from ._turns import TurnsDone, run_turns
 from ._types import Message, StreamEvent
@@ -69,8 +69,7 @@ def llm_chat(
                 messages.insert(0, Message(role="system", content=prompt))
             skip = frozenset(n for n in (history_name, message_name) if n)
             extra = format_arguments(bound, skip)
-            text = bound.arguments[message_name]
-            text = text if isinstance(text, str) else format_arguments(bound, skip - {message_name})
+            text = render_value(bound.arguments[message_name])
             messages.append(Message(role="user", content=f"{text}\n\n{extra}" if extra else text))
             if config is not None:
                 event = await maybe_compact(llm_interface, messages, kit.specs, config)
