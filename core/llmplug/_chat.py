@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -76,18 +77,22 @@ def llm_chat(
                 if event is not None:
                     yield event
             params = {**llm_kwargs, **call_params}
-            async for ev in run_turns(
+            turns = run_turns(
                 llm_interface, messages, kit, params, stream=stream, max_tool_calls=max_tool_calls
-            ):
-                if isinstance(ev, TurnsDone):
-                    yield ChatDone(
-                        reply=ev.completion.text,
-                        usage=ev.usage,
-                        history=[msgspec.to_builtins(m) for m in messages],
-                        completion=ev.completion,
-                    )
-                    return
-                yield ev
+            )
+            # Closed with us, at once: a consumer that stops early must free the stream and
+            # its key now, not whenever the garbage collector gets to it.
+            async with aclosing(turns):
+                async for ev in turns:
+                    if isinstance(ev, TurnsDone):
+                        yield ChatDone(
+                            reply=ev.completion.text,
+                            usage=ev.usage,
+                            history=[msgspec.to_builtins(m) for m in messages],
+                            completion=ev.completion,
+                        )
+                        return
+                    yield ev
 
         return run
 

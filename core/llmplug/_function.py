@@ -7,6 +7,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable, Iterable
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import BadRequestError, LLMError, UnprocessableEntityError
@@ -96,16 +97,18 @@ class _Runner:
         return [Message(role="system", content=system), Message(role="user", content=user)], params
 
     async def complete(self, messages: list[Message], params: dict[str, Any]) -> Completion:
-        async for ev in run_turns(
+        turns = run_turns(
             self.llm,
             messages,
             self.toolkit,
             params,
             stream=False,
             max_tool_calls=self.max_tool_calls,
-        ):
-            if isinstance(ev, TurnsDone):
-                return ev.completion
+        )
+        async with aclosing(turns):
+            async for ev in turns:
+                if isinstance(ev, TurnsDone):
+                    return ev.completion
         raise AssertionError("run_turns ends with TurnsDone")
 
     async def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
