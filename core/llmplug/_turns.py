@@ -32,18 +32,6 @@ class TurnsDone:
         self.usage = usage
 
 
-def add_usage(a: Usage, b: Usage | None) -> Usage:
-    if b is None:
-        return a
-    return Usage(
-        input_tokens=a.input_tokens + b.input_tokens,
-        output_tokens=a.output_tokens + b.output_tokens,
-        total_tokens=a.total_tokens + b.total_tokens,
-        cached_tokens=a.cached_tokens + b.cached_tokens,
-        reasoning_tokens=a.reasoning_tokens + b.reasoning_tokens,
-    )
-
-
 async def run_turns(
     llm: LLMInterface,
     messages: list[Message],
@@ -72,7 +60,8 @@ async def run_turns(
         else:
             completion = await llm.chat(messages, tools, **params)
             yield AssistantReply(completion.text, completion)
-        usage = add_usage(usage, completion.usage)
+        if completion.usage is not None:
+            usage = usage + completion.usage
         messages.append(completion.to_message())
         calls = completion.tool_calls
         if not calls or not toolkit:

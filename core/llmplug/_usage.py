@@ -9,45 +9,42 @@ __all__ = ["UsageTracker"]
 
 class UsageTracker:
     """What an interface has spent. ``last`` is the latest result's usage (None if the server
-    sent none); the totals add every result's usage."""
+    sent none); :meth:`total` adds every result's usage."""
 
-    __slots__ = (
-        "cached_tokens",
-        "calls",
-        "input_tokens",
-        "last",
-        "output_tokens",
-        "reasoning_tokens",
-    )
+    __slots__ = ("_total", "calls", "last")
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self.calls = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cached_tokens = 0
-        self.reasoning_tokens = 0
         self.last: Usage | None = None
+        self._total = Usage()
 
     def add(self, usage: Usage | None) -> None:
         self.calls += 1
         self.last = usage
         if usage is not None:
-            self.input_tokens += usage.input_tokens
-            self.output_tokens += usage.output_tokens
-            self.cached_tokens += usage.cached_tokens
-            self.reasoning_tokens += usage.reasoning_tokens
+            self._total = self._total + usage
 
     def total(self) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            total_tokens=self.input_tokens + self.output_tokens,
-            cached_tokens=self.cached_tokens,
-            reasoning_tokens=self.reasoning_tokens,
-        )
+        return self._total
+
+    @property
+    def input_tokens(self) -> int:
+        return self._total.input_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        return self._total.output_tokens
+
+    @property
+    def cached_tokens(self) -> int:
+        return self._total.cached_tokens
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return self._total.reasoning_tokens
 
     def __repr__(self) -> str:
-        return f"UsageTracker(calls={self.calls}, total={self.total()!r})"
+        return f"UsageTracker(calls={self.calls}, total={self._total!r})"
