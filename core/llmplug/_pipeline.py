@@ -210,6 +210,16 @@ class Pipeline:
 
     # -- logging -------------------------------------------------------------------------------
 
+    def _failed(
+        self, error: LLMError, lease: KeyLease | None, call: Call, t0: float, charged: float
+    ) -> None:
+        """The books after a failed attempt: the key's error count, the token budget's
+        estimate given back, and the log event."""
+        self._settle(charged, None)
+        if lease is not None:
+            lease.release(error=True)
+            self._log_failure(error, lease, call, t0)
+
     def _log_failure(self, error: LLMError, lease: KeyLease, call: Call, t0: float) -> None:
         log_event(
             logging.WARNING,
@@ -277,9 +287,7 @@ class Pipeline:
                 return completion
             except LLMError as exc:
                 error = exc
-                lease.release(error=True)
-                self._settle(charged, None)
-                self._log_failure(error, lease, call, t0)
+                self._failed(error, lease, call, t0, charged)
             finally:
                 lease.release()
             delay = self.policy.plan(error, lease, retries)
@@ -339,18 +347,13 @@ class Pipeline:
                 if total is None:
                     raise
                 timed_out = self._total_timeout_error(total)
-                if lease is not None:
-                    lease.release(error=True)
-                self._settle(charged, None)
+                self._failed(timed_out, lease, call, t0, charged)
                 if not emitted:
                     raise timed_out from None
                 raise self._broken(timed_out, parser, lease) from timed_out
             except LLMError as exc:
                 error = exc
-                if lease is not None:
-                    lease.release(error=True)
-                    self._log_failure(error, lease, call, t0)
-                self._settle(charged, None)
+                self._failed(error, lease, call, t0, charged)
                 if emitted:
                     if isinstance(error, StreamError):
                         raise
