@@ -1,10 +1,15 @@
 """The token bucket the default ``acquire_rate`` plugin drives: continuous refill, first come
-first served, and no polling (a waiter sleeps until the moment its tokens exist)."""
+first served, no polling, and safe to share between threads and event loops.
+
+The books (tokens, the queue) sit behind one ``threading.Lock``; each waiter sleeps on a future
+and a timer of its *own* loop. Nothing of one loop is ever touched from another: a waiter on
+another loop is woken through ``call_soon_threadsafe``, and a waiter whose loop has ended is
+dropped from the queue instead of blocking everyone behind it."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import threading
 import time
 from collections import deque
 
@@ -12,17 +17,39 @@ from ._errors import ConfigError
 
 __all__ = ["TokenBucket"]
 
+#: Absorbs float error, so a waiter woken on time is not put back to sleep for a nanosecond.
+_EPSILON = 1e-9
+
+#: Waiters behind the head wake this much after their turn, only in case the head cannot serve
+#: them (its loop ended, or is blocked): the head, woken on time, serves them in order first.
+_BACKSTOP = 0.05
+
+
+class _Waiter:
+    __slots__ = ("cost", "fut", "granted", "loop")
+
+    def __init__(self, cost: float, loop: asyncio.AbstractEventLoop) -> None:
+        self.cost = cost
+        self.loop = loop
+        self.granted = False
+        self.fut: asyncio.Future[None] | None = None
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
 
 class TokenBucket:
     """Up to ``capacity`` tokens, refilled at ``refill_rate`` per second.
 
-    Over any window of ``t`` seconds it admits at most ``capacity + refill_rate * t`` tokens.
-    Waiters are served strictly in arrival order, so a big request is never starved by small
-    ones behind it. One bucket belongs to one interface; it is never shared by accident."""
+    Over any window of ``t`` seconds it admits at most ``capacity + refill_rate * t`` tokens,
+    however many threads and event loops share it. Waiters are served strictly in arrival
+    order, so a big request is never starved by small ones behind it."""
 
     kind = "token_bucket"
 
-    __slots__ = ("_last", "_timer", "_tokens", "_waiters", "capacity", "refill_rate")
+    __slots__ = ("_last", "_lock", "_tokens", "_waiters", "capacity", "refill_rate")
 
     def __init__(self, capacity: float, refill_rate: float) -> None:
         if not capacity > 0:
@@ -33,20 +60,71 @@ class TokenBucket:
         self.refill_rate = float(refill_rate)
         self._tokens = float(capacity)
         self._last = time.monotonic()
-        self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()
-        self._timer: asyncio.TimerHandle | None = None
+        self._waiters: deque[_Waiter] = deque()
+        self._lock = threading.Lock()
 
-    def _refill(self) -> float:
+    # -- under the lock --------------------------------------------------------------------------
+
+    def _refill(self) -> None:
         now = time.monotonic()
         self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.refill_rate)
         self._last = now
-        return now
+
+    def _grant(self, *, rearm: bool = False) -> _Waiter | None:
+        """Serve the queue from its head while the tokens last, waking each served waiter on
+        its own loop, and return the first one served. A waiter whose loop is gone is dropped:
+        nobody can take its turn. ``rearm``: the turns of those still waiting came closer
+        (tokens given back, a waiter ahead left), so each computes its wait again."""
+        self._refill()
+        head = self._waiters[0] if self._waiters else None
+        first: _Waiter | None = None
+        while self._waiters:
+            w = self._waiters[0]
+            if w.loop.is_closed():
+                self._waiters.popleft()
+                continue
+            if self._tokens + _EPSILON < w.cost:
+                break
+            self._tokens = max(0.0, self._tokens - w.cost)
+            w.granted = True
+            self._waiters.popleft()
+            self._notify(w)
+            first = first or w
+        if rearm:
+            for w in self._waiters:
+                self._notify(w)
+        elif self._waiters and self._waiters[0] is not head:
+            # A new head: its wait got shorter, let it compute it again.
+            self._notify(self._waiters[0])
+        return first
+
+    def _notify(self, w: _Waiter) -> None:
+        fut = w.fut
+        if fut is None or fut.done():
+            return
+        try:
+            w.loop.call_soon_threadsafe(_wake, fut)
+        except RuntimeError:  # its loop closed meanwhile; it will never look again
+            if w.granted:
+                self._tokens = min(self.capacity, self._tokens + w.cost)
+
+    def _eta(self, me: _Waiter) -> float:
+        """Seconds until the tokens of every waiter up to ``me`` exist."""
+        need = -self._tokens
+        for w in self._waiters:
+            need += w.cost
+            if w is me:
+                break
+        return max(0.0, need / self.refill_rate)
+
+    # -- public ----------------------------------------------------------------------------------
 
     @property
     def available(self) -> float:
         """Tokens available now."""
-        self._refill()
-        return self._tokens
+        with self._lock:
+            self._refill()
+            return self._tokens
 
     @property
     def waiting(self) -> int:
@@ -59,73 +137,71 @@ class TokenBucket:
             raise ConfigError(
                 f"a request costing {cost:g} can never pass a bucket of capacity {self.capacity:g}"
             )
-        if not self._waiters:
-            self._refill()
-            if self._tokens >= cost:
-                self._tokens -= cost
-                return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((cost, fut))
-        if len(self._waiters) == 1:
-            self._schedule()
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if not self._waiters:
+                self._refill()
+                if self._tokens >= cost:
+                    self._tokens -= cost
+                    return
+            me = _Waiter(cost, loop)
+            self._waiters.append(me)
         try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                # Granted and cancelled in the same tick: the tokens were never used.
-                self._tokens = min(self.capacity, self._tokens + cost)
-            else:
-                with contextlib.suppress(ValueError):  # _wake may have dropped it already
-                    self._waiters.remove((cost, fut))
-            self._wake()
+            while True:
+                with self._lock:
+                    if me.granted:
+                        return
+                    fut = me.fut = loop.create_future()
+                    if self._grant() is me:
+                        return
+                    # Served behind others: resume after them (their wake-ups were queued
+                    # first). Else the head sleeps until its turn, and every other waiter has
+                    # a timer of its own a little later, so no single loop (which might end)
+                    # holds up the queue.
+                    delay = None
+                    if not me.granted:
+                        delay = self._eta(me)
+                        if self._waiters[0] is not me:
+                            delay += _BACKSTOP
+                timer = None if delay is None else loop.call_later(delay, _wake, fut)
+                try:
+                    await fut
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+        except BaseException:
+            with self._lock:
+                if me.granted:
+                    # Granted, then cancelled before it could go: the tokens were never used.
+                    self._tokens = min(self.capacity, self._tokens + cost)
+                elif me in self._waiters:
+                    self._waiters.remove(me)
+                self._grant(rearm=True)
             raise
-
-    def _schedule(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self._waiters:
-            return
-        cost = self._waiters[0][0]
-        delay = max(0.0, (cost - self._tokens) / self.refill_rate)
-        self._timer = asyncio.get_running_loop().call_later(delay, self._wake)
-
-    def _wake(self) -> None:
-        self._timer = None
-        self._refill()
-        while self._waiters:
-            cost, fut = self._waiters[0]
-            if fut.done():
-                self._waiters.popleft()
-                continue
-            # A tiny epsilon absorbs float error so a waiter woken on time is not re-slept.
-            if self._tokens + 1e-9 < cost:
-                break
-            self._tokens = max(0.0, self._tokens - cost)
-            self._waiters.popleft()
-            fut.set_result(None)
-        self._schedule()
 
     def adjust(self, delta: float) -> None:
         """Give back (``delta`` > 0) or charge more (< 0) after the fact, e.g. to reconcile an
         estimate with the real usage. A charge may leave a debt that later requests wait out."""
-        self._refill()
-        self._tokens = min(self.capacity, self._tokens + delta)
-        if delta > 0 and self._waiters:
-            self._wake()
+        with self._lock:
+            self._refill()
+            self._tokens = min(self.capacity, self._tokens + delta)
+            if delta > 0 and self._waiters:
+                self._grant(rearm=True)
 
     def tighten(self, remaining: float) -> None:
         """The server says only ``remaining`` are left: believe it if that is fewer."""
-        self._refill()
-        if remaining < self._tokens:
-            self._tokens = max(0.0, remaining)
+        with self._lock:
+            self._refill()
+            if remaining < self._tokens:
+                self._tokens = max(0.0, remaining)
 
     def reset(self) -> None:
         """Refill to capacity (waiters are served at once)."""
-        self._tokens = self.capacity
-        self._last = time.monotonic()
-        if self._waiters:
-            self._wake()
+        with self._lock:
+            self._tokens = self.capacity
+            self._last = time.monotonic()
+            if self._waiters:
+                self._grant(rearm=True)
 
     def status(self) -> dict[str, float | int]:
         """``{"available", "capacity", "refill_rate"}`` like SimpleLLMFunc, plus ``waiting``."""

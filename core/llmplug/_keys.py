@@ -4,7 +4,9 @@ choose an index; this module only keeps the books."""
 from __future__ import annotations
 
 import hashlib
+import math
 import re
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -21,8 +23,14 @@ def fingerprint(key: str) -> str:
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
+#: A run of this many characters of a key found in error text is a piece of it: replaced too.
+#: An error excerpt cut in the middle of an echoed key must not leave its first half behind.
+PIECE = 8
+
+
 class _KeyState:
     __slots__ = (
+        "_pieces",
         "cooldown_reason",
         "cooldown_until",
         "disabled",
@@ -42,6 +50,40 @@ class _KeyState:
         self.cooldown_until = 0.0
         self.cooldown_reason: str | None = None
         self.disabled = False
+        self._pieces: frozenset[str] | None = None
+
+    def redact(self, text: str) -> str:
+        """``text`` with the key, and every piece of it of :data:`PIECE` or more characters,
+        replaced by the fingerprint. Error paths only: it costs a set lookup per character."""
+        key = self.secret
+        if key in text:
+            text = text.replace(key, self.fingerprint)
+        if len(key) < PIECE or len(text) < PIECE:
+            return text
+        if self._pieces is None:
+            self._pieces = frozenset(key[i : i + PIECE] for i in range(len(key) - PIECE + 1))
+        pieces = self._pieces
+        out: list[str] = []
+        i = start = 0
+        while i <= len(text) - PIECE:
+            if text[i : i + PIECE] in pieces:
+                end = i + PIECE
+                while end < len(text) and text[i : end + 1] in key:
+                    end += 1
+                out.append(text[start:i])
+                out.append(self.fingerprint)
+                i = start = end
+            else:
+                i += 1
+        if not out:
+            return text
+        out.append(text[start:])
+        return "".join(out)
+
+    def scrub(self, body: bytes) -> bytes:
+        """``body`` with the key replaced by the fingerprint, before anything cuts it."""
+        key = self.secret.encode()
+        return body.replace(key, self.fingerprint.encode()) if key in body else body
 
 
 class KeyLease:
@@ -63,15 +105,24 @@ class KeyLease:
     def fingerprint(self) -> str:
         return self.pool._keys[self.index].fingerprint
 
+    def redact(self, text: str) -> str:
+        """``text`` with this key and any piece of it replaced by its fingerprint."""
+        return self.pool._keys[self.index].redact(text)
+
+    def scrub(self, body: bytes) -> bytes:
+        """``body`` with this key replaced by its fingerprint."""
+        return self.pool._keys[self.index].scrub(body)
+
     def release(self, *, error: bool = False) -> None:
         """Give the key back; idempotent, so a double release cannot corrupt the counts."""
-        if self._released:
-            return
-        self._released = True
-        state = self.pool._keys[self.index]
-        state.in_flight -= 1
-        if error:
-            state.errors += 1
+        with self.pool.lock:
+            if self._released:
+                return
+            self._released = True
+            state = self.pool._keys[self.index]
+            state.in_flight -= 1
+            if error:
+                state.errors += 1
 
     def __repr__(self) -> str:
         return f"<KeyLease {self.fingerprint} of {self.pool.provider_id!r}>"
@@ -108,6 +159,9 @@ class APIKeyPool:
         #: Scratch space for strategy plugins (a cursor, a turn counter), keyed by strategy name.
         self.strategy_state: dict[str, Any] = {}
         self._wait_turns = 0
+        #: Held while a strategy chooses and leases (the core calls ``select_key`` under it) and
+        #: while the books change, so threads sharing the pool cannot pile onto one key.
+        self.lock = threading.RLock()
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -137,9 +191,10 @@ class APIKeyPool:
 
     def lease(self, index: int) -> KeyLease:
         """Hand out key ``index`` for one attempt (strategies call this)."""
-        state = self._keys[index]
-        state.in_flight += 1
-        state.requests += 1
+        with self.lock:
+            state = self._keys[index]
+            state.in_flight += 1
+            state.requests += 1
         return KeyLease(self, index)
 
     def cool_down(self, index: int, seconds: float, reason: str, *, disable: bool = False) -> None:
@@ -148,26 +203,32 @@ class APIKeyPool:
         as ``disabled`` in :meth:`status`."""
         state = self._keys[index]
         until = time.monotonic() + max(0.0, seconds)
-        if until > state.cooldown_until:
-            state.cooldown_until = until
-            state.cooldown_reason = reason
-            state.disabled = disable
+        with self.lock:
+            if until > state.cooldown_until:
+                state.cooldown_until = until
+                state.cooldown_reason = reason
+                state.disabled = disable
 
     def wait_turn(self, limit: float) -> float:
         """Seconds a caller should wait for a key when none is healthy (0 if one is).
 
         Waiters are spread in turn over the keys that come back within ``limit`` instead of
         all waking for the first one, which would pile every waiting request onto one key the
-        moment it returns (and likely earn it another 429). More than ``limit`` if none will."""
+        moment it returns (and likely earn it another 429). More than ``limit`` if none will;
+        infinite when every key is disabled (a refused key is not waited for)."""
         now = time.monotonic()
-        left = [s.cooldown_until - now for s in self._keys]
-        if min(left) <= 0:
-            return 0.0
-        soon = [i for i, w in enumerate(left) if w <= limit and not self._keys[i].disabled]
-        if not soon:
-            return min(left)
-        self._wait_turns += 1
-        return left[soon[self._wait_turns % len(soon)]]
+        with self.lock:
+            left = [s.cooldown_until - now for s in self._keys]
+            if min(left) <= 0:
+                return 0.0
+            resting = [i for i, s in enumerate(self._keys) if not s.disabled]
+            if not resting:
+                return math.inf
+            soon = [i for i in resting if left[i] <= limit]
+            if not soon:
+                return min(left[i] for i in resting)
+            self._wait_turns += 1
+            return left[soon[self._wait_turns % len(soon)]]
 
     def next_ready_in(self) -> float:
         """Seconds until the first cooling key comes back (0 if one is healthy now)."""
@@ -176,10 +237,11 @@ class APIKeyPool:
 
     def reset(self) -> None:
         """Bring every key back into rotation."""
-        for s in self._keys:
-            s.cooldown_until = 0.0
-            s.cooldown_reason = None
-            s.disabled = False
+        with self.lock:
+            for s in self._keys:
+                s.cooldown_until = 0.0
+                s.cooldown_reason = None
+                s.disabled = False
 
     def status(self) -> list[dict[str, Any]]:
         """Per key, by fingerprint: ``state`` (ok, cooling or disabled), in flight, requests,

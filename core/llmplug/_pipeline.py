@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+from ._attempt import Attempt
 from ._call import Call
 from ._errors import (
     APIConnectionError,
@@ -81,24 +82,48 @@ class Pipeline:
 
     # -- the steps -----------------------------------------------------------------------------
 
-    async def _lease(self, call: Call) -> KeyLease:
-        wait = self.pool.wait_turn(self.policy.key_wait_timeout)
-        if wait > 0:
-            if wait > self.policy.key_wait_timeout:
+    async def _key_turn(self) -> None:
+        """Return when some key is healthy; wait for one to come back while none is, or raise
+        :class:`NoKeyAvailableError` when none will within ``key_wait_timeout``."""
+        limit = self.policy.key_wait_timeout
+        while (wait := self.pool.wait_turn(limit)) > 0:
+            if wait > limit:
+                every = (
+                    "every key is disabled"
+                    if wait == float("inf")
+                    else (
+                        f"every key is cooling down, the first for {wait:.1f}s more (more than "
+                        f"key_wait_timeout={limit:g}s)"
+                    )
+                )
                 raise NoKeyAvailableError(
-                    f"every key is cooling down, the first for {wait:.1f}s more (more than "
-                    f"key_wait_timeout={self.policy.key_wait_timeout:g}s): {self.pool.describe()}",
+                    f"{every}: {self.pool.describe()}",
                     keys=self.pool.status(),
                     provider=self.provider,
                     model=self.model,
                 )
             log_event(logging.INFO, "llm.keys_cooling", provider=self.provider, wait_s=wait)
             await asyncio.sleep(wait)
-        lease = self.registry.hook.select_key(
-            strategy=self.pool.strategy, pool=self.pool, call=call
-        )
+
+    async def _admit(self, attempt: Attempt) -> KeyLease:
+        """Wait for a key to be usable and for the limiter, then choose the key: the choice
+        comes after the limiter's wait, so a key that cooled down or was refused while the
+        request queued is not used."""
+        call = attempt.call
+        await self._key_turn()
+        await self._wait_for(self.limiter, 1.0)
+        if self.token_limiter is not None:
+            charge = float(estimate_call_tokens(call.messages, call.tools, call.params))
+            await self._wait_for(self.token_limiter, charge)
+            attempt.charged = charge
+        await self._key_turn()
+        pool = self.pool
+        with pool.lock:
+            lease = self.registry.hook.select_key(strategy=pool.strategy, pool=pool, call=call)
         if lease is None:
-            raise ConfigError(f"no plugin provides the key strategy {self.pool.strategy!r}")
+            raise ConfigError(f"no plugin provides the key strategy {pool.strategy!r}")
+        attempt.lease = lease
+        attempt.t0 = time.perf_counter()
         return lease  # type: ignore[no-any-return]
 
     async def _wait_for(self, limiter: object, cost: float) -> None:
@@ -108,24 +133,7 @@ class Pipeline:
             raise ConfigError(f"no plugin provides the rate limiter {kind!r}")
         await waiter
 
-    async def _acquire(self, call: Call) -> float:
-        """Wait for the request budget, then the token budget; returns the tokens charged."""
-        await self._wait_for(self.limiter, 1.0)
-        if self.token_limiter is None:
-            return 0.0
-        charged = float(estimate_call_tokens(call.messages, call.tools, call.params))
-        await self._wait_for(self.token_limiter, charged)
-        return charged
-
-    def _settle(self, charged: float, completion: Completion | None) -> None:
-        """Reconcile the token budget's estimate with what the reply says it used (a failed
-        attempt gives the estimate back)."""
-        adjust = getattr(self.token_limiter, "adjust", None)
-        if charged and callable(adjust):
-            used = completion.usage.total_tokens if completion and completion.usage else None
-            adjust(charged - used if used is not None else 0.0 if completion else charged)
-
-    def _observe(self, headers: Any, lease: KeyLease) -> None:
+    def observe(self, headers: Any, lease: KeyLease) -> None:
         """Rate-limit headers of a successful reply: a key with nothing left rests until its
         reset; with one key, the local budgets also believe the server when it says less."""
         rem_req = _number(headers.get("x-ratelimit-remaining-requests"))
@@ -161,8 +169,10 @@ class Pipeline:
         return parser  # type: ignore[no-any-return]
 
     async def _read(self, response: Any, lease: KeyLease) -> bytes:
+        """The whole body, with the key (should the server echo it) already replaced, so no
+        excerpt cut from it later can hold a piece of it."""
         try:
-            return await response.aread()  # type: ignore[no-any-return]
+            return lease.scrub(await response.aread())
         except self.transport.timeout_error as exc:
             raise self._connection_error(APITimeoutError, exc, lease) from None
         except self.transport.request_error as exc:
@@ -179,9 +189,8 @@ class Pipeline:
         self, cls: type[LLMError], exc: BaseException, lease: KeyLease
     ) -> LLMError:
         what = "timed out" if cls is APITimeoutError else "failed"
-        text = _redact(str(exc) or type(exc).__name__, lease)
         return cls(
-            f"request {what}: {text}",
+            f"request {what}: {str(exc) or type(exc).__name__}",
             provider=self.provider,
             model=self.model,
             key_id=lease.fingerprint,
@@ -191,7 +200,7 @@ class Pipeline:
         status: int = response.status_code
         err = parse_error_body(body, status, getattr(response, "reason_phrase", "") or "")
         return status_error_class(status)(
-            _redact(err.message, lease),
+            err.message,
             provider=self.provider,
             model=self.model,
             status=status,
@@ -202,118 +211,84 @@ class Pipeline:
         )
 
     def _total_timeout_error(self, total: float) -> APITimeoutError:
+        """The call's deadline passed (raised ``from`` the last provider error, if any)."""
         return APITimeoutError(
             f"the call took longer than total_timeout={total:g}s",
             provider=self.provider,
             model=self.model,
         )
 
-    # -- logging -------------------------------------------------------------------------------
-
-    def _failed(
-        self, error: LLMError, lease: KeyLease | None, call: Call, t0: float, charged: float
-    ) -> None:
-        """The books after a failed attempt: the key's error count, the token budget's
-        estimate given back, and the log event."""
-        self._settle(charged, None)
-        if lease is not None:
-            lease.release(error=True)
-            self._log_failure(error, lease, call, t0)
-
-    def _log_failure(self, error: LLMError, lease: KeyLease, call: Call, t0: float) -> None:
-        log_event(
-            logging.WARNING,
-            "llm.attempt_failed",
-            provider=self.provider,
-            model=self.model,
-            key=lease.fingerprint,
-            attempt=call.attempt,
-            status=error.status,
-            error=type(error).__name__,
-            message=error.message,
-            latency_ms=round((time.perf_counter() - t0) * 1000, 1),
-        )
-
-    def _done(
-        self, c: Completion, response: Any, lease: KeyLease, call: Call, t0: float, charged: float
-    ) -> None:
-        self.usage.add(c.usage)
-        self._settle(charged, c)
-        # After settling: what the server says is left overrides the estimate's give-back.
-        self._observe(response.headers, lease)
-        u = c.usage
-        log_event(
-            logging.DEBUG,
-            "llm.attempt",
-            provider=self.provider,
-            model=self.model,
-            key=lease.fingerprint,
-            attempt=call.attempt,
-            status=200,
-            latency_ms=round((time.perf_counter() - t0) * 1000, 1),
-            input_tokens=u.input_tokens if u else None,
-            output_tokens=u.output_tokens if u else None,
-        )
+    def _retry_delay(self, error: LLMError, lease: KeyLease | None, retries: int) -> float:
+        if lease is None:  # it never reached a key (no key, no limiter): nothing to retry
+            raise error
+        return self.policy.plan(error, lease, retries)
 
     # -- the two ways to call ------------------------------------------------------------------
 
     async def complete(self, call: Call) -> Completion:
         total = call.total_timeout or self.total_timeout
-        if total is None:
-            return await self._complete(call)
-        try:
-            async with asyncio.timeout(total):
-                return await self._complete(call)
-        except TimeoutError:
-            raise self._total_timeout_error(total) from None
-
-    async def _complete(self, call: Call) -> Completion:
+        deadline = None if total is None else asyncio.get_running_loop().time() + total
         retries = 0
+        error: LLMError | None = None
         while True:
-            lease = await self._lease(call)
-            t0 = time.perf_counter()
-            charged = 0.0
+            attempt = Attempt(self, call)
             try:
-                charged = await self._acquire(call)
-                response = await self._send(call, lease)
-                try:
-                    body = await self._read(response, lease)
-                finally:
-                    await self._close(response)
+                async with asyncio.timeout_at(deadline):
+                    lease = await self._admit(attempt)
+                    response = await self._send(call, lease)
+                    try:
+                        body = await self._read(response, lease)
+                    finally:
+                        await self._close(response)
                 if response.status_code >= 400:
                     raise self._status_error(response, body, lease)
                 completion = self._parser(call).parse_body(body)
-                self._done(completion, response, lease, call, t0, charged)
+                attempt.ok(completion, response.headers)
                 return completion
+            except TimeoutError:
+                if total is None:
+                    raise
+                timed_out = self._total_timeout_error(total)
+                attempt.failed(timed_out)
+                raise timed_out from error
             except LLMError as exc:
                 error = exc
-                self._failed(error, lease, call, t0, charged)
+                attempt.failed(error)
             finally:
-                lease.release()
-            delay = self.policy.plan(error, lease, retries)
+                attempt.end()
+            delay = self._retry_delay(error, attempt.lease, retries)
             retries += 1
             call.attempt = retries
-            if delay > 0:
+            await self._backoff(delay, deadline, total, error)
+
+    async def _backoff(
+        self, delay: float, deadline: float | None, total: float | None, last: LLMError
+    ) -> None:
+        if delay <= 0:
+            return
+        try:
+            async with asyncio.timeout_at(deadline):
                 await asyncio.sleep(delay)
+        except TimeoutError:
+            if total is None:
+                raise
+            raise self._total_timeout_error(total) from last
 
     async def stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
         total = call.total_timeout or self.total_timeout
         deadline = None if total is None else asyncio.get_running_loop().time() + total
         retries = 0
+        error: LLMError | None = None
         while True:
             emitted = False
             parser: StreamParser | None = None
-            lease: KeyLease | None = None
             response: Any = None
-            charged = 0.0
-            t0 = time.perf_counter()
+            attempt = Attempt(self, call)
             try:
                 # A deadline scope around each await only, never across a yield: the caller's
                 # own code between events must not be cancelled by our timeout.
                 async with asyncio.timeout_at(deadline):
-                    lease = await self._lease(call)
-                    t0 = time.perf_counter()
-                    charged = await self._acquire(call)
+                    lease = await self._admit(attempt)
                     response = await self._send(call, lease)
                     if response.status_code >= 400:
                         raise self._status_error(response, await self._read(response, lease), lease)
@@ -323,7 +298,7 @@ class Pipeline:
                 if body is not None:
                     # The server ignored "stream": answer with the same events a stream gives.
                     completion = parser.parse_body(body)
-                    self._done(completion, response, lease, call, t0, charged)
+                    attempt.ok(completion, response.headers)
                     for event in _events_of(completion):
                         emitted = True
                         yield event
@@ -340,37 +315,34 @@ class Pipeline:
                 finally:
                     await events.aclose()
                 completion = parser.result()
-                self._done(completion, response, lease, call, t0, charged)
+                attempt.ok(completion, response.headers)
                 yield Done(completion)
                 return
             except TimeoutError:
                 if total is None:
                     raise
                 timed_out = self._total_timeout_error(total)
-                self._failed(timed_out, lease, call, t0, charged)
+                attempt.failed(timed_out)
                 if not emitted:
-                    raise timed_out from None
-                raise self._broken(timed_out, parser, lease) from timed_out
+                    raise timed_out from error
+                raise self._broken(timed_out, parser, attempt.lease) from timed_out
             except LLMError as exc:
                 error = exc
-                self._failed(error, lease, call, t0, charged)
+                attempt.failed(error)
                 if emitted:
                     if isinstance(error, StreamError):
                         raise
-                    raise self._broken(error, parser, lease) from error
+                    raise self._broken(error, parser, attempt.lease) from error
             finally:
+                # The books first, with no await before them: whatever interrupts the cleanup
+                # below (a second cancellation, a loop that is ending) cannot leak the lease.
+                attempt.end()
                 if response is not None:
                     await self._close(response)
-                if lease is not None:
-                    lease.release()
-            if lease is None:
-                raise error
-            delay = self.policy.plan(error, lease, retries)
+            delay = self._retry_delay(error, attempt.lease, retries)
             retries += 1
             call.attempt = retries
-            if delay > 0:
-                async with asyncio.timeout_at(deadline):
-                    await asyncio.sleep(delay)
+            await self._backoff(delay, deadline, total, error)
 
     def _broken(
         self, exc: LLMError, parser: StreamParser | None, lease: KeyLease | None
@@ -439,12 +411,6 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
                     return
     except Exception:  # the answer is complete: the connection is just not reused
         return
-
-
-def _redact(text: str, lease: KeyLease) -> str:
-    """A server or client library may echo the key back: never pass it on."""
-    key = lease.key
-    return text.replace(key, lease.fingerprint) if key in text else text
 
 
 def _number(value: str | None) -> float | None:

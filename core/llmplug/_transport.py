@@ -1,12 +1,16 @@
 """Sending requests over httpx2 (or a user's httpx / httpx2 ``AsyncClient``).
 
-httpx2 is imported on first use, not with ``import llmplug``. The interface owns one pooled client
-per event loop (a client's connections belong to the loop that opened them) and never closes it
-under a request that still uses it."""
+httpx2 is imported on first use, not with ``import llmplug``. An interface may be used from many
+threads and event loops at once (a web server's thread pool, ``asyncio.run`` per sync call), and
+a client's connections belong to the loop that opened them, so the interface owns one pooled
+client *per event loop*: made on that loop's first request, closed when that loop ends (or by
+``aclose()`` on that loop), and never closed under a request that still uses it."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from ._call import HTTPRequest
@@ -22,35 +26,48 @@ DEFAULT_TIMEOUT: dict[str, float | None] = {
 }
 
 
-class Transport:
-    """One interface's HTTP client and the exception types it raises."""
+class _LoopClient:
+    """One loop's client and how many of its responses are still open."""
 
-    __slots__ = (
-        "_client",
-        "_closer",
-        "_closing",
-        "_errors",
-        "_in_use",
-        "_loop",
-        "_owned",
-        "_timeout",
-    )
+    __slots__ = ("client", "closing", "in_use", "sentinel")
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.in_use = 0
+        self.closing = False
+        self.sentinel: AsyncGenerator[None, None] | None = None
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _client_library(client: Any) -> str:
+    """``httpx`` or ``httpx2``: the library a client (or the class it derives from) is of."""
+    for cls in type(client).__mro__:
+        top = cls.__module__.partition(".")[0]
+        if top in ("httpx", "httpx2"):
+            return top
+    return "httpx2"
+
+
+class Transport:
+    """One interface's HTTP clients (one per event loop) and the exception types they raise."""
+
+    __slots__ = ("_clients", "_errors", "_lock", "_timeout", "_user_client")
 
     def __init__(self, client: Any | None = None, timeout: Any = None) -> None:
-        self._client = client
-        self._owned = client is None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._user_client = client
         self._timeout = timeout
-        self._in_use = 0
-        self._closing = False
-        self._closer: asyncio.Task[None] | None = None
+        self._clients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        self._lock = threading.Lock()
         self._errors: tuple[type[Exception], type[Exception]] | None = None
 
     def _error_types(self) -> tuple[type[Exception], type[Exception]]:
-        # Looked up on first need, so that neither httpx2 nor httpx is imported before then.
+        # Looked up on first need, so that neither httpx2 nor httpx is imported before then;
+        # by the client's base classes, so a subclass of httpx's client maps its errors too.
         if self._errors is None:
-            package = "httpx2" if self._owned else type(self._client).__module__.partition(".")[0]
-            if package == "httpx":
+            user = self._user_client
+            if user is not None and _client_library(user) == "httpx":
                 import httpx as mod  # type: ignore[import-not-found,unused-ignore]
             else:
                 import httpx2 as mod  # type: ignore[no-redef,unused-ignore]
@@ -67,59 +84,115 @@ class Transport:
         """The client library's base exception for requests that got no response."""
         return self._error_types()[1]
 
-    def client(self) -> Any:
-        """The client for the running loop, made on first use."""
-        if not self._owned:
-            return self._client
-        loop = asyncio.get_running_loop()
-        if self._client is None or loop is not self._loop:
-            import httpx2
+    @property
+    def open_clients(self) -> int:
+        """Owned clients not yet closed (one per event loop that made requests)."""
+        return len(self._clients)
 
-            t = self._timeout
-            timeout = httpx2.Timeout(**DEFAULT_TIMEOUT) if t is None else httpx2.Timeout(t)
-            # A client left on another (finished) loop cannot be closed from here; dropping it
-            # is all that is possible, and its sockets die with that loop.
-            self._client = httpx2.AsyncClient(
-                timeout=timeout,
-                limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),
-                follow_redirects=False,
-            )
-            self._loop = loop
-            self._closing = False
-        return self._client
+    def _new_client(self) -> Any:
+        import httpx2
+
+        t = self._timeout
+        return httpx2.AsyncClient(
+            timeout=httpx2.Timeout(**DEFAULT_TIMEOUT) if t is None else httpx2.Timeout(t),
+            limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),
+            follow_redirects=False,
+        )
+
+    async def _loop_client(self) -> _LoopClient:
+        loop = asyncio.get_running_loop()
+        lc = self._clients.get(loop)
+        if lc is not None:
+            lc.closing = False  # used again: a close deferred by aclose() is called off
+            return lc
+        # Only this loop's thread makes this loop's client, and nothing awaits before it is
+        # in the table, so two tasks cannot both make one.
+        lc = _LoopClient(self._new_client())
+        with self._lock:
+            # A loop that ended without shutdown_asyncgens() took its client's sockets with
+            # it; all that is left to do is to forget it.
+            for old in [lp for lp in self._clients if lp.is_closed()]:
+                del self._clients[old]
+            self._clients[loop] = lc
+        lc.sentinel = self._close_with_loop(loop, lc)
+        await anext(lc.sentinel)
+        return lc
+
+    async def _close_with_loop(
+        self, loop: asyncio.AbstractEventLoop, lc: _LoopClient
+    ) -> AsyncGenerator[None, None]:
+        # An async generator started on a loop is closed by that loop's shutdown_asyncgens(),
+        # which asyncio.run() and asyncio.Runner call while the loop still runs: the one
+        # moment a client can still be closed on its own loop when the loop ends.
+        try:
+            yield
+        finally:
+            self._forget(loop, lc)
+            await lc.client.aclose()
+
+    def client(self) -> Any:
+        """The user's client, or this loop's own client if one was made (None before)."""
+        if self._user_client is not None:
+            return self._user_client
+        lc = self._clients.get(asyncio.get_running_loop())
+        return lc.client if lc is not None else None
 
     async def send(self, request: HTTPRequest, timeout: Any = None) -> Any:  # noqa: ASYNC109
-        """Send and return the response with its body not yet read (the caller must close it)."""
-        client = self.client()
+        """Send and return the response with its body not yet read. The caller must close it
+        and then call :meth:`response_closed`, on the same loop."""
+        lc = None if self._user_client is not None else await self._loop_client()
+        client: Any = self._user_client if lc is None else lc.client
         extra = {} if timeout is None else {"timeout": timeout}
         req = client.build_request(
             request.method, request.url, headers=request.headers, content=request.content, **extra
         )
-        self._in_use += 1
+        if lc is not None:
+            lc.in_use += 1
         try:
             return await client.send(req, stream=True)
         except BaseException:
-            self._done()
+            self.response_closed()
             raise
 
     def response_closed(self) -> None:
         """Called once per response returned by :meth:`send`, after it was closed."""
-        self._done()
+        if self._user_client is not None:
+            return
+        loop = asyncio.get_running_loop()
+        lc = self._clients.get(loop)
+        if lc is None:
+            return
+        lc.in_use -= 1
+        if lc.closing and lc.in_use == 0:
+            # The last user is inside a finally block: close from a task of this loop.
+            self._forget(loop, lc)
+            task = loop.create_task(self._close(lc))
+            _closing.add(task)  # a task nobody holds may be collected before it runs
+            task.add_done_callback(_closing.discard)
 
-    def _done(self) -> None:
-        self._in_use -= 1
-        if self._closing and self._in_use == 0 and self._client is not None:
-            client, self._client = self._client, None
-            # Defer the close to a task (the last user is inside a finally block), and keep a
-            # reference so the task is not garbage-collected before it runs.
-            self._closer = asyncio.get_running_loop().create_task(client.aclose())
+    def _forget(self, loop: asyncio.AbstractEventLoop, lc: _LoopClient) -> None:
+        with self._lock:
+            if self._clients.get(loop) is lc:
+                del self._clients[loop]
+
+    @staticmethod
+    async def _close(lc: _LoopClient) -> None:
+        sentinel, lc.sentinel = lc.sentinel, None
+        if sentinel is not None:
+            await sentinel.aclose()  # closes the client in its finally
+        else:
+            await lc.client.aclose()
 
     async def aclose(self) -> None:
-        """Close an owned client now, or as soon as the requests still using it are done."""
-        if not self._owned or self._client is None:
+        """Close this event loop's client now, or as soon as the requests still using it are
+        done. Clients of other loops are theirs: each closes when its loop ends. A user's
+        client is never closed by llmplug."""
+        loop = asyncio.get_running_loop()
+        lc = self._clients.get(loop)
+        if lc is None:
             return
-        if self._in_use:
-            self._closing = True
+        if lc.in_use:
+            lc.closing = True
             return
-        client, self._client = self._client, None
-        await client.aclose()
+        self._forget(loop, lc)
+        await self._close(lc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from ._types import Usage
 
 __all__ = ["UsageTracker"]
@@ -11,21 +13,25 @@ class UsageTracker:
     """What an interface has spent. ``last`` is the latest result's usage (None if the server
     sent none); :meth:`total` adds every result's usage."""
 
-    __slots__ = ("_total", "calls", "last")
+    __slots__ = ("_lock", "_total", "calls", "last")
 
     def __init__(self) -> None:
+        # Calls on other threads' loops add to the same totals; none may be lost.
+        self._lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
-        self.calls = 0
-        self.last: Usage | None = None
-        self._total = Usage()
+        with self._lock:
+            self.calls = 0
+            self.last: Usage | None = None
+            self._total = Usage()
 
     def add(self, usage: Usage | None) -> None:
-        self.calls += 1
-        self.last = usage
-        if usage is not None:
-            self._total = self._total + usage
+        with self._lock:
+            self.calls += 1
+            self.last = usage
+            if usage is not None:
+                self._total = self._total + usage
 
     def total(self) -> Usage:
         return self._total

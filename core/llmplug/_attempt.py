@@ -1,0 +1,111 @@
+"""The books of one attempt: its key lease, its token-budget charge, its log event.
+
+Every way an attempt can end goes through here exactly once: a reply (:meth:`Attempt.ok`), an
+error (:meth:`Attempt.failed`), or an interruption nobody caught: cancellation, a deadline, a
+generator closed by its loop (:meth:`Attempt.end`). All of it is synchronous, so it cannot be
+cut short by a second cancellation; the caller runs it before any await of its cleanup."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ._errors import LLMError
+from ._log import log_event
+
+if TYPE_CHECKING:
+    from ._call import Call
+    from ._keys import KeyLease
+    from ._pipeline import Pipeline
+    from ._types import Completion
+
+__all__ = ["Attempt"]
+
+
+class Attempt:
+    __slots__ = ("call", "charged", "ended", "lease", "pipe", "t0")
+
+    def __init__(self, pipe: Pipeline, call: Call) -> None:
+        self.pipe = pipe
+        self.call = call
+        self.lease: KeyLease | None = None
+        self.charged = 0.0
+        self.t0 = time.perf_counter()
+        self.ended = False
+
+    def _settle(self, completion: Completion | None) -> None:
+        """Reconcile the token budget's estimate with what the reply says it used; an attempt
+        without a reply gives the estimate back."""
+        adjust = getattr(self.pipe.token_limiter, "adjust", None)
+        if self.charged and callable(adjust):
+            used = completion.usage.total_tokens if completion and completion.usage else None
+            adjust(self.charged - used if used is not None else 0.0 if completion else self.charged)
+        self.charged = 0.0
+
+    def ok(self, c: Completion, headers: Any) -> None:
+        pipe, lease = self.pipe, self.lease
+        assert lease is not None
+        self.ended = True
+        pipe.usage.add(c.usage)
+        self._settle(c)
+        # After settling: what the server says is left overrides the estimate's give-back.
+        pipe.observe(headers, lease)
+        lease.release()
+        u = c.usage
+        log_event(
+            logging.DEBUG,
+            "llm.attempt",
+            provider=pipe.provider,
+            model=pipe.model,
+            key=lease.fingerprint,
+            attempt=self.call.attempt,
+            status=200,
+            latency_ms=self._latency(),
+            input_tokens=u.input_tokens if u else None,
+            output_tokens=u.output_tokens if u else None,
+        )
+
+    def failed(self, error: LLMError) -> None:
+        """The attempt failed with ``error``: its text loses any piece of the key first, then
+        the key's error count, the budget's give-back and the log event."""
+        if self.ended:
+            return
+        self.ended = True
+        lease = self.lease
+        if lease is not None:
+            error.message = lease.redact(error.message)
+            error.args = (error.message, *error.args[1:])
+            error.key_id = error.key_id or lease.fingerprint
+            lease.release(error=True)
+        self._settle(None)
+        self._log(type(error).__name__, error.status, error.message)
+
+    def end(self) -> None:
+        """In ``finally``: an attempt neither ``ok`` nor ``failed`` was interrupted. Its key and
+        its budget go back, and the log says so."""
+        if self.ended:
+            return
+        self.ended = True
+        if self.lease is not None:
+            self.lease.release()
+        self._settle(None)
+        self._log("Interrupted", None, "the attempt was cancelled or its deadline passed")
+
+    def _latency(self) -> float:
+        return round((time.perf_counter() - self.t0) * 1000, 1)
+
+    def _log(self, error: str, status: int | None, message: str) -> None:
+        pipe = self.pipe
+        log_event(
+            logging.WARNING,
+            "llm.attempt_failed",
+            provider=pipe.provider,
+            model=pipe.model,
+            key=self.lease.fingerprint if self.lease is not None else None,
+            attempt=self.call.attempt,
+            status=status,
+            error=error,
+            message=message,
+            latency_ms=self._latency(),
+        )
