@@ -42,8 +42,10 @@ def _get() -> Any:
 
 def log_event(level: int, event: str, **fields: Any) -> None:
     """Emit one structured event. Callers pass key fingerprints, never keys."""
-    sl = sys.modules.get("structlog")
-    configured = sl is not None and sl.is_configured()
+    # Another thread may be importing structlog right now: a module half-way through its
+    # import has no is_configured yet.
+    is_configured = getattr(sys.modules.get("structlog"), "is_configured", None)
+    configured = is_configured is not None and is_configured()
     if not configured and not _stdlib.isEnabledFor(level):
         return
     _get().log(level, event, **fields)

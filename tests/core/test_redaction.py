@@ -244,3 +244,47 @@ async def test_a_server_echoing_the_key_does_not_leak_it(
     ev.error(info.value)
     ev.interface(llm)
     assert leaks(logs.getvalue() + ev.text, (bad,)) == []
+
+
+def echoing(key: str) -> dict[str, Any]:
+    """Replies that carry the key back, each on a path of its own: an error event inside a
+    stream, an ``error`` object in a 200 reply, a 200 body that is not JSON, and an HTML 401
+    page with the key where a 300-byte excerpt would cut it in two."""
+    html = b"<html><head><title>401</title></head><body>" + b"x" * 240 + b" key "
+    return {
+        "in-stream-error": Error(status=400, message=f"bad key {key}", in_stream_after=1),
+        "error-object-200": Raw(
+            body=json.dumps({"error": {"message": f"key {key} is unknown"}}),
+            content_type="application/json",
+        ),
+        "non-json-200": Raw(body=f"upstream said: {key}", content_type="text/plain"),
+        "html-401-cut": Error(
+            status=401,
+            body=html + key.encode() + b" rejected</body></html>",
+            content_type="text/html",
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["in-stream-error", "error-object-200", "non-json-200", "html-401-cut"]
+)
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "chat_stream"])
+async def test_a_key_echoed_on_any_error_path_does_not_leak(
+    server: LLMTestServer, make_llm: MakeLLM, logs: io.StringIO, case: str, stream: bool
+) -> None:
+    key = new_key()
+    server.default = echoing(key)[case]
+    llm = make_llm(keys=(key,), max_retries=0)
+    ev = Evidence()
+    with pytest.raises(LLMError) as info:
+        if stream:
+            await stream_text(llm)
+        else:
+            await llm.chat("hi")
+    ev.error(info.value)
+    ev.interface(llm)
+    logged = logs.getvalue()
+    assert "llm.attempt_failed" in logged  # the failure was logged, text and all
+    assert leaks(logged + ev.text, (key,)) == []
+    assert llm.key_pool.fingerprints[0] in str(info.value) + logged
