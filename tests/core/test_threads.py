@@ -10,7 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import pytest
@@ -154,9 +154,9 @@ def test_threads_and_loops_at_once_under_a_429_storm(
         return [r.text for r in replies]
 
     with ThreadPoolExecutor(24) as pool:
-        sync = [pool.submit(shout, f"t{i}") for i in range(16 * 50)]
-        loops = [pool.submit(asyncio.run, a_loop(n)) for n in range(8)]
-        _, pending = wait(sync + loops, timeout=HANG)
+        sync: list[Future[Any]] = [pool.submit(shout, f"t{i}") for i in range(16 * 50)]
+        loops: list[Future[Any]] = [pool.submit(asyncio.run, a_loop(n)) for n in range(8)]
+        _, pending = wait([*sync, *loops], timeout=HANG)
     assert not pending, f"{len(pending)} of {len(sync) + len(loops)} jobs never finished"
     assert sorted(f.result() for f in sync) == sorted(f"echo: word: t{i}" for i in range(800))
     for n, f in enumerate(loops):
