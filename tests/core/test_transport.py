@@ -37,11 +37,23 @@ async def test_a_users_own_client_is_used_and_never_closed(
         assert (await llm.chat("still works")).text == "echo: still works"
 
 
-@pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
+class TracingHttpxClient(httpx.AsyncClient):
+    """A user's subclass, defined outside httpx's own modules."""
+
+
+class TracingHttpx2Client(httpx2.AsyncClient):
+    """The same for httpx2."""
+
+
+@pytest.mark.parametrize(
+    "client_class",
+    [httpx.AsyncClient, httpx2.AsyncClient, TracingHttpxClient, TracingHttpx2Client],
+    ids=["httpx", "httpx2", "httpx-subclass", "httpx2-subclass"],
+)
 async def test_a_users_client_errors_become_typed_errors(
-    server: LLMTestServer, make_llm: MakeLLM, module: Any
+    server: LLMTestServer, make_llm: MakeLLM, client_class: Any
 ) -> None:
-    async with module.AsyncClient() as client:
+    async with client_class() as client:
         refused = make_llm(base_url="http://127.0.0.1:9/v1", http_client=client, max_retries=0)
         with pytest.raises(APIConnectionError):
             await refused.chat("hi")
