@@ -311,3 +311,27 @@ async def test_bad_200_bodies_raise_response_error(
     with pytest.raises(ResponseError, match=match):
         await make_llm().chat("hi")
     assert len(server.requests) == 1
+
+
+async def test_stream_starting_with_a_bom_keeps_its_first_event(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    # Some proxies write a UTF-8 BOM before the first event; here it is even cut in two.
+    first, *rest = sse(
+        {"choices": [{"index": 0, "delta": {"content": "first"}}]},
+        {"choices": [{"index": 0, "delta": {"content": " second"}, "finish_reason": "stop"}]},
+        b"[DONE]",
+    )
+    server.push(Raw(chunks=[b"\xef\xbb", b"\xbf" + first, *rest]))
+    events = await collect(make_llm())
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["first", " second"]
+    assert done(events).text == "first second"
+
+
+async def test_json_body_starting_with_a_bom(server: LLMTestServer, make_llm: MakeLLM) -> None:
+    body = {"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]}
+    server.push(
+        Raw(body=b"\xef\xbb\xbf" + msgspec.json.encode(body), content_type="application/json")
+    )
+    c = await make_llm().chat("hi")
+    assert (c.text, c.finish_reason) == ("ok", "stop")

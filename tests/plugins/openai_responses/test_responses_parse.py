@@ -251,3 +251,30 @@ async def test_invalid_json_event(server: LLMTestServer, llm: LLMInterface) -> N
     server.push(Raw(chunks=[b"event: response.created\ndata: {oops\n\n"]))
     with pytest.raises(StreamError, match="invalid JSON"):
         await collect(llm)
+
+
+async def test_stream_starting_with_a_bom_keeps_its_first_event(
+    server: LLMTestServer, llm: LLMInterface
+) -> None:
+    # Without an event: line the BOM would sit right before "data" and hide the first event.
+    events = [
+        ev("response.output_text.delta", item_id="m", delta="first").split(b"\n", 1)[1],
+        ev("response.output_text.delta", item_id="m", delta=" second"),
+        ev("response.completed", response={"status": "completed", "output": []}),
+    ]
+    server.push(Raw(chunks=[b"\xef", b"\xbb\xbf" + events[0], *events[1:]]))
+    out = await collect(llm)
+    assert [e.text for e in out if isinstance(e, TextDelta)] == ["first", " second"]
+    assert done(out).text == "first second"
+
+
+async def test_json_body_starting_with_a_bom(server: LLMTestServer, llm: LLMInterface) -> None:
+    body = {
+        "status": "completed",
+        "output": [{"type": "message", "content": [{"type": "output_text", "text": "ok"}]}],
+    }
+    server.push(
+        Raw(body=b"\xef\xbb\xbf" + msgspec.json.encode(body), content_type="application/json")
+    )
+    c = await llm.chat("hi")
+    assert (c.text, c.finish_reason) == ("ok", "stop")
