@@ -49,7 +49,7 @@ class _Fn(msgspec.Struct):
 
 
 class _ToolCallPiece(msgspec.Struct):
-    index: int = 0
+    index: int | None = None
     id: str | None = None
     function: _Fn | None = None
 
@@ -129,6 +129,7 @@ class ChatParser:
     __slots__ = (
         "_call",
         "_finish",
+        "_last",
         "_model",
         "_reasoning",
         "_refusal",
@@ -145,6 +146,7 @@ class ChatParser:
         self._refusal: list[str] = []
         # index -> [id, name, argument pieces]
         self._tools: dict[int, list[Any]] = {}
+        self._last: int | None = None  # the call the latest fragment went to
         self._finish: str | None = None
         self._usage: Usage | None = None
         self._model: str | None = None
@@ -200,19 +202,35 @@ class ChatParser:
         return out
 
     def _tool_piece(self, piece: _ToolCallPiece) -> ToolCallDelta:
-        slot = self._tools.get(piece.index)
+        index = piece.index
+        if index is None:
+            index = self._index_of(piece.id)
+        self._last = index
+        slot = self._tools.get(index)
         fn = piece.function
         name = fn.name if fn else None
         args = (fn.arguments if fn else None) or ""
         if slot is None:
-            slot = self._tools[piece.index] = [piece.id, name, []]
+            slot = self._tools[index] = [piece.id, name, []]
         else:
             # Some servers repeat id/name on later fragments; keep the first.
             slot[0] = slot[0] or piece.id
             slot[1] = slot[1] or name
         if args:
             slot[2].append(args)
-        return ToolCallDelta(index=piece.index, id=piece.id, name=name, arguments=args)
+        return ToolCallDelta(index=index, id=piece.id, name=name, arguments=args)
+
+    def _index_of(self, call_id: str | None) -> int:
+        # Fragments without an index (Gemini's OpenAI layer sends none) cannot all be call 0:
+        # an id not seen before starts a new call, no id continues the latest one.
+        if call_id is None:
+            if self._last is not None:
+                return self._last
+        else:
+            for index, slot in self._tools.items():
+                if slot[0] == call_id:
+                    return index
+        return max(self._tools, default=-1) + 1
 
     def result(self) -> Completion:
         calls = [

@@ -8,11 +8,13 @@ import msgspec
 import pytest
 
 from llmplug import (
+    Call,
     Completion,
     Done,
     OpenAICompatible,
     ReasoningDelta,
     ResponseError,
+    SSEEvent,
     StreamError,
     StreamEvent,
     TextDelta,
@@ -21,6 +23,7 @@ from llmplug import (
     Usage,
 )
 from llmplug.testing import LLMTestServer, Raw, Reply, ToolCallReply
+from llmplug_openai_chat import ChatParser
 
 MakeLLM = Callable[..., OpenAICompatible]
 
@@ -335,3 +338,63 @@ async def test_json_body_starting_with_a_bom(server: LLMTestServer, make_llm: Ma
     )
     c = await make_llm().chat("hi")
     assert (c.text, c.finish_reason) == ("ok", "stop")
+
+
+def tool_chunk(*pieces: dict[str, object], finish: str | None = None) -> dict[str, object]:
+    return {
+        "choices": [{"index": 0, "delta": {"tool_calls": list(pieces)}, "finish_reason": finish}]
+    }
+
+
+async def test_tool_call_fragments_without_index_are_told_apart_by_id(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    # Gemini's OpenAI layer sends no index: each call comes with its own id, and a fragment
+    # with neither index nor id continues the call before it.
+    server.push(
+        Raw(
+            chunks=sse(
+                tool_chunk({"id": "a", "function": {"name": "f", "arguments": '{"x": '}}),
+                tool_chunk({"function": {"arguments": "1}"}}),
+                tool_chunk(
+                    {"id": "b", "function": {"name": "g", "arguments": '{"y": 2}'}},
+                    {"id": "c", "function": {"name": "h", "arguments": "{}"}},
+                ),
+                tool_chunk({"id": "c", "function": {"arguments": ""}}, finish="tool_calls"),
+                b"[DONE]",
+            )
+        )
+    )
+    events = await collect(make_llm())
+    assert [(e.index, e.id, e.name) for e in events if isinstance(e, ToolCallDelta) and e.name] == [
+        (0, "a", "f"),
+        (1, "b", "g"),
+        (2, "c", "h"),
+    ]
+    c = done(events)
+    assert [(t.id, t.name, t.parsed_arguments()) for t in c.tool_calls] == [
+        ("a", "f", {"x": 1}),
+        ("b", "g", {"y": 2}),
+        ("c", "h", {}),
+    ]
+
+
+def test_unindexed_fragment_after_indexed_calls_gets_the_next_index() -> None:
+    parser = ChatParser(
+        Call(provider="p", model="m", wire="openai-chat", base_url="x", messages=[])
+    )
+    out: list[StreamEvent] = []
+    for chunk in (
+        tool_chunk({"index": 0, "id": "a", "function": {"name": "f", "arguments": "{}"}}),
+        tool_chunk({"id": "b", "function": {"name": "g", "arguments": "{"}}),
+        tool_chunk({"function": {"arguments": "}"}}),
+        b"[DONE]",
+    ):
+        data = chunk if isinstance(chunk, bytes) else msgspec.json.encode(chunk)
+        out += parser.feed(SSEEvent("", data))
+    assert [(e.index, e.id, e.arguments) for e in out if isinstance(e, ToolCallDelta)] == [
+        (0, "a", "{}"),
+        (1, "b", "{"),
+        (1, None, "}"),
+    ]
+    assert [(t.id, t.arguments) for t in parser.result().tool_calls] == [("a", "{}"), ("b", "{}")]
