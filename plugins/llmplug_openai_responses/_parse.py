@@ -187,10 +187,11 @@ class ResponsesParser:
             self._final = ev.response
             raise self._stream_error("the response failed", err.code, err.message, err.type)
         if t == "response.incomplete":
-            self._final = ev.response
-            details = ev.response.incomplete_details if ev.response else None
-            reason = (details.reason if details else None) or "unknown"
-            raise self._stream_error("the response is incomplete", reason, reason)
+            # Cut short (max_output_tokens, content_filter): still an answer, with the finish
+            # reason a whole body and the Chat wire give, not a broken stream.
+            self._final = ev.response or _Response(status="incomplete")
+            self.done = True
+            return []
         if t == "error":
             raise self._stream_error("error event in the stream", ev.code, ev.message)
         return []  # lifecycle events, and the many types hosted tools add

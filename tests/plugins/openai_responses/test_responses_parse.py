@@ -216,14 +216,46 @@ async def test_error_and_failed_events_raise_with_code_and_partial(
     assert len(server.requests) == 1
 
 
-async def test_incomplete_stream_raises_with_partial_output(
-    server: LLMTestServer, llm: LLMInterface
+@pytest.mark.parametrize(
+    ("reason", "finish"),
+    [
+        ("max_output_tokens", "length"),
+        ("content_filter", "content_filter"),
+        ("a_reason_from_next_year", "a_reason_from_next_year"),
+    ],
+)
+async def test_incomplete_reply_ends_normally_with_the_same_finish_reason_streamed_or_not(
+    server: LLMTestServer, llm: LLMInterface, reason: str, finish: str
 ) -> None:
-    server.push(Reply(text="cut short here", incomplete_reason="max_output_tokens"))
-    with pytest.raises(StreamError, match="incomplete") as info:
-        await collect(llm)
-    assert info.value.code == "max_output_tokens"
-    assert info.value.partial is not None and info.value.partial.text == "cut short here"
+    # A reply cut by max_output_tokens is an answer (finish_reason "length", as on the Chat
+    # wire), not a broken stream: the caller gets the partial text and the usage either way.
+    reply = Reply(text="cut short here", incomplete_reason=reason, usage=USAGE)
+    server.push(reply)
+    whole = await llm.chat("hi")
+    server.push(reply)
+    events = await collect(llm)
+    streamed = done(events)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "cut short here"
+    assert (streamed.text, streamed.finish_reason, streamed.usage) == (
+        "cut short here",
+        finish,
+        Usage(12, 8, 20, cached_tokens=4, reasoning_tokens=3),
+    )
+    assert msgspec.structs.replace(whole, raw=None) == streamed
+
+
+@pytest.mark.parametrize("reason", ["max_output_tokens", "content_filter"])
+async def test_incomplete_reply_matches_the_chat_wire(
+    server: LLMTestServer, make_llm: MakeLLM, reason: str
+) -> None:
+    reply = Reply(text="cut short", incomplete_reason=reason, usage=USAGE)
+    results: list[Completion] = []
+    for cls in (OpenAICompatible, OpenAIResponsesCompatible):
+        server.push(reply)
+        results.append(done(await collect(make_llm(interface=cls))))
+    chat, resp = (msgspec.structs.replace(c, model=None) for c in results)
+    assert chat == resp
+    assert chat.finish_reason in ("length", "content_filter")
 
 
 @pytest.mark.parametrize("stream", [False, True])
