@@ -16,10 +16,11 @@ from llmplug import (
     StreamEvent,
     TextDelta,
     ToolCall,
-    ToolCallDelta,
     Usage,
 )
 from llmplug.wire import decode_body, decode_event, text_of
+
+from ._calls import Calls
 
 __all__ = ["ResponsesParser"]
 
@@ -80,6 +81,7 @@ class _Event(msgspec.Struct):
     item_id: str | None = None
     output_index: int | None = None
     item: _Item | None = None
+    name: str | None = None
     arguments: str | None = None
     response: _Response | None = None
     code: Any = None
@@ -125,6 +127,7 @@ class ResponsesParser:
         "_reasoning",
         "_refusal",
         "_text",
+        "_whole",
         "done",
     )
 
@@ -133,9 +136,9 @@ class ResponsesParser:
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._refusal: list[str] = []
-        # item id -> [index, call_id, name, argument pieces, final arguments or None]
-        self._calls: dict[str, list[Any]] = {}
+        self._calls = Calls()
         self._final: _Response | None = None
+        self._whole = False  # the final response is the whole answer: nothing was streamed
         self.done = False
 
     # -- errors --------------------------------------------------------------------------------
@@ -166,72 +169,55 @@ class ResponsesParser:
                 return [ReasoningDelta(ev.delta)]
             return []
         if t == "response.function_call_arguments.delta":
-            return self._arguments(ev)
+            return self._calls.delta(ev.item_id, ev.output_index, ev.delta)
         if t == "response.refusal.delta":
             if ev.delta:
                 self._refusal.append(ev.delta)
             return []
         if t in ("response.output_item.added", "response.output_item.done"):
-            return self._item(ev.item, added=t.endswith("added"))
+            return self._item(ev.item, ev.output_index)
         if t == "response.function_call_arguments.done":
-            slot = self._calls.get(ev.item_id or "")
-            if slot is not None and ev.arguments is not None:
-                slot[4] = ev.arguments
-            return []
+            return self._calls.done(ev.item_id, ev.output_index, ev.name, ev.arguments)
         if t == "response.completed":
-            self._final = ev.response
             self.done = True
-            return []
+            return self._end(ev.response)
         if t == "response.failed":
             err = (ev.response.error if ev.response else None) or _Error()
-            self._final = ev.response
+            self._end(ev.response)
             raise self._stream_error("the response failed", err.code, err.message, err.type)
         if t == "response.incomplete":
             # Cut short (max_output_tokens, content_filter): still an answer, with the finish
             # reason a whole body and the Chat wire give, not a broken stream.
-            self._final = ev.response or _Response(status="incomplete")
             self.done = True
-            return []
+            return self._end(ev.response or _Response(status="incomplete"))
         if t == "error":
             raise self._stream_error("error event in the stream", ev.code, ev.message)
         return []  # lifecycle events, and the many types hosted tools add
 
-    def _item(self, item: _Item | None, *, added: bool) -> list[StreamEvent]:
+    def _item(self, item: _Item | None, at: int | None) -> list[StreamEvent]:
         if item is None or item.type != "function_call":
             return []
-        key = item.id or item.call_id or str(len(self._calls))
-        slot = self._calls.get(key)
-        if slot is None:
-            slot = self._calls[key] = [len(self._calls), item.call_id, item.name, [], None]
-            if added:
-                return [ToolCallDelta(index=slot[0], id=item.call_id, name=item.name)]
-        if not added and item.arguments is not None:
-            slot[4] = item.arguments
-        return []
+        return self._calls.item(item.id, item.call_id, item.name, item.arguments, at)
 
-    def _arguments(self, ev: _Event) -> list[StreamEvent]:
-        key = ev.item_id or ""
-        slot = self._calls.get(key)
-        if slot is None:  # a delta before its item: keep it rather than lose it
-            slot = self._calls[key] = [len(self._calls), None, None, [], None]
-        if not ev.delta:
+    def _end(self, response: _Response | None) -> list[StreamEvent]:
+        self._final = response
+        if response is None or not response.output:
             return []
-        slot[3].append(ev.delta)
-        return [ToolCallDelta(index=slot[0], arguments=ev.delta)]
+        if not (self._text or self._calls):
+            self._whole = True  # a server that sent only the final response object
+            return []
+        # Its output may hold what the events did not (a call's name and id, when its argument
+        # deltas came and its item never did).
+        out: list[StreamEvent] = []
+        for at, item in enumerate(response.output):
+            out += self._item(item, at)
+        return out
 
     def result(self) -> Completion:
         final = self._final
-        if final is not None and final.output and not (self._text or self._calls):
-            # A server that sent only the final response object, no deltas.
+        if final is not None and self._whole:
             return self._from_response(final, raw=None)
-        calls = [
-            ToolCall(
-                id=s[1] or key,
-                name=s[2] or "",
-                arguments=s[4] if s[4] is not None else "".join(s[3]),
-            )
-            for key, s in sorted(self._calls.items(), key=lambda kv: kv[1][0])
-        ]
+        calls = self._calls.result()
         return Completion(
             text="".join(self._text),
             tool_calls=calls,
