@@ -398,3 +398,64 @@ def test_unindexed_fragment_after_indexed_calls_gets_the_next_index() -> None:
         (1, None, "}"),
     ]
     assert [(t.id, t.arguments) for t in parser.result().tool_calls] == [("a", "{}"), ("b", "{}")]
+
+
+def mistral_delta(*parts: object) -> dict[str, object]:
+    return {"choices": [{"index": 0, "delta": {"content": list(parts)}}]}
+
+
+THINKING = {"type": "thinking", "thinking": [{"type": "text", "text": "let me see"}]}
+REFERENCE = {"type": "reference", "reference_ids": [1, 2], "text": {"not": "a string"}}
+
+
+async def test_content_as_a_list_of_typed_parts(server: LLMTestServer, make_llm: MakeLLM) -> None:
+    # Mistral's reasoning models send content as a list of parts: thinking (the reasoning),
+    # text, and types we skip whatever they hold.
+    server.push(
+        Raw(
+            chunks=sse(
+                mistral_delta(THINKING),
+                mistral_delta({"type": "text", "text": "The answer"}, REFERENCE),
+                {"choices": [{"index": 0, "delta": {"content": " is 4."}}]},
+                {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                b"[DONE]",
+            )
+        )
+    )
+    events = await collect(make_llm())
+    assert [
+        (type(e).__name__, e.text) for e in events if isinstance(e, TextDelta | ReasoningDelta)
+    ] == [
+        ("ReasoningDelta", "let me see"),
+        ("TextDelta", "The answer"),
+        ("TextDelta", " is 4."),
+    ]
+    c = done(events)
+    assert (c.text, c.reasoning) == ("The answer is 4.", "let me see")
+
+
+async def test_body_content_as_a_list_of_typed_parts(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    message = {"content": [THINKING, REFERENCE, {"type": "text", "text": "4"}]}
+    body = {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+    server.push(Raw(body=msgspec.json.encode(body), content_type="application/json"))
+    c = await make_llm().chat("hi")
+    assert (c.text, c.reasoning) == ("4", "let me see")
+
+
+async def test_a_text_part_that_is_not_text_is_an_error(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    server.push(
+        Raw(
+            chunks=sse(
+                {"choices": [{"index": 0, "delta": {"content": "ok"}}]},
+                mistral_delta({"type": "text", "text": {"oops": 1}}),
+                b"[DONE]",
+            )
+        )
+    )
+    with pytest.raises(StreamError, match="invalid JSON") as info:
+        await collect(make_llm())
+    assert info.value.partial is not None and info.value.partial.text == "ok"
