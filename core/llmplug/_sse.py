@@ -9,6 +9,8 @@ __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent", "SSETooLarge"]
 #: An event bigger than this is a broken or hostile stream, not a reply (a 1 MB event is fine).
 DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
+_BOM = b"\xef\xbb\xbf"
+
 
 class SSEEvent(NamedTuple):
     """One dispatched event: its ``event:`` name (``""`` when absent) and its joined ``data:``."""
@@ -22,10 +24,20 @@ class SSETooLarge(Exception):
 
 
 class SSEDecoder:
-    """Turns a byte stream, cut anywhere, into events (the WHATWG rules: LF, CR or CRLF line
-    ends, ``:`` comments, one leading space dropped, several ``data:`` lines joined with LF)."""
+    """Turns a byte stream, cut anywhere, into events (the WHATWG rules: a leading UTF-8 BOM
+    dropped, LF, CR or CRLF line ends, ``:`` comments, one leading space dropped, several
+    ``data:`` lines joined with LF)."""
 
-    __slots__ = ("_data", "_event", "_max", "_pending", "_pending_size", "_size", "_skip_lf")
+    __slots__ = (
+        "_data",
+        "_event",
+        "_head",
+        "_max",
+        "_pending",
+        "_pending_size",
+        "_size",
+        "_skip_lf",
+    )
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._pending: list[bytes] = []
@@ -35,9 +47,22 @@ class SSEDecoder:
         self._event = ""
         self._size = 0
         self._max = max_event_bytes
+        # The stream's first bytes, until we know whether they are a BOM (it may come cut in
+        # pieces); None from then on, so later chunks pay one attribute test.
+        self._head: bytes | None = b""
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Decode a chunk; returns the events it completed (often none or one)."""
+        if self._head is not None:
+            chunk = self._head + chunk
+            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                self._head = chunk
+                return []
+            self._head = None
+            if chunk.startswith(_BOM):
+                # Left in, it would glue onto the first field name ("\ufeffdata") and the first
+                # event would be lost.
+                chunk = chunk[len(_BOM) :]
         if self._skip_lf and chunk:  # an empty chunk must not forget the pending CR
             self._skip_lf = False
             if chunk[:1] == b"\n":
@@ -91,5 +116,6 @@ class SSEDecoder:
 
     def close(self) -> list[SSEEvent]:
         """End of input: an event without its closing blank line still counts, like browsers do
-        only when the data is complete; we dispatch it so a parser can judge it."""
+        only when the data is complete; we dispatch it so a parser can judge it. A stream that
+        ended inside its first three bytes, before a BOM was complete, holds no event."""
         return self.feed(b"\n\n") if self._pending or self._data else []

@@ -164,8 +164,9 @@ class ReasoningDelta(msgspec.Struct, tag="reasoning", frozen=True):
 
 
 class ToolCallDelta(msgspec.Struct, tag="tool_call", frozen=True):
-    """A fragment of a tool call: ``id`` and ``name`` come with the first fragment of an index,
-    later fragments add pieces of ``arguments``."""
+    """A fragment of a tool call, joined by ``index``: ``id`` and ``name`` come with the first
+    fragment of an index that has them (usually its first; a server may send argument pieces
+    before them), and the ``arguments`` pieces join to the call's arguments in ``Done``."""
 
     index: int
     id: str | None = None

@@ -52,7 +52,10 @@ def decode_event(
 
 def decode_body(decoder: msgspec.json.Decoder[T], body: bytes, call: Call, api: str) -> T:
     """Decode a whole 2xx body; anything else than the ``api``'s JSON raises
-    :class:`llmplug.ResponseError` with an excerpt of what came."""
+    :class:`llmplug.ResponseError` with an excerpt of what came. A leading UTF-8 BOM is
+    dropped (RFC 8259 lets parsers ignore it; some proxies add one; msgspec refuses it)."""
+    if body[:3] == b"\xef\xbb\xbf":
+        body = body[3:]
     try:
         return decoder.decode(body)
     except JSON_ERRORS as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -19,7 +20,7 @@ from llmplug import (
     ToolCallDelta,
     Usage,
 )
-from llmplug.wire import decode_body, decode_event, text_of
+from llmplug.wire import JSON_ERRORS, decode_body, decode_event, text_of
 
 __all__ = ["ChatParser"]
 
@@ -49,13 +50,43 @@ class _Fn(msgspec.Struct):
 
 
 class _ToolCallPiece(msgspec.Struct):
-    index: int = 0
+    index: int | None = None
     id: str | None = None
     function: _Fn | None = None
 
 
+class _Part(msgspec.Struct):
+    # Content as a list of typed parts (Mistral's reasoning models): a part's type is read
+    # first, its other fields only for the types we use, so a part type we skip never fails
+    # the reply, whatever those fields hold.
+    type: Any = None
+    text: msgspec.Raw = msgspec.Raw()
+    thinking: msgspec.Raw = msgspec.Raw()
+
+
+_Content = str | list[_Part] | None
+_text_decoder = msgspec.json.Decoder(str | None)
+_parts_decoder = msgspec.json.Decoder(list[_Part])
+_Strict = Callable[[msgspec.json.Decoder[Any], bytes], Any]
+
+
+def _parts(content: list[_Part], strict: _Strict) -> tuple[str, str]:
+    """The text and the reasoning (``thinking`` parts) of a content list; ``strict`` decodes
+    with the caller's error policy."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    for part in content:
+        if part.type == "text" and part.text:
+            text.append(strict(_text_decoder, bytes(part.text)) or "")
+        elif part.type == "thinking" and part.thinking:
+            for inner in strict(_parts_decoder, bytes(part.thinking)):
+                if inner.type == "text" and inner.text:
+                    reasoning.append(strict(_text_decoder, bytes(inner.text)) or "")
+    return "".join(text), "".join(reasoning)
+
+
 class _Delta(msgspec.Struct):
-    content: str | None = None
+    content: _Content = None
     refusal: str | None = None
     reasoning_content: str | None = None
     reasoning: str | None = None
@@ -81,7 +112,7 @@ class _Chunk(msgspec.Struct):
 
 
 class _Message(msgspec.Struct):
-    content: str | None = None
+    content: _Content = None
     refusal: str | None = None
     reasoning_content: str | None = None
     reasoning: str | None = None
@@ -102,6 +133,7 @@ class _Body(msgspec.Struct):
 
 
 _chunk_decoder = msgspec.json.Decoder(_Chunk)
+_decode_chunk = _chunk_decoder.decode
 _body_decoder = msgspec.json.Decoder(_Body)
 
 
@@ -129,6 +161,7 @@ class ChatParser:
     __slots__ = (
         "_call",
         "_finish",
+        "_last",
         "_model",
         "_reasoning",
         "_refusal",
@@ -145,6 +178,7 @@ class ChatParser:
         self._refusal: list[str] = []
         # index -> [id, name, argument pieces]
         self._tools: dict[int, list[Any]] = {}
+        self._last: int | None = None  # the call the latest fragment went to
         self._finish: str | None = None
         self._usage: Usage | None = None
         self._model: str | None = None
@@ -162,12 +196,21 @@ class ChatParser:
             type=err.type if isinstance(err.type, str) else None,
         )
 
+    def _strict_event(self, decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
+        return decode_event(decoder, data, self._call, self.result)
+
+    def _strict_body(self, decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
+        return decode_body(decoder, data, self._call, "Chat Completions")
+
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
         data = event.data
         if data[:1] == b"[" and data.strip() == b"[DONE]":
             self.done = True
             return []
-        chunk = decode_event(_chunk_decoder, data, self._call, self.result)
+        try:
+            chunk = _decode_chunk(data)
+        except JSON_ERRORS:  # decoded again by the helper only to raise its documented error
+            chunk = decode_event(_chunk_decoder, data, self._call, self.result)
         if chunk.error is not None:
             raise self._error(chunk.error)
         if chunk.model and self._model is None:
@@ -189,9 +232,13 @@ class ChatParser:
             if reasoning:
                 self._reasoning.append(reasoning)
                 out.append(ReasoningDelta(reasoning))
-            if d.content:
-                self._text.append(d.content)
-                out.append(TextDelta(d.content))
+            content = d.content
+            if content:
+                if isinstance(content, str):
+                    self._text.append(content)
+                    out.append(TextDelta(content))
+                else:
+                    out += self._content_parts(content)
             if d.refusal:
                 self._refusal.append(d.refusal)
             if d.tool_calls:
@@ -199,20 +246,47 @@ class ChatParser:
                     out.append(self._tool_piece(piece))
         return out
 
+    def _content_parts(self, content: list[_Part]) -> list[StreamEvent]:
+        text, reasoning = _parts(content, self._strict_event)
+        out: list[StreamEvent] = []
+        if reasoning:
+            self._reasoning.append(reasoning)
+            out.append(ReasoningDelta(reasoning))
+        if text:
+            self._text.append(text)
+            out.append(TextDelta(text))
+        return out
+
     def _tool_piece(self, piece: _ToolCallPiece) -> ToolCallDelta:
-        slot = self._tools.get(piece.index)
+        index = piece.index
+        if index is None:
+            index = self._index_of(piece.id)
+        self._last = index
+        slot = self._tools.get(index)
         fn = piece.function
         name = fn.name if fn else None
         args = (fn.arguments if fn else None) or ""
         if slot is None:
-            slot = self._tools[piece.index] = [piece.id, name, []]
+            slot = self._tools[index] = [piece.id, name, []]
         else:
             # Some servers repeat id/name on later fragments; keep the first.
             slot[0] = slot[0] or piece.id
             slot[1] = slot[1] or name
         if args:
             slot[2].append(args)
-        return ToolCallDelta(index=piece.index, id=piece.id, name=name, arguments=args)
+        return ToolCallDelta(index=index, id=piece.id, name=name, arguments=args)
+
+    def _index_of(self, call_id: str | None) -> int:
+        # Fragments without an index (Gemini's OpenAI layer sends none) cannot all be call 0:
+        # an id not seen before starts a new call, no id continues the latest one.
+        if call_id is None:
+            if self._last is not None:
+                return self._last
+        else:
+            for index, slot in self._tools.items():
+                if slot[0] == call_id:
+                    return index
+        return max(self._tools, default=-1) + 1
 
     def result(self) -> Completion:
         calls = [
@@ -250,6 +324,9 @@ class ChatParser:
             )
         choice = parsed.choices[0]
         m = choice.message or _Message()
+        text, thought = m.content or "", ""
+        if not isinstance(text, str):
+            text, thought = _parts(text, self._strict_body)
         calls = [
             ToolCall(
                 id=tc.id or f"call_{i}",
@@ -259,9 +336,9 @@ class ChatParser:
             for i, tc in enumerate(m.tool_calls or ())
         ]
         return Completion(
-            text=m.content or "",
+            text=text,
             tool_calls=calls,
-            reasoning=m.reasoning_content or m.reasoning,
+            reasoning=m.reasoning_content or m.reasoning or thought or None,
             finish_reason=choice.finish_reason,
             usage=_usage(parsed.usage) if parsed.usage else None,
             refusal=m.refusal,

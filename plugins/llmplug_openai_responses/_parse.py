@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import suppress
+from typing import Any, assert_type
 
 import msgspec
 
@@ -16,85 +17,21 @@ from llmplug import (
     StreamEvent,
     TextDelta,
     ToolCall,
-    ToolCallDelta,
     Usage,
 )
-from llmplug.wire import decode_body, decode_event, text_of
+from llmplug.wire import JSON_ERRORS, decode_body, decode_event, text_of
+
+from . import _shapes as s
+from ._calls import Calls
 
 __all__ = ["ResponsesParser"]
-
-
-class _Part(msgspec.Struct):
-    type: str = ""
-    text: str | None = None
-    refusal: str | None = None
-
-
-class _Item(msgspec.Struct):
-    # One loose shape for every output item type: hosted tools add types we skip.
-    type: str = ""
-    id: str | None = None
-    call_id: str | None = None
-    name: str | None = None
-    arguments: str | None = None
-    content: list[_Part] | None = None
-    summary: list[_Part] | None = None
-
-
-class _Details(msgspec.Struct):
-    cached_tokens: int | None = None
-    reasoning_tokens: int | None = None
-
-
-class _Usage(msgspec.Struct):
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    total_tokens: int | None = None
-    input_tokens_details: _Details | None = None
-    output_tokens_details: _Details | None = None
-
-
-class _Error(msgspec.Struct):
-    code: Any = None
-    message: Any = None
-    type: Any = None
-
-
-class _Incomplete(msgspec.Struct):
-    reason: str | None = None
-
-
-class _Response(msgspec.Struct):
-    id: str | None = None
-    model: str | None = None
-    status: str | None = None
-    output: list[_Item] | None = None
-    usage: _Usage | None = None
-    error: _Error | None = None
-    incomplete_details: _Incomplete | None = None
-
-
-class _Event(msgspec.Struct):
-    type: str = ""
-    delta: str | None = None
-    item_id: str | None = None
-    output_index: int | None = None
-    item: _Item | None = None
-    arguments: str | None = None
-    response: _Response | None = None
-    code: Any = None
-    message: Any = None
-
-
-_event_decoder = msgspec.json.Decoder(_Event)
-_body_decoder = msgspec.json.Decoder(_Response)
 
 # Responses says why it stopped with status and incomplete_details; callers get the same
 # finish_reason vocabulary as on the Chat wire, so decorator code cannot tell them apart.
 _INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
-def _usage(u: _Usage) -> Usage:
+def _usage(u: s.Usage) -> Usage:
     inp, out = u.input_tokens or 0, u.output_tokens or 0
     di, do = u.input_tokens_details, u.output_tokens_details
     return Usage(
@@ -106,7 +43,7 @@ def _usage(u: _Usage) -> Usage:
     )
 
 
-def _finish(status: str | None, incomplete: _Incomplete | None, has_calls: bool) -> str | None:
+def _finish(status: str | None, incomplete: s.Incomplete | None, has_calls: bool) -> str | None:
     if status == "incomplete":
         reason = incomplete.reason if incomplete else None
         return _INCOMPLETE.get(reason or "", reason or "incomplete")
@@ -119,6 +56,7 @@ class ResponsesParser:
     """One response's parser (see :class:`llmplug.StreamParser`)."""
 
     __slots__ = (
+        "_answer",
         "_call",
         "_calls",
         "_final",
@@ -133,9 +71,10 @@ class ResponsesParser:
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._refusal: list[str] = []
-        # item id -> [index, call_id, name, argument pieces, final arguments or None]
-        self._calls: dict[str, list[Any]] = {}
-        self._final: _Response | None = None
+        self._calls = Calls()
+        self._final: s.Response | None = None
+        # The final response read whole, when it is the whole answer: nothing was streamed.
+        self._answer: Completion | None = None
         self.done = False
 
     # -- errors --------------------------------------------------------------------------------
@@ -150,87 +89,84 @@ class ResponsesParser:
             type=etype if isinstance(etype, str) else None,
         )
 
+    def _strict_event(self, decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
+        return decode_event(decoder, data, self._call, self.result)
+
+    def _strict_body(self, decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
+        return decode_body(decoder, data, self._call, "Responses API")
+
     # -- streams -------------------------------------------------------------------------------
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
-        ev = decode_event(_event_decoder, event.data, self._call, self.result)
-        t = ev.type or event.event
-        if t == "response.output_text.delta":
+        ev = s.events.fast(event.data, event.event)
+        if ev is None:
+            ev = s.events.pick(event.data, self._strict_event, event.event)
+            if ev is None:
+                return []  # lifecycle events, and the many types hosted tools add
+        # The hot path, a text delta, is the first test: one isinstance.
+        if isinstance(ev, s.TextDelta):
             if ev.delta:
                 self._text.append(ev.delta)
                 return [TextDelta(ev.delta)]
             return []
-        if t in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
+        if isinstance(ev, s.ReasoningSummaryDelta | s.ReasoningTextDelta):
             if ev.delta:
                 self._reasoning.append(ev.delta)
                 return [ReasoningDelta(ev.delta)]
             return []
-        if t == "response.function_call_arguments.delta":
-            return self._arguments(ev)
-        if t == "response.refusal.delta":
+        if isinstance(ev, s.ArgumentsDelta):
+            return self._calls.delta(ev.item_id, ev.output_index, ev.delta)
+        if isinstance(ev, s.RefusalDelta):
             if ev.delta:
                 self._refusal.append(ev.delta)
             return []
-        if t in ("response.output_item.added", "response.output_item.done"):
-            return self._item(ev.item, added=t.endswith("added"))
-        if t == "response.function_call_arguments.done":
-            slot = self._calls.get(ev.item_id or "")
-            if slot is not None and ev.arguments is not None:
-                slot[4] = ev.arguments
-            return []
-        if t == "response.completed":
-            self._final = ev.response
+        if isinstance(ev, s.ItemAdded | s.ItemDone):
+            # Most items are messages and reasoning, whose text came as deltas.
+            item = s.stream_items.pick(ev.item, self._strict_event) if ev.item else None
+            return self._function_call(item, ev.output_index)
+        if isinstance(ev, s.ArgumentsDone):
+            return self._calls.done(ev.item_id, ev.output_index, ev.name, ev.arguments)
+        if isinstance(ev, s.Completed):
             self.done = True
-            return []
-        if t == "response.failed":
-            err = (ev.response.error if ev.response else None) or _Error()
-            self._final = ev.response
+            return self._end(ev.response)
+        if isinstance(ev, s.Incompleted):
+            # Cut short (max_output_tokens, content_filter): still an answer, with the finish
+            # reason a whole body and the Chat wire give, not a broken stream.
+            self.done = True
+            return self._end(ev.response or s.Response(status="incomplete"))
+        if isinstance(ev, s.Failed):
+            err = (ev.response.error if ev.response else None) or s.Error()
+            with suppress(StreamError):  # a broken item must not hide why it failed
+                self._end(ev.response)
             raise self._stream_error("the response failed", err.code, err.message, err.type)
-        if t == "response.incomplete":
-            self._final = ev.response
-            details = ev.response.incomplete_details if ev.response else None
-            reason = (details.reason if details else None) or "unknown"
-            raise self._stream_error("the response is incomplete", reason, reason)
-        if t == "error":
-            raise self._stream_error("error event in the stream", ev.code, ev.message)
-        return []  # lifecycle events, and the many types hosted tools add
+        assert_type(ev, s.ErrorEvent)
+        raise self._stream_error("error event in the stream", ev.code, ev.message)
 
-    def _item(self, item: _Item | None, *, added: bool) -> list[StreamEvent]:
-        if item is None or item.type != "function_call":
+    def _function_call(self, item: s.FunctionCall | None, at: int | None) -> list[StreamEvent]:
+        if item is None:
             return []
-        key = item.id or item.call_id or str(len(self._calls))
-        slot = self._calls.get(key)
-        if slot is None:
-            slot = self._calls[key] = [len(self._calls), item.call_id, item.name, [], None]
-            if added:
-                return [ToolCallDelta(index=slot[0], id=item.call_id, name=item.name)]
-        if not added and item.arguments is not None:
-            slot[4] = item.arguments
-        return []
+        return self._calls.item(item.id, item.call_id, item.name, item.arguments, at)
 
-    def _arguments(self, ev: _Event) -> list[StreamEvent]:
-        key = ev.item_id or ""
-        slot = self._calls.get(key)
-        if slot is None:  # a delta before its item: keep it rather than lose it
-            slot = self._calls[key] = [len(self._calls), None, None, [], None]
-        if not ev.delta:
+    def _end(self, response: s.Response | None) -> list[StreamEvent]:
+        self._final = response
+        if response is None or not response.output:
             return []
-        slot[3].append(ev.delta)
-        return [ToolCallDelta(index=slot[0], arguments=ev.delta)]
+        if not (self._text or self._calls):
+            # A server that sent only the final response object.
+            self._answer = self._completion(response, self._strict_event, raw=None)
+            return []
+        # Its output may hold what the events did not (a call's name and id, when its argument
+        # deltas came and its item never did).
+        out: list[StreamEvent] = []
+        for at, raw in enumerate(response.output):
+            out += self._function_call(s.stream_items.pick(raw, self._strict_event), at)
+        return out
 
     def result(self) -> Completion:
+        if self._answer is not None:
+            return self._answer
         final = self._final
-        if final is not None and final.output and not (self._text or self._calls):
-            # A server that sent only the final response object, no deltas.
-            return self._from_response(final, raw=None)
-        calls = [
-            ToolCall(
-                id=s[1] or key,
-                name=s[2] or "",
-                arguments=s[4] if s[4] is not None else "".join(s[3]),
-            )
-            for key, s in sorted(self._calls.items(), key=lambda kv: kv[1][0])
-        ]
+        calls = self._calls.result()
         return Completion(
             text="".join(self._text),
             tool_calls=calls,
@@ -248,9 +184,13 @@ class ResponsesParser:
     # -- whole bodies --------------------------------------------------------------------------
 
     def parse_body(self, body: bytes) -> Completion:
-        r = decode_body(_body_decoder, body, self._call, "Responses API")
+        r: s.KnownResponse | s.Response
+        try:
+            r = s.known_body_decoder.decode(body)
+        except JSON_ERRORS:  # a type we skip, or broken: item by item, errors raised
+            r = decode_body(s.body_decoder, body, self._call, "Responses API")
         if r.status == "failed" or (r.error is not None and r.output is None):
-            err = r.error or _Error()
+            err = r.error or s.Error()
             raise ResponseError(
                 f"the response failed: {text_of(err.message) or 'no message'}",
                 provider=self._call.provider,
@@ -258,21 +198,26 @@ class ResponsesParser:
                 status=200,
                 code=err.code if isinstance(err.code, (str, int)) else None,
             )
-        return self._from_response(r, raw=body)
+        return self._completion(r, self._strict_body, raw=body)
 
-    def _from_response(self, r: _Response, raw: bytes | None) -> Completion:
+    @staticmethod
+    def _completion(
+        r: s.KnownResponse | s.Response, strict: s.Strict, raw: bytes | None
+    ) -> Completion:
         text: list[str] = []
         refusal: list[str] = []
         reasoning: list[str] = []
         calls: list[ToolCall] = []
-        for item in r.output or ():
-            if item.type == "message":
+        for entry in r.output or ():
+            item = s.items.decode(entry, strict) if isinstance(entry, msgspec.Raw) else entry
+            if isinstance(item, s.AnyMessage):
                 for p in item.content or ():
-                    if p.type == "output_text" and p.text:
-                        text.append(p.text)
-                    elif p.type == "refusal" and p.refusal:
-                        refusal.append(p.refusal)
-            elif item.type == "function_call":
+                    part = s.message_parts.decode(p, strict) if isinstance(p, msgspec.Raw) else p
+                    if isinstance(part, s.OutputText) and part.text:
+                        text.append(part.text)
+                    elif isinstance(part, s.Refusal) and part.refusal:
+                        refusal.append(part.refusal)
+            elif isinstance(item, s.FunctionCall):
                 calls.append(
                     ToolCall(
                         id=item.call_id or item.id or f"call_{len(calls)}",
@@ -280,9 +225,11 @@ class ResponsesParser:
                         arguments=item.arguments or "",
                     )
                 )
-            elif item.type == "reasoning":
-                parts = [*(item.summary or ()), *(item.content or ())]
-                reasoning.extend(p.text for p in parts if p.text)
+            elif isinstance(item, s.AnyReasoning):
+                for p in (*(item.summary or ()), *(item.content or ())):
+                    rpart = s.reasoning_parts.decode(p, strict) if isinstance(p, msgspec.Raw) else p
+                    if rpart is not None and rpart.text:
+                        reasoning.append(rpart.text)
         return Completion(
             text="".join(text),
             tool_calls=calls,

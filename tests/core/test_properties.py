@@ -153,7 +153,7 @@ class Script:
     pieces: list[tuple[str, str]]  # (kind, text): kind is text, reasoning or refusal
     tools: list[tuple[str, str, list[str]]]  # (call id, name, argument pieces)
     usage: tuple[int, int, int, int] | None
-    variant: int  # wire-specific choices (reasoning key, .done events present, ...)
+    variant: int  # wire-specific choices (reasoning key, .done events, event order, ...)
     finish: str = field(default="stop")
 
     def joined(self, kind: str) -> str:
@@ -192,7 +192,7 @@ scripts = st.builds(
         st.tuples(IDENT, IDENT, st.lists(TEXT, max_size=4)), max_size=3, unique_by=lambda t: t[0]
     ),
     usage=st.none() | st.tuples(small, small, small, small),
-    variant=st.integers(0, 7),
+    variant=st.integers(0, 15),
     finish=st.sampled_from(["stop", "length", "tool_calls", "content_filter", "weird"]),
 )
 
@@ -209,7 +209,18 @@ def chat_events(s: Script) -> list[tuple[str | None, Any]]:
     reasoning_key = "reasoning" if s.variant & 1 else "reasoning_content"
     keys = {"text": "content", "reasoning": reasoning_key, "refusal": "refusal"}
     events: list[tuple[str | None, Any]] = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({keys[kind]: text}) for kind, text in s.pieces]
+    for kind, text in s.pieces:
+        if s.variant & 2 and kind != "refusal":
+            # Mistral's shape: content as a list of typed parts, with a part type we skip.
+            part = (
+                {"type": "text", "text": text}
+                if kind == "text"
+                else {"type": "thinking", "thinking": [{"type": "text", "text": text}]}
+            )
+            skipped = {"type": "reference", "reference_ids": [1], "text": {"a": 1}}
+            events.append(chunk({"content": [part, skipped]}))
+        else:
+            events.append(chunk({keys[kind]: text}))
     for i, (cid, name, args) in enumerate(s.tools):
         first = {"index": i, "id": cid, "type": "function"}
         events.append(
@@ -245,6 +256,10 @@ def responses_events(s: Script) -> list[tuple[str | None, Any]]:
     base = {"id": "resp_1", "object": "response", "model": s.model}
     ev("response.created", response={**base, "status": "in_progress", "output": []})
     ev("response.in_progress", response={**base, "status": "in_progress", "output": []})
+    # Hosted tools' types, with fields named like ours but shaped otherwise: always skipped.
+    search = {"type": "tool_search_call", "id": "ts_1", "arguments": {"q": "x"}}
+    ev("response.output_item.added", output_index=99, item=search)
+    ev("response.shell_call_output_content.delta", item_id="sh_1", delta={"stdout": "x"})
     reasoning_type = (
         "response.reasoning_text.delta"
         if s.variant & 1
@@ -270,15 +285,28 @@ def responses_events(s: Script) -> list[tuple[str | None, Any]]:
         output.append({"type": "message", "id": "msg_1", "role": "assistant", "content": content})
     for i, (cid, name, args) in enumerate(s.tools, start=len(output)):
         item = {"type": "function_call", "id": f"fc_{i}", "call_id": cid, "name": name}
-        ev("response.output_item.added", output_index=i, item={**item, "arguments": ""})
-        for a in args:
-            ev("response.function_call_arguments.delta", item_id=f"fc_{i}", output_index=i, delta=a)
+        added = (
+            "response.output_item.added",
+            {"output_index": i, "item": {**item, "arguments": ""}},
+        )
+        deltas = [
+            (
+                "response.function_call_arguments.delta",
+                {"item_id": f"fc_{i}", "output_index": i, "delta": a},
+            )
+            for a in args
+        ]
+        # Some servers send the first argument delta before its item.
+        for type_, fields in (
+            [*deltas[:1], added, *deltas[1:]] if s.variant & 8 else [added, *deltas]
+        ):
+            ev(type_, **fields)
         full = {**item, "arguments": "".join(args)}
         if s.variant & 2:
             ev("response.function_call_arguments.done", item_id=f"fc_{i}", arguments="".join(args))
             ev("response.output_item.done", output_index=i, item=full)
         output.append(full)
-    final: dict[str, Any] = {**base, "status": "completed", "output": output}
+    final: dict[str, Any] = {**base, "status": "completed", "output": [*output, search]}
     if s.usage is not None:
         inp, out, cached, reasoning = s.usage
         final["usage"] = {

@@ -83,3 +83,31 @@ def test_arbitrary_bytes_never_raise_anything_else(data: bytes) -> None:
         d.close()
     except SSETooLarge:
         pass
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(BOM) + len(STREAM)), max_size=20))
+def test_leading_bom_is_dropped_however_the_stream_is_cut(cuts: list[int]) -> None:
+    # A BOM glued to "data" would make the first line's field name unknown and lose the event.
+    stream = BOM + b"data: first\n\n" + STREAM
+    points = sorted(set(cuts))
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    assert decode(chunks) == [SSEEvent("", b"first"), *EXPECTED]
+
+
+def test_bom_split_over_chunks_with_empty_ones_between() -> None:
+    assert decode([b"\xef", b"", b"\xbb", b"\xbfdata: a\n\n"]) == [SSEEvent("", b"a")]
+
+
+def test_only_the_first_bom_is_dropped() -> None:
+    # After the first one a BOM is content, as the SSE spec says.
+    assert decode([BOM + BOM + b"data: a\n\n"]) == []
+    assert decode([b"data: " + BOM + b"x\n\n"]) == [SSEEvent("", b"\xef\xbb\xbfx")]
+
+
+def test_bytes_that_only_start_like_a_bom_are_kept() -> None:
+    assert decode([b"\xef", b"\xbbdata: a\n\n"]) == []
+    assert decode([b"\xef\xbb"]) == []
+    assert decode([b"data: a\n", b"\n"]) == [SSEEvent("", b"a")]

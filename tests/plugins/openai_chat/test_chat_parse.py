@@ -8,11 +8,13 @@ import msgspec
 import pytest
 
 from llmplug import (
+    Call,
     Completion,
     Done,
     OpenAICompatible,
     ReasoningDelta,
     ResponseError,
+    SSEEvent,
     StreamError,
     StreamEvent,
     TextDelta,
@@ -21,6 +23,7 @@ from llmplug import (
     Usage,
 )
 from llmplug.testing import LLMTestServer, Raw, Reply, ToolCallReply
+from llmplug_openai_chat import ChatParser
 
 MakeLLM = Callable[..., OpenAICompatible]
 
@@ -311,3 +314,148 @@ async def test_bad_200_bodies_raise_response_error(
     with pytest.raises(ResponseError, match=match):
         await make_llm().chat("hi")
     assert len(server.requests) == 1
+
+
+async def test_stream_starting_with_a_bom_keeps_its_first_event(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    # Some proxies write a UTF-8 BOM before the first event; here it is even cut in two.
+    first, *rest = sse(
+        {"choices": [{"index": 0, "delta": {"content": "first"}}]},
+        {"choices": [{"index": 0, "delta": {"content": " second"}, "finish_reason": "stop"}]},
+        b"[DONE]",
+    )
+    server.push(Raw(chunks=[b"\xef\xbb", b"\xbf" + first, *rest]))
+    events = await collect(make_llm())
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["first", " second"]
+    assert done(events).text == "first second"
+
+
+async def test_json_body_starting_with_a_bom(server: LLMTestServer, make_llm: MakeLLM) -> None:
+    body = {"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]}
+    server.push(
+        Raw(body=b"\xef\xbb\xbf" + msgspec.json.encode(body), content_type="application/json")
+    )
+    c = await make_llm().chat("hi")
+    assert (c.text, c.finish_reason) == ("ok", "stop")
+
+
+def tool_chunk(*pieces: dict[str, object], finish: str | None = None) -> dict[str, object]:
+    return {
+        "choices": [{"index": 0, "delta": {"tool_calls": list(pieces)}, "finish_reason": finish}]
+    }
+
+
+async def test_tool_call_fragments_without_index_are_told_apart_by_id(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    # Gemini's OpenAI layer sends no index: each call comes with its own id, and a fragment
+    # with neither index nor id continues the call before it.
+    server.push(
+        Raw(
+            chunks=sse(
+                tool_chunk({"id": "a", "function": {"name": "f", "arguments": '{"x": '}}),
+                tool_chunk({"function": {"arguments": "1}"}}),
+                tool_chunk(
+                    {"id": "b", "function": {"name": "g", "arguments": '{"y": 2}'}},
+                    {"id": "c", "function": {"name": "h", "arguments": "{}"}},
+                ),
+                tool_chunk({"id": "c", "function": {"arguments": ""}}, finish="tool_calls"),
+                b"[DONE]",
+            )
+        )
+    )
+    events = await collect(make_llm())
+    assert [(e.index, e.id, e.name) for e in events if isinstance(e, ToolCallDelta) and e.name] == [
+        (0, "a", "f"),
+        (1, "b", "g"),
+        (2, "c", "h"),
+    ]
+    c = done(events)
+    assert [(t.id, t.name, t.parsed_arguments()) for t in c.tool_calls] == [
+        ("a", "f", {"x": 1}),
+        ("b", "g", {"y": 2}),
+        ("c", "h", {}),
+    ]
+
+
+def test_unindexed_fragment_after_indexed_calls_gets_the_next_index() -> None:
+    parser = ChatParser(
+        Call(provider="p", model="m", wire="openai-chat", base_url="x", messages=[])
+    )
+    out: list[StreamEvent] = []
+    for chunk in (
+        tool_chunk({"index": 0, "id": "a", "function": {"name": "f", "arguments": "{}"}}),
+        tool_chunk({"id": "b", "function": {"name": "g", "arguments": "{"}}),
+        tool_chunk({"function": {"arguments": "}"}}),
+        b"[DONE]",
+    ):
+        data = chunk if isinstance(chunk, bytes) else msgspec.json.encode(chunk)
+        out += parser.feed(SSEEvent("", data))
+    assert [(e.index, e.id, e.arguments) for e in out if isinstance(e, ToolCallDelta)] == [
+        (0, "a", "{}"),
+        (1, "b", "{"),
+        (1, None, "}"),
+    ]
+    assert [(t.id, t.arguments) for t in parser.result().tool_calls] == [("a", "{}"), ("b", "{}")]
+
+
+def mistral_delta(*parts: object) -> dict[str, object]:
+    return {"choices": [{"index": 0, "delta": {"content": list(parts)}}]}
+
+
+THINKING = {"type": "thinking", "thinking": [{"type": "text", "text": "let me see"}]}
+REFERENCE = {"type": "reference", "reference_ids": [1, 2], "text": {"not": "a string"}}
+
+
+async def test_content_as_a_list_of_typed_parts(server: LLMTestServer, make_llm: MakeLLM) -> None:
+    # Mistral's reasoning models send content as a list of parts: thinking (the reasoning),
+    # text, and types we skip whatever they hold.
+    server.push(
+        Raw(
+            chunks=sse(
+                mistral_delta(THINKING),
+                mistral_delta({"type": "text", "text": "The answer"}, REFERENCE),
+                {"choices": [{"index": 0, "delta": {"content": " is 4."}}]},
+                {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                b"[DONE]",
+            )
+        )
+    )
+    events = await collect(make_llm())
+    assert [
+        (type(e).__name__, e.text) for e in events if isinstance(e, TextDelta | ReasoningDelta)
+    ] == [
+        ("ReasoningDelta", "let me see"),
+        ("TextDelta", "The answer"),
+        ("TextDelta", " is 4."),
+    ]
+    c = done(events)
+    assert (c.text, c.reasoning) == ("The answer is 4.", "let me see")
+
+
+async def test_body_content_as_a_list_of_typed_parts(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    message = {"content": [THINKING, REFERENCE, {"type": "text", "text": "4"}]}
+    body = {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+    server.push(Raw(body=msgspec.json.encode(body), content_type="application/json"))
+    c = await make_llm().chat("hi")
+    assert (c.text, c.reasoning) == ("4", "let me see")
+
+
+async def test_a_text_part_that_is_not_text_is_an_error(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    server.push(
+        Raw(
+            chunks=sse(
+                {"choices": [{"index": 0, "delta": {"content": "ok"}}]},
+                mistral_delta({"type": "text", "text": {"oops": 1}}),
+                b"[DONE]",
+            )
+        )
+    )
+    with pytest.raises(StreamError, match="invalid JSON") as info:
+        await collect(make_llm())
+    assert info.value.partial is not None and info.value.partial.text == "ok"

@@ -216,14 +216,46 @@ async def test_error_and_failed_events_raise_with_code_and_partial(
     assert len(server.requests) == 1
 
 
-async def test_incomplete_stream_raises_with_partial_output(
-    server: LLMTestServer, llm: LLMInterface
+@pytest.mark.parametrize(
+    ("reason", "finish"),
+    [
+        ("max_output_tokens", "length"),
+        ("content_filter", "content_filter"),
+        ("a_reason_from_next_year", "a_reason_from_next_year"),
+    ],
+)
+async def test_incomplete_reply_ends_normally_with_the_same_finish_reason_streamed_or_not(
+    server: LLMTestServer, llm: LLMInterface, reason: str, finish: str
 ) -> None:
-    server.push(Reply(text="cut short here", incomplete_reason="max_output_tokens"))
-    with pytest.raises(StreamError, match="incomplete") as info:
-        await collect(llm)
-    assert info.value.code == "max_output_tokens"
-    assert info.value.partial is not None and info.value.partial.text == "cut short here"
+    # A reply cut by max_output_tokens is an answer (finish_reason "length", as on the Chat
+    # wire), not a broken stream: the caller gets the partial text and the usage either way.
+    reply = Reply(text="cut short here", incomplete_reason=reason, usage=USAGE)
+    server.push(reply)
+    whole = await llm.chat("hi")
+    server.push(reply)
+    events = await collect(llm)
+    streamed = done(events)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "cut short here"
+    assert (streamed.text, streamed.finish_reason, streamed.usage) == (
+        "cut short here",
+        finish,
+        Usage(12, 8, 20, cached_tokens=4, reasoning_tokens=3),
+    )
+    assert msgspec.structs.replace(whole, raw=None) == streamed
+
+
+@pytest.mark.parametrize("reason", ["max_output_tokens", "content_filter"])
+async def test_incomplete_reply_matches_the_chat_wire(
+    server: LLMTestServer, make_llm: MakeLLM, reason: str
+) -> None:
+    reply = Reply(text="cut short", incomplete_reason=reason, usage=USAGE)
+    results: list[Completion] = []
+    for cls in (OpenAICompatible, OpenAIResponsesCompatible):
+        server.push(reply)
+        results.append(done(await collect(make_llm(interface=cls))))
+    chat, resp = (msgspec.structs.replace(c, model=None) for c in results)
+    assert chat == resp
+    assert chat.finish_reason in ("length", "content_filter")
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -251,3 +283,30 @@ async def test_invalid_json_event(server: LLMTestServer, llm: LLMInterface) -> N
     server.push(Raw(chunks=[b"event: response.created\ndata: {oops\n\n"]))
     with pytest.raises(StreamError, match="invalid JSON"):
         await collect(llm)
+
+
+async def test_stream_starting_with_a_bom_keeps_its_first_event(
+    server: LLMTestServer, llm: LLMInterface
+) -> None:
+    # Without an event: line the BOM would sit right before "data" and hide the first event.
+    events = [
+        ev("response.output_text.delta", item_id="m", delta="first").split(b"\n", 1)[1],
+        ev("response.output_text.delta", item_id="m", delta=" second"),
+        ev("response.completed", response={"status": "completed", "output": []}),
+    ]
+    server.push(Raw(chunks=[b"\xef", b"\xbb\xbf" + events[0], *events[1:]]))
+    out = await collect(llm)
+    assert [e.text for e in out if isinstance(e, TextDelta)] == ["first", " second"]
+    assert done(out).text == "first second"
+
+
+async def test_json_body_starting_with_a_bom(server: LLMTestServer, llm: LLMInterface) -> None:
+    body = {
+        "status": "completed",
+        "output": [{"type": "message", "content": [{"type": "output_text", "text": "ok"}]}],
+    }
+    server.push(
+        Raw(body=b"\xef\xbb\xbf" + msgspec.json.encode(body), content_type="application/json")
+    )
+    c = await llm.chat("hi")
+    assert (c.text, c.finish_reason) == ("ok", "stop")
