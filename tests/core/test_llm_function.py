@@ -123,6 +123,34 @@ async def test_typed_replies_use_structured_output(
     assert schema["type"] == "object"
 
 
+@pytest.mark.parametrize("wire", WIRES)
+@pytest.mark.parametrize(
+    ("return_type", "reply", "expected"),
+    [
+        (Color, '"green"', Color.GREEN),
+        (Color, "green", Color.GREEN),
+        (int, "42", 42),
+        (list[str], '["a", "b"]', ["a", "b"]),
+    ],
+)
+async def test_a_bare_value_from_a_server_that_ignores_response_format_is_accepted(
+    server: LLMTestServer,
+    make_llm: MakeLLM,
+    wire: type[LLMInterface],
+    return_type: Any,
+    reply: str,
+    expected: Any,
+) -> None:
+    async def classify(text: str) -> Any:
+        """Classify the text."""
+
+    classify.__annotations__["return"] = return_type
+    fn = llm_function(llm_interface=make_llm(interface=wire))(classify)
+    server.push(Reply(text=reply))
+    assert await fn("grass") == expected
+    assert len(server.requests) == 1  # no repair turn
+
+
 async def test_docstring_placeholders_are_filled(server: LLMTestServer, make_llm: MakeLLM) -> None:
     @llm_function(llm_interface=make_llm())
     async def analyze(text: str) -> str:
