@@ -33,14 +33,18 @@ def fill_template(template: str, params: Mapping[str, Any] | None) -> str:
 
 def render_value(value: Any) -> str:
     """Text for the model: a str as it is, anything else as JSON (a pydantic model as its
-    JSON, an object msgspec cannot encode as its str())."""
+    JSON, an object msgspec cannot encode as its str()). A value nested too deeply to print
+    raises ValueError, not RecursionError."""
     if isinstance(value, str):
         return value
     try:
-        return msgspec.json.encode(value).decode()
-    except TypeError:
-        dump = getattr(value, "model_dump_json", None)
-        return str(dump()) if callable(dump) else str(value)
+        try:
+            return msgspec.json.encode(value).decode()
+        except TypeError:
+            dump = getattr(value, "model_dump_json", None)
+            return str(dump()) if callable(dump) else str(value)
+    except RecursionError:
+        raise ValueError(f"a {type(value).__name__} nested too deeply to show as text") from None
 
 
 def format_arguments(bound: inspect.BoundArguments, skip: frozenset[str] = frozenset()) -> str:
@@ -49,7 +53,10 @@ def format_arguments(bound: inspect.BoundArguments, skip: frozenset[str] = froze
     for name, value in bound.arguments.items():
         if name in skip:
             continue
-        text = render_value(value)
+        try:
+            text = render_value(value)
+        except ValueError as exc:
+            raise ValueError(f"argument {name!r}: {exc}") from None
         lines.append(f"{name}: {text}" if "\n" not in text else f"{name}:\n{text}")
     return "\n".join(lines)
 

@@ -195,5 +195,7 @@ class OutputType:
             return self._decode(body.encode())
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise ValueError(str(exc)) from None
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply") from None
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise ValueError(str(exc)) from None

@@ -339,3 +339,76 @@ async def test_extra_parameters_join_the_user_message(
     sent = server.requests[0].json["messages"]
     assert sent[0]["content"] == "Assistant in a warm tone."
     assert sent[1]["content"] == "hello\n\nmood: happy"
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [1000, 100_000])
+async def test_deeply_nested_tool_arguments_go_back_to_the_model_as_a_tool_error(
+    server: LLMTestServer, make_llm: MakeLLM, depth: int
+) -> None:
+    ran: list[Any] = []
+
+    @tool
+    def store(value: Any) -> str:
+        """Store a value."""
+        ran.append(value)
+        return "stored"
+
+    @llm_chat(llm_interface=make_llm(), toolkit=[store])
+    async def agent(message: str) -> None:
+        """Assistant."""
+
+    server.push(
+        Reply(tool_calls=[ToolCallReply(name="store", arguments=f'{{"value": {nested(depth)}}}')]),
+        Reply(text="I will keep it flatter."),
+    )
+    events = await run(agent, "store this")
+    (result,) = [e.result for e in events if isinstance(e, ToolResultEvent)]
+    assert result.is_error
+    assert "invalid arguments for store" in result.content and "nested" in result.content
+    assert ran == []
+    assert events[-1].reply == "I will keep it flatter."
+    tool_msg = server.requests[1].json["messages"][-1]
+    assert tool_msg["role"] == "tool" and tool_msg["content"] == result.content
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this")
+
+
+async def test_a_tool_result_that_cannot_be_shown_goes_back_as_a_tool_error(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+
+    @tool
+    def dig() -> Any:
+        """Dig deep."""
+        return deep
+
+    @tool
+    def opaque() -> Any:
+        """Something without a text form."""
+        return Unprintable()
+
+    @llm_chat(llm_interface=make_llm(), toolkit=[dig, opaque])
+    async def agent(message: str) -> None:
+        """Assistant."""
+
+    server.push(
+        Reply(tool_calls=[ToolCallReply(name="dig", id="a"), ToolCallReply(name="opaque", id="b")]),
+        Reply(text="Both failed."),
+    )
+    events = await run(agent, "go")
+    results = [e.result for e in events if isinstance(e, ToolResultEvent)]
+    assert [r.is_error for r in results] == [True, True]
+    assert results[0].content.startswith("Error: dig returned a value that cannot be shown")
+    assert "nested too deeply" in results[0].content
+    assert "RuntimeError: no text for this" in results[1].content
+    assert events[-1].reply == "Both failed."

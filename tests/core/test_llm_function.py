@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Callable
 from typing import Any, Literal, TypedDict
 
@@ -149,6 +150,55 @@ async def test_a_bare_value_from_a_server_that_ignores_response_format_is_accept
     server.push(Reply(text=reply))
     assert await fn("grass") == expected
     assert len(server.requests) == 1  # no repair turn
+
+
+class Holder(msgspec.Struct):
+    data: Any
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [1000, 100_000])
+@pytest.mark.parametrize("kind", ["wrapped", "struct", "pydantic"])
+async def test_a_deeply_nested_reply_is_a_validation_failure(
+    server: LLMTestServer, make_llm: MakeLLM, kind: str, depth: int
+) -> None:
+    import pydantic
+
+    class PydanticHolder(pydantic.BaseModel):
+        data: Any
+
+    async def extract(text: str) -> Any:
+        """Extract the data."""
+
+    return_type: Any = {"wrapped": list[Any], "struct": Holder, "pydantic": PydanticHolder}[kind]
+    extract.__annotations__["return"] = return_type
+    fn = llm_function(llm_interface=make_llm())(extract)
+    reply = nested(depth) if kind == "wrapped" else f'{{"data": {nested(depth)}}}'
+    server.push(Reply(text=reply), Reply(text=reply))
+    with pytest.raises(OutputValidationError, match="does not match") as info:
+        await fn("x")
+    assert info.value.raw == reply
+    assert len(server.requests) == 2
+    repair = messages_of(server.requests[1])[-1][1]
+    assert re.search("nested too deeply|recursion limit", repair)  # the repair turn says why
+
+
+async def test_an_argument_nested_too_deeply_to_show_is_a_clear_error(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    @llm_function(llm_interface=make_llm())
+    async def summarize(data: list[Any]) -> str:
+        """Summarize the data."""
+
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match=r"argument 'data'.*nested too deeply"):
+        await summarize(deep)
+    assert server.requests == []
 
 
 async def test_docstring_placeholders_are_filled(server: LLMTestServer, make_llm: MakeLLM) -> None:
