@@ -3,32 +3,54 @@
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
+from ._errors import ConfigError
+
 __all__ = ["fill_template", "format_arguments", "render_value", "split_call_options"]
 
 
-class _Keep(dict[str, Any]):
-    """Leaves unknown ``{placeholders}`` as they are, so a docstring with a JSON example in
-    braces still works."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+#: One token of a template that is not a str.format template: an escaped brace (kept as it is)
+#: or a replacement field ``{name}``, ``{name.attr}``, ``{name[key]}``, ``{name!r}``,
+#: ``{name:spec}`` (filled only when ``name`` is given).
+_TOKEN = re.compile(
+    r"\{\{|\}\}|\{([^\W\d]\w*)(?:\.[^\W\d]\w*|\[[^\[\]{}]*\])*(?:![rsa])?(?::[^{}]*)?\}"
+)
 
 
 def fill_template(template: str, params: Mapping[str, Any] | None) -> str:
+    """Fill a docstring's ``{placeholders}`` from ``params`` (``_template_params``).
+
+    Without params the template is returned as written. A template written for ``str.format``
+    (every field a given name, literal braces doubled) gives exactly what ``str.format`` gives,
+    ``{{`` -> ``{`` included: that is how SimpleLLMFunc fills docstrings, and what its users
+    wrote theirs for. Any other template (a JSON example, ``{items[0]}`` meant literally)
+    has only the given names' fields filled; every other brace, ``{{`` and ``}}`` included,
+    stays exactly as written. A given name whose field cannot be filled (``{user.email}``
+    with no such attribute) raises ConfigError rather than being sent unfilled."""
     if not params:
         return template
     try:
-        return template.format_map(_Keep(params))
-    except (ValueError, IndexError):
-        # Braces that are not placeholders at all: fill the named ones one by one.
-        for k, v in params.items():
-            template = template.replace("{" + k + "}", str(v))
-        return template
+        return template.format_map(params)
+    except Exception:
+        pass  # not a str.format template for these names: fill the given ones one by one
+
+    def fill(m: re.Match[str]) -> str:
+        field = m.group(0)
+        if m.group(1) is None or m.group(1) not in params:
+            return field
+        try:
+            return field.format_map(params)
+        except Exception as exc:
+            raise ConfigError(
+                f"_template_params: cannot fill {field}: {type(exc).__name__}: {exc}"
+            ) from None
+
+    return _TOKEN.sub(fill, template)
 
 
 def render_value(value: Any) -> str:

@@ -412,3 +412,15 @@ async def test_a_tool_result_that_cannot_be_shown_goes_back_as_a_tool_error(
     assert "nested too deeply" in results[0].content
     assert "RuntimeError: no text for this" in results[1].content
     assert events[-1].reply == "Both failed."
+
+
+async def test_the_system_prompt_keeps_braces_that_are_not_template_params(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    @llm_chat(llm_interface=make_llm())
+    async def agent(message: str) -> None:
+        """Answer in {tone} tone; never print {user.name} or {items[0]}."""
+
+    await run(agent, "hi", _template_params={"tone": "a warm"})
+    system = server.requests[0].json["messages"][0]["content"]
+    assert system == "Answer in a warm tone; never print {user.name} or {items[0]}."
