@@ -113,6 +113,31 @@ class LLMInterface:
         self.usage = UsageTracker()
         # Set when the provider rejected json_schema structured output (see llm_function).
         self.json_schema_unsupported = False
+        self._check_plugins()
+
+    def _check_plugins(self) -> None:
+        """A wire or key strategy no plugin provides fails here, not at the first call; asked in
+        the pipeline's order (select_key, then build_request)."""
+        registry = self._registry or default_registry()
+        probe = Call(
+            provider=self.provider_id,
+            model=self.model_name,
+            wire=self.wire,
+            base_url=self.base_url,
+            messages=[Message(role="user", content="")],
+            headers=self.headers,
+        )
+        strategy = self.key_pool.strategy
+        if not registry.has_key_strategy(strategy, probe):
+            raise ConfigError(
+                f"key_strategy must be one a plugin provides: no plugin provides the key "
+                f"strategy {strategy!r} (`llmplug plugins` lists the installed plugins)"
+            )
+        if not registry.has_wire(self.wire, probe):
+            raise ConfigError(
+                f"wire must be one a plugin provides: no plugin provides the wire format "
+                f"{self.wire!r} (`llmplug plugins` lists the installed plugins)"
+            )
 
     @property
     def provider_id(self) -> str:
