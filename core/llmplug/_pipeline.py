@@ -290,7 +290,7 @@ class Pipeline:
                 self._failed(error, lease, call, t0, charged)
             finally:
                 lease.release()
-            delay = self.policy.plan(error, lease, retries)
+            delay = self.policy.plan(error, lease, retries, call.max_retries)
             retries += 1
             call.attempt = retries
             if delay > 0:
@@ -365,7 +365,7 @@ class Pipeline:
                     lease.release()
             if lease is None:
                 raise error
-            delay = self.policy.plan(error, lease, retries)
+            delay = self.policy.plan(error, lease, retries, call.max_retries)
             retries += 1
             call.attempt = retries
             if delay > 0:
