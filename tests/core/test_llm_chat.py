@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from llmplug import (
+    APIKeyPool,
     AssistantReply,
     ChatDone,
     Compaction,
@@ -424,3 +425,64 @@ async def test_the_system_prompt_keeps_braces_that_are_not_template_params(
     await run(agent, "hi", _template_params={"tone": "a warm"})
     system = server.requests[0].json["messages"][0]["content"]
     assert system == "Answer in a warm tone; never print {user.name} or {items[0]}."
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_plain_def_agent_is_a_blocking_generator(server: LLMTestServer, stream: bool) -> None:
+    llm = OpenAICompatible(APIKeyPool(["sk-x"], "t"), "m", server.base_url)
+
+    @llm_chat(llm_interface=llm, toolkit=[get_weather], stream=stream)
+    def agent(message: str, history: list[dict[str, Any]] | None = None) -> None:
+        """You are a weather assistant."""
+
+    server.push(
+        Reply(tool_calls=[ToolCallReply(name="get_weather", arguments={"city": "Oslo"})]),
+        Reply(text="Sunny in Oslo."),
+        Reply(text="You are welcome."),
+    )
+    events = list(agent("Weather in Oslo?"))
+    assert isinstance(events[-1], ChatDone) and events[-1].reply == "Sunny in Oslo."
+    (result,) = [e.result for e in events if isinstance(e, ToolResultEvent)]
+    assert "sunny" in result.content and not result.is_error
+    # A second call runs on a second event loop with a second client: still works.
+    again = list(agent("thanks", events[-1].history))
+    assert isinstance(again[-1], ChatDone) and again[-1].reply == "You are welcome."
+    assert len(server.requests[2].json["messages"]) == 6
+
+
+def test_stopping_a_plain_def_agent_early_frees_its_key(server: LLMTestServer) -> None:
+    llm = OpenAICompatible(APIKeyPool(["sk-x"], "t"), "m", server.base_url)
+
+    @llm_chat(llm_interface=llm, stream=True)
+    def agent(message: str) -> None:
+        """Assistant."""
+
+    server.push(Reply(text="one two three four", chunk_delay=0.01))
+    events = agent("count")
+    assert isinstance(next(events), TextDelta)
+    events.close()
+    assert llm.key_pool.status()[0]["in_flight"] == 0
+
+
+async def test_a_plain_def_agent_inside_a_running_loop_says_to_use_async(
+    make_llm: MakeLLM,
+) -> None:
+    @llm_chat(llm_interface=make_llm())
+    def agent(message: str) -> None:
+        """Assistant."""
+
+    with pytest.raises(RuntimeError, match="async def"):
+        agent("hi")
+
+
+async def test_an_async_generator_agent_is_an_async_generator_too(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    # SimpleLLMFunc-style: an async def with a yield in its body still means "async".
+    @llm_chat(llm_interface=make_llm())
+    async def agent(message: str) -> AsyncIterator[Any]:
+        """Assistant."""
+        yield None
+
+    events = await run(agent, "hi")
+    assert isinstance(events[-1], ChatDone) and events[-1].reply == "echo: hi"
