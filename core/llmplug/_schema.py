@@ -114,13 +114,13 @@ class _Unwrap:
         try:
             return self.bare.decode(body)
         except msgspec.ValidationError as exc:
-            if not (isinstance(first, msgspec.ValidationError) and _wrapped(body)):
+            if not (isinstance(first, msgspec.ValidationError) and _is_wrapped(body)):
                 raise
             # The repair turn shows the model the error of the shape it answered in.
             raise first from exc
 
 
-def _wrapped(body: bytes) -> bool:
+def _is_wrapped(body: bytes) -> bool:
     try:
         value = msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError):
