@@ -26,10 +26,13 @@ class Call(msgspec.Struct, kw_only=True):
     stream: bool = False
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     attempt: int = 0
-    #: Client options of this call (never sent): per-phase HTTP timeout, and a deadline for
-    #: the whole call, retries and stream included.
+    #: Client options of this call (never sent): per-phase HTTP timeout, a deadline for the
+    #: whole call (retries and stream included), retries after the first try (None: the
+    #: interface's), and the caller's session, for plugins such as a sticky key strategy.
     timeout: Any = None
     total_timeout: float | None = None
+    max_retries: int | None = None
+    session_id: str | None = None
 
 
 class HTTPRequest(msgspec.Struct, kw_only=True):

@@ -3,11 +3,20 @@ automatic compaction of long histories."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+)
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import msgspec
 
@@ -27,6 +36,20 @@ __all__ = ["llm_chat"]
 _HISTORY_NAMES = ("history", "chat_history")
 
 ChatStream = AsyncGenerator[StreamEvent | ChatEvent, None]
+BlockingChatStream = Generator[StreamEvent | ChatEvent, None, None]
+
+
+class ChatDecorator(Protocol):
+    """What ``llm_chat(...)`` returns: ``async def`` functions become async generators, plain
+    ``def`` functions blocking generators."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[..., Awaitable[Any] | AsyncIterator[Any]]
+    ) -> Callable[..., ChatStream]: ...
+
+    @overload
+    def __call__(self, fn: Callable[..., None]) -> Callable[..., BlockingChatStream]: ...
 
 
 def llm_chat(
@@ -36,7 +59,7 @@ def llm_chat(
     stream: bool = False,
     compaction: Compaction | bool | None = True,
     **llm_kwargs: Any,
-) -> Callable[[Callable[..., Any]], Callable[..., ChatStream]]:
+) -> ChatDecorator:
     """Make a function a chat agent. Its docstring is the system prompt; its first parameter is
     the user's message; a ``history`` (or ``chat_history``) parameter takes OpenAI-style message
     dicts; other parameters are added to the user message as ``name: value`` lines.
@@ -46,11 +69,14 @@ def llm_chat(
     ``ToolResultEvent`` around tool runs, ``CompactionEvent`` when old turns were summarized,
     and last ``ChatDone`` with the reply, usage and the updated history (the history you passed
     in is not modified). ``compaction=False`` turns compaction off; a :class:`Compaction` tunes
-    it."""
+    it.
+
+    On a plain ``def`` the same events come from a blocking generator (``for event in ...``),
+    each call on an event loop of its own; it cannot be used inside a running event loop."""
     kit = Toolkit(toolkit)
     config = Compaction() if compaction is True or compaction is None else compaction or None
 
-    def decorate(fn: Callable[..., Any]) -> Callable[..., ChatStream]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(fn)
         names = list(sig.parameters)
         history_name = next((n for n in names if n in _HISTORY_NAMES), None)
@@ -94,9 +120,55 @@ def llm_chat(
                         return
                     yield ev
 
-        return run
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            return run
+        return _blocking(fn, run, llm_interface)
 
     return decorate
+
+
+def _blocking(
+    fn: Callable[..., Any], run: Callable[..., ChatStream], llm: LLMInterface
+) -> Callable[..., BlockingChatStream]:
+    @functools.wraps(fn)
+    def run_sync(*args: Any, **kwargs: Any) -> BlockingChatStream:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return _drive(run(*args, **kwargs), llm)
+        raise RuntimeError(
+            f"{fn.__name__}() is a blocking @llm_chat called inside a running event loop; "
+            "define it with `async def` and iterate it with `async for`"
+        )
+
+    return run_sync
+
+
+def _drive(events: ChatStream, llm: LLMInterface) -> BlockingChatStream:
+    """Run ``events`` on an event loop that lives as long as this generator. Stopping early
+    closes the stream (its key is freed at once), and the client made on this loop is closed
+    with it, so no socket outlives the loop that opened it."""
+    with asyncio.Runner() as runner:
+        try:
+            while True:
+                try:
+                    event = runner.run(_next(events))
+                except StopAsyncIteration:
+                    return
+                yield event
+        finally:
+            try:
+                runner.run(_close(events))
+            finally:
+                runner.run(llm.aclose())
+
+
+async def _next(events: ChatStream) -> StreamEvent | ChatEvent:
+    return await anext(events)
+
+
+async def _close(events: ChatStream) -> None:
+    await events.aclose()
 
 
 def _history(history: Any) -> list[Message]:

@@ -83,14 +83,15 @@ class _Runner:
             returns = "Reply with the result only."
         else:
             returns = ""
-        system = self.system_template.format_map(
+        system = fill_template(
+            self.system_template,
             {
                 "function_description": task,
                 "parameters_description": ", ".join(self.sig.parameters),
                 "return_type_description": returns,
-            }
+            },
         ).strip()
-        user = self.user_template.format_map({"parameters": format_arguments(bound)})
+        user = fill_template(self.user_template, {"parameters": format_arguments(bound)})
         params = {**self.llm_kwargs, **call_params}
         if self.out.schema is not None and not self.llm.json_schema_unsupported:
             params.setdefault("response_format", self.out.response_format())

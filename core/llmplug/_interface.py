@@ -113,6 +113,31 @@ class LLMInterface:
         self.usage = UsageTracker()
         # Set when the provider rejected json_schema structured output (see llm_function).
         self.json_schema_unsupported = False
+        self._check_plugins()
+
+    def _check_plugins(self) -> None:
+        """A wire or key strategy no plugin provides fails here, not at the first call; asked in
+        the pipeline's order (select_key, then build_request)."""
+        registry = self._registry or default_registry()
+        probe = Call(
+            provider=self.provider_id,
+            model=self.model_name,
+            wire=self.wire,
+            base_url=self.base_url,
+            messages=[Message(role="user", content="")],
+            headers=self.headers,
+        )
+        strategy = self.key_pool.strategy
+        if not registry.has_key_strategy(strategy, probe):
+            raise ConfigError(
+                f"key_strategy must be one a plugin provides: no plugin provides the key "
+                f"strategy {strategy!r} (`llmplug plugins` lists the installed plugins)"
+            )
+        if not registry.has_wire(self.wire, probe):
+            raise ConfigError(
+                f"wire must be one a plugin provides: no plugin provides the wire format "
+                f"{self.wire!r} (`llmplug plugins` lists the installed plugins)"
+            )
 
     @property
     def provider_id(self) -> str:
@@ -152,9 +177,21 @@ class LLMInterface:
     ) -> Call:
         if "stream" in params:
             raise ConfigError("pass no 'stream' keyword: use chat() or chat_stream()")
-        timeout = params.pop("timeout", None)
-        total_timeout = params.pop("total_timeout", None)
         merged = {**self.api_params, **params} if self.api_params else params
+        # Popped after merging: wherever they come from (a call keyword, a decorator's, _llm_params,
+        # api_params as SimpleLLMFunc handed them to the openai SDK), they are never sent.
+        max_retries = merged.pop("max_retries", None)
+        timeout = merged.pop("timeout", None)
+        total_timeout = merged.pop("total_timeout", None)
+        session_id = merged.pop("session_id", None)
+        if max_retries is not None and (
+            isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
+        ):
+            raise ConfigError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        if total_timeout is not None and not total_timeout > 0:
+            raise ConfigError(f"total_timeout must be > 0 or None, got {total_timeout!r}")
+        if session_id is not None and not isinstance(session_id, str):
+            raise ConfigError(f"session_id must be a str, got {type(session_id).__name__}")
         return Call(
             provider=self.provider_id,
             model=self.model_name,
@@ -167,6 +204,8 @@ class LLMInterface:
             headers=self.headers,
             timeout=timeout,
             total_timeout=total_timeout,
+            max_retries=max_retries,
+            session_id=session_id,
         )
 
     async def chat(
@@ -176,7 +215,8 @@ class LLMInterface:
 
         ``messages`` are OpenAI-style dicts, :class:`Message` objects or one user string;
         ``params`` (temperature, max_tokens, ...) go into the request body as they are, over
-        the interface's ``api_params``."""
+        the interface's ``api_params``, except the client options ``max_retries``,
+        ``timeout``, ``total_timeout`` and ``session_id``, which are honoured and never sent."""
         return await self.pipeline.complete(self._call(messages, tools, params, False))
 
     def chat_stream(

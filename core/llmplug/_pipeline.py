@@ -218,10 +218,12 @@ class Pipeline:
             model=self.model,
         )
 
-    def _retry_delay(self, error: LLMError, lease: KeyLease | None, retries: int) -> float:
+    def _retry_delay(
+        self, error: LLMError, lease: KeyLease | None, retries: int, call: Call
+    ) -> float:
         if lease is None:  # it never reached a key (no key, no limiter): nothing to retry
             raise error
-        return self.policy.plan(error, lease, retries)
+        return self.policy.plan(error, lease, retries, call.max_retries)
 
     # -- the two ways to call ------------------------------------------------------------------
 
@@ -256,7 +258,7 @@ class Pipeline:
                 attempt.failed(error)
             finally:
                 attempt.end()
-            delay = self._retry_delay(error, attempt.lease, retries)
+            delay = self._retry_delay(error, attempt.lease, retries, call)
             retries += 1
             call.attempt = retries
             await self._backoff(delay, deadline, total, error)
@@ -339,7 +341,7 @@ class Pipeline:
                 attempt.end()
                 if response is not None:
                     await self._close(response)
-            delay = self._retry_delay(error, attempt.lease, retries)
+            delay = self._retry_delay(error, attempt.lease, retries, call)
             retries += 1
             call.attempt = retries
             await self._backoff(delay, deadline, total, error)

@@ -52,10 +52,13 @@ class RetryPolicy:
         self.retry_delay = retry_delay
         self.key_wait_timeout = key_wait_timeout
 
-    def plan(self, error: LLMError, lease: KeyLease, retries: int) -> float:
-        """Seconds to wait before the next attempt, or raise ``error`` if there is none."""
+    def plan(
+        self, error: LLMError, lease: KeyLease, retries: int, max_retries: int | None = None
+    ) -> float:
+        """Seconds to wait before the next attempt, or raise ``error`` if there is none.
+        ``max_retries`` is the call's own (None: the interface's)."""
         error.attempts = retries + 1
-        left = retries < self.max_retries
+        left = retries < (self.max_retries if max_retries is None else max_retries)
         headers = error.headers or {}
         status = error.status
         if isinstance(error, APIStatusError) and status is not None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 
 from . import _hookspecs
+from ._call import Call
 from ._hookspecs import PROJECT
+from ._keys import APIKeyPool
+from ._types import Message
 
 if TYPE_CHECKING:
     import importlib.metadata as md
@@ -135,6 +138,38 @@ class Registry:
             f"llmplug plugin {name!r} was skipped: {error}", PluginLoadWarning, stacklevel=4
         )
 
+    # -- what the plugins provide ---------------------------------------------------------------
+    #
+    # Plugins declare nothing: the hooks dispatch by name, so whether a name is provided is
+    # asked the way the pipeline asks it. A third-party plugin adds a wire or a strategy just by
+    # answering for it.
+
+    def has_wire(self, wire: str, call: Call | None = None) -> bool:
+        """Whether some plugin's ``build_request`` and some plugin's ``parse_stream`` answer for
+        the wire format ``wire``. Both are asked with ``call`` (by default a one-message
+        placeholder) and a placeholder key; nothing is sent."""
+        probe = call or _probe_call(wire)
+        return _answers(
+            lambda: self.hook.build_request(wire=wire, call=probe, key=_PROBE_KEY)
+        ) and _answers(lambda: self.hook.parse_stream(wire=wire, call=probe))
+
+    def has_key_strategy(self, strategy: str, call: Call | None = None) -> bool:
+        """Whether some plugin's ``select_key`` answers for ``strategy``, asked on a throwaway
+        one-key pool (the lease is released at once)."""
+        probe = call or _probe_call("")
+        pool = APIKeyPool([_PROBE_KEY], probe.provider, strategy=strategy)
+        leases: list[Any] = []
+
+        def ask() -> object:
+            leases.append(self.hook.select_key(strategy=strategy, pool=pool, call=probe))
+            return leases[-1]
+
+        answered = _answers(ask)
+        release = getattr(leases[0] if leases else None, "release", None)
+        if callable(release):
+            release()
+        return answered
+
     def plugins(self) -> list[PluginInfo]:
         """Every registered plugin with its distribution, version and the hooks it implements."""
         out = []
@@ -145,6 +180,28 @@ class Registry:
             dist, version = self._dists.get(name, (None, None))
             out.append(PluginInfo(name, dist, version, hooks))
         return out
+
+
+_PROBE_KEY = "llmplug-probe"
+
+
+def _probe_call(wire: str) -> Call:
+    return Call(
+        provider="llmplug-probe",
+        model="llmplug-probe",
+        wire=wire,
+        base_url="http://127.0.0.1/v1",
+        messages=[Message(role="user", content="")],
+    )
+
+
+def _answers(ask: Callable[[], object]) -> bool:
+    try:
+        return ask() is not None
+    except Exception:
+        # Plugins answer None for names not theirs before doing any work: one that raises got
+        # past that check, so the name is its own (a real call will show the same error).
+        return True
 
 
 def _dist_name(ep: md.EntryPoint) -> str | None:

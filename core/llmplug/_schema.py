@@ -92,6 +92,42 @@ def _strictify(node: Any) -> bool:
 _FENCE = re.compile(r"^\s*```[a-zA-Z]*\s*\n(.*?)\n?```\s*$", re.S)
 
 
+class _Unwrap:
+    """Decodes ``{"result": value}``, or the bare value: many OpenAI-compatible servers ignore
+    ``response_format`` and answer ``42`` or ``"blue"``, or even ``blue`` unquoted; refusing
+    those would cost a repair call for an answer that was right."""
+
+    __slots__ = ("bare", "wrapped")
+
+    def __init__(self, wrapped: msgspec.json.Decoder[Any], bare: msgspec.json.Decoder[Any]):
+        self.wrapped = wrapped
+        self.bare = bare
+
+    def __call__(self, body: bytes) -> Any:
+        try:
+            return self.wrapped.decode(body).result
+        except msgspec.ValidationError as exc:
+            first: Exception = exc
+        except msgspec.DecodeError as exc:
+            first = exc
+            body = msgspec.json.encode(body.decode())  # not JSON: the text as a JSON string
+        try:
+            return self.bare.decode(body)
+        except msgspec.ValidationError as exc:
+            if not (isinstance(first, msgspec.ValidationError) and _is_wrapped(body)):
+                raise
+            # The repair turn shows the model the error of the shape it answered in.
+            raise first from exc
+
+
+def _is_wrapped(body: bytes) -> bool:
+    try:
+        value = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return isinstance(value, dict) and "result" in value
+
+
 class OutputType:
     """How a function's return annotation is asked for and decoded."""
 
@@ -119,8 +155,7 @@ class OutputType:
                 # Structured output needs an object at the root: wrap other types.
                 wrapper = msgspec.defstruct("Result", [("result", tp)])
                 schema = schema_of(wrapper)
-                dec = msgspec.json.Decoder(wrapper)
-                self._decode = lambda b: getattr(dec.decode(b), "result")  # noqa: B009
+                self._decode = _Unwrap(msgspec.json.Decoder(wrapper), msgspec.json.Decoder(tp))
         schema = copy.deepcopy(schema)
         schema.pop("title", None)
         self.strict = _strictify(schema)
@@ -160,5 +195,7 @@ class OutputType:
             return self._decode(body.encode())
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise ValueError(str(exc)) from None
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply") from None
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise ValueError(str(exc)) from None

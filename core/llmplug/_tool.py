@@ -16,6 +16,7 @@ from ._errors import ConfigError
 from ._prompt import render_value
 from ._schema import parameters_schema
 from ._types import Tool, ToolCall
+from .wire import JSON_ERRORS
 
 __all__ = ["ToolFunction", "ToolResult", "Toolkit", "tool"]
 
@@ -79,8 +80,9 @@ class ToolFunction(Generic[P, R]):
         try:
             raw = call.parsed_arguments()
             args = msgspec.convert(raw, self._args_type)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            return ToolResult(call, f"Error: invalid arguments for {self.spec.name}: {exc}", True)
+        except (msgspec.ValidationError, *JSON_ERRORS) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            return ToolResult(call, f"Error: invalid arguments for {self.spec.name}: {why}", True)
         kwargs = msgspec.structs.asdict(args)
         positional = [kwargs.pop(n) for n in self._positional]
         try:
@@ -93,7 +95,15 @@ class ToolFunction(Generic[P, R]):
             return ToolResult(
                 call, f"Error: {self.spec.name} raised {type(exc).__name__}: {exc}", True
             )
-        return ToolResult(call, render_value(result))
+        try:
+            return ToolResult(call, render_value(result))
+        except Exception as exc:  # a result's own __str__ or model_dump_json may fail too
+            return ToolResult(
+                call,
+                f"Error: {self.spec.name} returned a value that cannot be shown: "
+                f"{type(exc).__name__}: {exc}",
+                True,
+            )
 
 
 @overload

@@ -12,12 +12,20 @@ from typing import Any
 
 import pytest
 
+import llmplug_openai_chat
 from llmplug import (
+    APIKeyPool,
+    Call,
     ConfigError,
+    HTTPRequest,
     InternalServerError,
+    KeyLease,
     LLMInterface,
     OpenAICompatible,
     OpenAIResponsesCompatible,
+    Registry,
+    StreamParser,
+    hookimpl,
 )
 from llmplug.testing import Error, LLMTestServer
 
@@ -320,3 +328,52 @@ def test_loading_does_not_change_the_data_it_was_given() -> None:
     before = copy.deepcopy(data)
     OpenAICompatible.load_from_dict(data)
     assert data == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "what"),
+    [("wire", "openai-chatt", "wire format"), ("key_strategy", "least-loaded", "key strategy")],
+)
+def test_a_wire_or_key_strategy_no_plugin_provides_is_named_at_load(
+    tmp_path: Path, field: str, value: str, what: str
+) -> None:
+    message = the_error(tmp_path, {"acme": [good_entry(), good_entry("model-b", **{field: value})]})
+    assert f"provider 'acme', model entry 1 (model-b): field '{field}'" in message
+    assert f"no plugin provides the {what} {value!r}" in message
+
+
+class MyNames:
+    """A third-party plugin: the wire "my-chat" (OpenAI Chat under another name) and the key
+    strategy "last"."""
+
+    @hookimpl
+    def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
+        return (
+            llmplug_openai_chat.build_request("openai-chat", call, key)
+            if wire == "my-chat"
+            else None
+        )
+
+    @hookimpl
+    def parse_stream(self, wire: str, call: Call) -> StreamParser | None:
+        return llmplug_openai_chat.parse_stream("openai-chat", call) if wire == "my-chat" else None
+
+    @hookimpl
+    def select_key(self, strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:
+        return pool.lease(len(pool) - 1) if strategy == "last" else None
+
+
+async def test_a_wire_and_a_key_strategy_from_a_plugin_load_with_its_registry(
+    tmp_path: Path, loaded: Loaded, server: LLMTestServer
+) -> None:
+    entry = good_entry(
+        base_url=server.base_url, api_keys=["sk-1", "sk-2"], wire="my-chat", key_strategy="last"
+    )
+    path = tmp_path / "provider.json"
+    path.write_text(json.dumps({"acme": [entry]}))
+    with pytest.raises(ConfigError, match="field 'key_strategy'"):
+        OpenAICompatible.load_from_json_file(path)  # the default plugins do not know them
+    models = OpenAICompatible.load_from_json_file(path, registry=Registry(plugins=[MyNames()]))
+    loaded.append(models)
+    assert (await models["acme"]["model-a"].chat("hi")).text == "echo: hi"
+    assert server.requests[0].api_key == "sk-2"

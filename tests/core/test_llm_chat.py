@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from llmplug import (
+    APIKeyPool,
     AssistantReply,
     ChatDone,
     Compaction,
@@ -339,3 +340,149 @@ async def test_extra_parameters_join_the_user_message(
     sent = server.requests[0].json["messages"]
     assert sent[0]["content"] == "Assistant in a warm tone."
     assert sent[1]["content"] == "hello\n\nmood: happy"
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [1000, 100_000])
+async def test_deeply_nested_tool_arguments_go_back_to_the_model_as_a_tool_error(
+    server: LLMTestServer, make_llm: MakeLLM, depth: int
+) -> None:
+    ran: list[Any] = []
+
+    @tool
+    def store(value: Any) -> str:
+        """Store a value."""
+        ran.append(value)
+        return "stored"
+
+    @llm_chat(llm_interface=make_llm(), toolkit=[store])
+    async def agent(message: str) -> None:
+        """Assistant."""
+
+    server.push(
+        Reply(tool_calls=[ToolCallReply(name="store", arguments=f'{{"value": {nested(depth)}}}')]),
+        Reply(text="I will keep it flatter."),
+    )
+    events = await run(agent, "store this")
+    (result,) = [e.result for e in events if isinstance(e, ToolResultEvent)]
+    assert result.is_error
+    assert "invalid arguments for store" in result.content and "nested" in result.content
+    assert ran == []
+    assert events[-1].reply == "I will keep it flatter."
+    tool_msg = server.requests[1].json["messages"][-1]
+    assert tool_msg["role"] == "tool" and tool_msg["content"] == result.content
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this")
+
+
+async def test_a_tool_result_that_cannot_be_shown_goes_back_as_a_tool_error(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+
+    @tool
+    def dig() -> Any:
+        """Dig deep."""
+        return deep
+
+    @tool
+    def opaque() -> Any:
+        """Something without a text form."""
+        return Unprintable()
+
+    @llm_chat(llm_interface=make_llm(), toolkit=[dig, opaque])
+    async def agent(message: str) -> None:
+        """Assistant."""
+
+    server.push(
+        Reply(tool_calls=[ToolCallReply(name="dig", id="a"), ToolCallReply(name="opaque", id="b")]),
+        Reply(text="Both failed."),
+    )
+    events = await run(agent, "go")
+    results = [e.result for e in events if isinstance(e, ToolResultEvent)]
+    assert [r.is_error for r in results] == [True, True]
+    assert results[0].content.startswith("Error: dig returned a value that cannot be shown")
+    assert "nested too deeply" in results[0].content
+    assert "RuntimeError: no text for this" in results[1].content
+    assert events[-1].reply == "Both failed."
+
+
+async def test_the_system_prompt_keeps_braces_that_are_not_template_params(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    @llm_chat(llm_interface=make_llm())
+    async def agent(message: str) -> None:
+        """Answer in {tone} tone; never print {user.name} or {items[0]}."""
+
+    await run(agent, "hi", _template_params={"tone": "a warm"})
+    system = server.requests[0].json["messages"][0]["content"]
+    assert system == "Answer in a warm tone; never print {user.name} or {items[0]}."
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_plain_def_agent_is_a_blocking_generator(server: LLMTestServer, stream: bool) -> None:
+    llm = OpenAICompatible(APIKeyPool(["sk-x"], "t"), "m", server.base_url)
+
+    @llm_chat(llm_interface=llm, toolkit=[get_weather], stream=stream)
+    def agent(message: str, history: list[dict[str, Any]] | None = None) -> None:
+        """You are a weather assistant."""
+
+    server.push(
+        Reply(tool_calls=[ToolCallReply(name="get_weather", arguments={"city": "Oslo"})]),
+        Reply(text="Sunny in Oslo."),
+        Reply(text="You are welcome."),
+    )
+    events = list(agent("Weather in Oslo?"))
+    assert isinstance(events[-1], ChatDone) and events[-1].reply == "Sunny in Oslo."
+    (result,) = [e.result for e in events if isinstance(e, ToolResultEvent)]
+    assert "sunny" in result.content and not result.is_error
+    # A second call runs on a second event loop with a second client: still works.
+    again = list(agent("thanks", events[-1].history))
+    assert isinstance(again[-1], ChatDone) and again[-1].reply == "You are welcome."
+    assert len(server.requests[2].json["messages"]) == 6
+
+
+def test_stopping_a_plain_def_agent_early_frees_its_key(server: LLMTestServer) -> None:
+    llm = OpenAICompatible(APIKeyPool(["sk-x"], "t"), "m", server.base_url)
+
+    @llm_chat(llm_interface=llm, stream=True)
+    def agent(message: str) -> None:
+        """Assistant."""
+
+    server.push(Reply(text="one two three four", chunk_delay=0.01))
+    events = agent("count")
+    assert isinstance(next(events), TextDelta)
+    events.close()
+    assert llm.key_pool.status()[0]["in_flight"] == 0
+
+
+async def test_a_plain_def_agent_inside_a_running_loop_says_to_use_async(
+    make_llm: MakeLLM,
+) -> None:
+    @llm_chat(llm_interface=make_llm())
+    def agent(message: str) -> None:
+        """Assistant."""
+
+    with pytest.raises(RuntimeError, match="async def"):
+        agent("hi")
+
+
+async def test_an_async_generator_agent_is_an_async_generator_too(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    # SimpleLLMFunc-style: an async def with a yield in its body still means "async".
+    @llm_chat(llm_interface=make_llm())
+    async def agent(message: str) -> AsyncIterator[Any]:
+        """Assistant."""
+        yield None
+
+    events = await run(agent, "hi")
+    assert isinstance(events[-1], ChatDone) and events[-1].reply == "echo: hi"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Callable
 from typing import Any, Literal, TypedDict
 
@@ -11,6 +12,7 @@ import msgspec
 import pytest
 
 from llmplug import (
+    ConfigError,
     LLMInterface,
     OpenAICompatible,
     OpenAIResponsesCompatible,
@@ -123,6 +125,83 @@ async def test_typed_replies_use_structured_output(
     assert schema["type"] == "object"
 
 
+@pytest.mark.parametrize("wire", WIRES)
+@pytest.mark.parametrize(
+    ("return_type", "reply", "expected"),
+    [
+        (Color, '"green"', Color.GREEN),
+        (Color, "green", Color.GREEN),
+        (int, "42", 42),
+        (list[str], '["a", "b"]', ["a", "b"]),
+    ],
+)
+async def test_a_bare_value_from_a_server_that_ignores_response_format_is_accepted(
+    server: LLMTestServer,
+    make_llm: MakeLLM,
+    wire: type[LLMInterface],
+    return_type: Any,
+    reply: str,
+    expected: Any,
+) -> None:
+    async def classify(text: str) -> Any:
+        """Classify the text."""
+
+    classify.__annotations__["return"] = return_type
+    fn = llm_function(llm_interface=make_llm(interface=wire))(classify)
+    server.push(Reply(text=reply))
+    assert await fn("grass") == expected
+    assert len(server.requests) == 1  # no repair turn
+
+
+class Holder(msgspec.Struct):
+    data: Any
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [1000, 100_000])
+@pytest.mark.parametrize("kind", ["wrapped", "struct", "pydantic"])
+async def test_a_deeply_nested_reply_is_a_validation_failure(
+    server: LLMTestServer, make_llm: MakeLLM, kind: str, depth: int
+) -> None:
+    import pydantic
+
+    class PydanticHolder(pydantic.BaseModel):
+        data: Any
+
+    async def extract(text: str) -> Any:
+        """Extract the data."""
+
+    return_type: Any = {"wrapped": list[Any], "struct": Holder, "pydantic": PydanticHolder}[kind]
+    extract.__annotations__["return"] = return_type
+    fn = llm_function(llm_interface=make_llm())(extract)
+    reply = nested(depth) if kind == "wrapped" else f'{{"data": {nested(depth)}}}'
+    server.push(Reply(text=reply), Reply(text=reply))
+    with pytest.raises(OutputValidationError, match="does not match") as info:
+        await fn("x")
+    assert info.value.raw == reply
+    assert len(server.requests) == 2
+    repair = messages_of(server.requests[1])[-1][1]
+    assert re.search("nested too deeply|recursion limit", repair)  # the repair turn says why
+
+
+async def test_an_argument_nested_too_deeply_to_show_is_a_clear_error(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    @llm_function(llm_interface=make_llm())
+    async def summarize(data: list[Any]) -> str:
+        """Summarize the data."""
+
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match=r"argument 'data'.*nested too deeply"):
+        await summarize(deep)
+    assert server.requests == []
+
+
 async def test_docstring_placeholders_are_filled(server: LLMTestServer, make_llm: MakeLLM) -> None:
     @llm_function(llm_interface=make_llm())
     async def analyze(text: str) -> str:
@@ -131,6 +210,101 @@ async def test_docstring_placeholders_are_filled(server: LLMTestServer, make_llm
     await analyze("x", _template_params={"language": "English"})  # type: ignore[call-arg]
     system = messages_of(server.requests[0])[0][1]
     assert 'Analyze the sentiment of English text. Output like {"a": 1}.' in system
+
+
+class User:
+    name = "Ada"
+
+
+@pytest.mark.parametrize(
+    ("doc", "params", "system"),
+    [
+        # Written for str.format (as SimpleLLMFunc fills it): exactly what str.format gives.
+        (
+            "Reply {{'ok': true}} in {language}.",
+            {"language": "French"},
+            "Reply {'ok': true} in French.",
+        ),
+        (
+            "Score {score:.2f} for {user.name}.",
+            {"score": 0.5, "user": User()},
+            "Score 0.50 for Ada.",
+        ),
+        # Not a str.format template for these names: only the given names change.
+        ("Use {items[0]} in {language}.", {"language": "French"}, "Use {items[0]} in French."),
+        (
+            "Greet {user.name} in {language}.",
+            {"language": "French"},
+            "Greet {user.name} in French.",
+        ),
+        (
+            'Answer {"a": {"b": 1}} in {language}.',
+            {"language": "French"},
+            'Answer {"a": {"b": 1}} in French.',
+        ),
+        (
+            "Keep {{this}} and {that}, {language}.",
+            {"language": "French"},
+            "Keep {{this}} and {that}, French.",
+        ),
+        (
+            "Braces { and } alone, {language}!",
+            {"language": "French"},
+            "Braces { and } alone, French!",
+        ),
+        (
+            "Nested {x{y}z} and {}, {language}",
+            {"language": "French"},
+            "Nested {x{y}z} and {}, French",
+        ),
+        (
+            'Like {\n  "lang": "{language}"\n}',
+            {"language": "French"},
+            'Like {\n  "lang": "French"\n}',
+        ),
+        # No parameters: the docstring is the prompt, exactly as written.
+        ("Keep {{this}} and {that}.", None, "Keep {{this}} and {that}."),
+    ],
+)
+async def test_template_params_fill_only_the_names_given(
+    server: LLMTestServer, make_llm: MakeLLM, doc: str, params: dict[str, Any] | None, system: str
+) -> None:
+    async def task(text: str) -> str:
+        pass
+
+    task.__doc__ = doc
+    fn = llm_function(llm_interface=make_llm())(task)
+    await fn("x", _template_params=params)  # type: ignore[call-arg]
+    assert messages_of(server.requests[0])[0][1] == system + "\n\nReply with the result only."
+
+
+async def test_a_given_name_that_cannot_be_filled_is_a_clear_error(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    @llm_function(llm_interface=make_llm())
+    async def greet(text: str) -> str:
+        """Greet {user.email} about {"a": 1}."""
+
+    with pytest.raises(ConfigError, match=r"\{user\.email\}.*AttributeError"):
+        await greet("x", _template_params={"user": User()})  # type: ignore[call-arg]
+    assert server.requests == []
+
+
+async def test_custom_prompt_templates_keep_their_other_braces(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    @llm_function(
+        llm_interface=make_llm(),
+        system_prompt_template='{function_description}\nAnswer like {"ok": true}.',
+        user_prompt_template="Input ({{raw}}):\n{parameters}",
+    )
+    async def check(text: str) -> str:
+        """Check the text."""
+
+    await check("fine")
+    (_, system), (_, user) = messages_of(server.requests[0])
+    assert system == 'Check the text.\nAnswer like {"ok": true}.'
+    assert user == "Input ({raw}):\ntext: fine"
 
 
 async def test_invalid_reply_is_repaired_once(server: LLMTestServer, make_llm: MakeLLM) -> None:

@@ -426,3 +426,35 @@ async def test_a_new_wire_format_is_used_only_where_configured(
     with pytest.raises(ConfigError, match="no plugin provides the wire format 'acme-json'"):
         await make_llm(registry=plain, wire="acme-json").chat("hi")
     assert len(server.requests) == 3
+
+
+def test_an_interface_whose_wire_or_key_strategy_no_plugin_provides_fails_when_made(
+    server: LLMTestServer,
+) -> None:
+    with pytest.raises(ConfigError, match=r"wire.*no plugin provides the wire format 'nope'"):
+        OpenAICompatible(APIKeyPool(["sk-1"], "acme"), "m", server.base_url, wire="nope")
+    with pytest.raises(ConfigError, match="no plugin provides the key strategy 'fastest'"):
+        OpenAICompatible(APIKeyPool(["sk-1"], "acme", strategy="fastest"), "m", server.base_url)
+    registry = Registry(entry_points=False, plugins=[*DEFAULTS, AcmeWire()])
+    OpenAICompatible(
+        APIKeyPool(["sk-1"], "acme"), "m", server.base_url, wire="acme-json", registry=registry
+    )
+    assert server.requests == []
+
+
+def test_the_registry_says_which_wires_and_key_strategies_its_plugins_provide() -> None:
+    plain = Registry(entry_points=False, plugins=DEFAULTS)
+    with_acme = Registry(entry_points=False, plugins=[*DEFAULTS, AcmeWire()])
+    assert plain.has_wire("openai-chat") and with_acme.has_wire("openai-chat")
+    assert (plain.has_wire("acme-json"), with_acme.has_wire("acme-json")) == (False, True)
+    assert plain.has_key_strategy("round_robin") and plain.has_key_strategy("least_loaded")
+    assert not plain.has_key_strategy("fastest")
+    # Only build_request answers: a wire needs a parser too.
+    half = Registry(entry_points=False, plugins=[OnlyRequests()])
+    assert not half.has_wire("openai-chat")
+
+
+class OnlyRequests:
+    @hookimpl
+    def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
+        return llmplug_openai_chat.build_request(wire, call, key)

@@ -283,7 +283,9 @@ def test_decode_accepts_code_fences_and_whitespace(reply: str) -> None:
         (Person, '{"name": "Ada", "age": "old"}', "Expected `int`, got `str` - at `$.age`"),
         (Person, '{"name": "Ada"}', "Object missing required field `age`"),
         (int, '{"result": "three"}', "Expected `int`, got `str` - at `$.result`"),
-        (int, "3", "Expected `object`, got `int`"),
+        (int, '"three"', "Expected `int`, got `str`"),
+        (int, "three", "Expected `int`, got `str`"),
+        (Color, '"green"', "Invalid enum value 'green'"),
         (Literal["yes", "no"], '{"result": "maybe"}', "Invalid enum value 'maybe'"),
         (Person, "Ada is 36", "JSON is malformed"),
         (Customer, '{"name": "Ada", "age": "old", "address": {"city": "L"}}', "valid integer"),
@@ -294,6 +296,30 @@ def test_decode_accepts_code_fences_and_whitespace(reply: str) -> None:
 def test_decode_raises_value_error_with_the_reason(tp: Any, reply: str, reason: str) -> None:
     with pytest.raises(ValueError, match=re.escape(reason)):
         OutputType(tp).decode(reply)
+
+
+@pytest.mark.parametrize(
+    ("tp", "reply", "value"),
+    [
+        (int, "42", 42),
+        (float, "2.5", 2.5),
+        (bool, "false", False),
+        (Color, '"blue"', Color.BLUE),
+        (Color, "blue", Color.BLUE),
+        (Literal["yes", "no"], "no", "no"),
+        (list[str], '["a", "b"]', ["a", "b"]),
+        (int | None, "null", None),
+        (dict[str, int], '{"a": 1}', {"a": 1}),
+        (dict[str, int], '{"result": 1}', {"result": 1}),
+        (dict[str, int], '{"result": {"a": 1}}', {"a": 1}),
+        (str | None, "just words", "just words"),
+    ],
+)
+def test_a_bare_value_is_accepted_where_the_wrapper_was_asked_for(
+    tp: Any, reply: str, value: Any
+) -> None:
+    # Servers that ignore response_format answer with the value itself, often unquoted.
+    assert OutputType(tp).decode(reply) == value
 
 
 def test_unsupported_types_raise_type_error() -> None:
