@@ -146,7 +146,7 @@ async def test_isolated_registry_has_only_the_plugins_given(
 ) -> None:
     empty = Registry(entry_points=False)
     assert empty.plugins() == []
-    with pytest.raises(ConfigError, match="no plugin provides the rate limiter 'token_bucket'"):
+    with pytest.raises(ConfigError, match="no plugin provides the key strategy 'round_robin'"):
         await make_llm(registry=empty).chat("hi")
     assert server.requests == []
 
