@@ -7,8 +7,11 @@
 Phase 1: the server (another process) answers 10% of requests 429 with ``retry-after`` and 2%
 500. Reported: calls completed, failures by type, retries, how the calls spread over the keys
 (target: every call completes; spread within 10% across healthy keys), and that no lease leaked.
-Phase 2: a burst through a token bucket (capacity 20, 400/s): the admitted rate against the
-configured one.
+Phase 2: the same server, 16 threads making blocking calls (a sync ``@llm_function``, each
+call on an event loop of its own) through one interface: every call completes or fails typed,
+none hangs, and no lease or HTTP client is left behind.
+Phase 3: a burst through a token bucket (capacity 20, 400/s), with no faults: the admitted
+rate against the configured one.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ def _serve(conn: Connection, seed: int) -> None:
     failed = Error(status=500, message="upstream error")
     ok = Reply(text="soak reply")
 
-    def handler(_: RecordedRequest) -> Any:
+    def handler(rec: RecordedRequest) -> Any:
+        if rec.model == "limiter-model":  # phase 3 measures the limiter alone
+            return ok
         x = rng.random()
         return limited if x < 0.10 else failed if x < 0.12 else ok
 
@@ -86,6 +91,51 @@ async def soak(base_url: str, calls: int, in_flight: int) -> dict[str, Any]:
     }
 
 
+def threaded_soak(base_url: str, calls: int, threads: int) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    from llmplug import APIKeyPool, LLMError, OpenAICompatible, llm_function
+
+    pool = APIKeyPool(KEYS, "soak-threads")
+    llm = OpenAICompatible(
+        pool,
+        "soak-model",
+        base_url,
+        max_retries=8,
+        retry_delay=0.05,
+        rate_limit_capacity=1e9,
+        rate_limit_refill_rate=1e9,
+    )
+
+    @llm_function(llm_interface=llm)
+    def reply(text: str) -> str:
+        """Answer."""
+
+    failures: Counter[str] = Counter()
+
+    def one(i: int) -> None:
+        try:
+            reply(f"call {i}")
+        except LLMError as exc:
+            failures[type(exc).__name__] += 1
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as ex:
+        _, pending = wait([ex.submit(one, i) for i in range(calls)], timeout=300)
+    elapsed = time.perf_counter() - t0
+    status = pool.status()
+    return {
+        "calls": calls,
+        "hung": len(pending),
+        "completed": calls - len(pending) - sum(failures.values()),
+        "failures": dict(failures),
+        "per_key": [st["requests"] for st in status],
+        "in_flight_after": [st["in_flight"] for st in status],
+        "open_clients_after": llm._transport.open_clients,
+        "seconds": elapsed,
+    }
+
+
 async def limiter_accuracy(base_url: str, calls: int) -> dict[str, Any]:
     from llmplug import APIKeyPool, OpenAICompatible, TokenBucket
 
@@ -101,7 +151,7 @@ async def limiter_accuracy(base_url: str, calls: int) -> dict[str, Any]:
 
     llm = OpenAICompatible(
         APIKeyPool(["sk-soak-1"], "soak"),
-        "soak-model",
+        "limiter-model",
         base_url,
         max_retries=8,
         retry_delay=0.05,
@@ -130,6 +180,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--in-flight", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--thread-calls", type=int, default=2000)
     args = parser.parse_args()
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
@@ -138,6 +190,7 @@ def main() -> None:
     try:
         base_url = parent.recv()
         s = asyncio.run(soak(base_url, args.calls, args.in_flight))
+        t = threaded_soak(base_url, args.thread_calls, args.threads)
         acc = asyncio.run(limiter_accuracy(base_url, min(args.calls, 2000)))
     finally:
         parent.send("stop")
@@ -150,6 +203,11 @@ def main() -> None:
     print(f"  retries          {s['retries']}  ({s['requests']} requests)")
     print(f"  requests per key {s['per_key']}  (max deviation from the mean {s['spread']:.1%})")
     print(f"  in flight after  {s['in_flight_after']}")
+    print(f"threads: {t['calls']} blocking calls from {args.threads} threads, same server")
+    print(f"  completed        {t['completed']} / {t['calls']}   ({t['seconds']:.1f} s)")
+    print(f"  failed by type   {t['failures'] or 'none'};  hung {t['hung']}")
+    print(f"  requests per key {t['per_key']}")
+    print(f"  in flight after  {t['in_flight_after']};  open clients {t['open_clients_after']}")
     print("limiter: capacity 20, refill 400/s, " + f"{acc['admitted']} calls at once")
     ratio = acc["measured_rate"] / acc["configured_rate"]
     print(f"  measured rate    {acc['measured_rate']:.1f}/s ({ratio:.1%} of configured)")

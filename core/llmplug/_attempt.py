@@ -20,7 +20,15 @@ if TYPE_CHECKING:
     from ._pipeline import Pipeline
     from ._types import Completion
 
-__all__ = ["Attempt"]
+__all__ = ["Attempt", "give_back"]
+
+
+def give_back(limiter: object, amount: float) -> None:
+    """Return ``amount`` to a limiter that can take it back (a limiter plugin without
+    ``adjust`` just keeps it)."""
+    adjust = getattr(limiter, "adjust", None)
+    if amount and callable(adjust):
+        adjust(amount)
 
 
 class Attempt:
@@ -37,11 +45,16 @@ class Attempt:
     def _settle(self, completion: Completion | None) -> None:
         """Reconcile the token budget's estimate with what the reply says it used; an attempt
         without a reply gives the estimate back."""
-        adjust = getattr(self.pipe.token_limiter, "adjust", None)
-        if self.charged and callable(adjust):
-            used = completion.usage.total_tokens if completion and completion.usage else None
-            adjust(self.charged - used if used is not None else 0.0 if completion else self.charged)
+        used = completion.usage.total_tokens if completion and completion.usage else None
+        give_back(
+            self.pipe.token_limiter,
+            self.charged - used if used is not None else 0.0 if completion else self.charged,
+        )
         self.charged = 0.0
+
+    def give_back(self) -> None:
+        """The token budget's charge goes back: nothing was sent."""
+        self._settle(None)
 
     def ok(self, c: Completion, headers: Any) -> None:
         pipe, lease = self.pipe, self.lease

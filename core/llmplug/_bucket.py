@@ -1,14 +1,17 @@
 """The token bucket the default ``acquire_rate`` plugin drives: continuous refill, first come
 first served, no polling, and safe to share between threads and event loops.
 
-The books (tokens, the queue) sit behind one ``threading.Lock``; each waiter sleeps on a future
-and a timer of its *own* loop. Nothing of one loop is ever touched from another: a waiter on
-another loop is woken through ``call_soon_threadsafe``, and a waiter whose loop has ended is
-dropped from the queue instead of blocking everyone behind it."""
+The books (tokens, the queue) sit behind one ``threading.Lock``. Each waiter waits on a future of
+its *own* loop, and has a timer on that loop: the head's fires when its tokens exist and serves
+the queue; every other waiter's fires a little after its turn, only in case the head's loop is
+gone. Nothing of one loop is touched from another thread except through
+``call_soon_threadsafe``, and a waiter whose loop has ended is dropped instead of blocking the
+queue behind it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
@@ -20,24 +23,39 @@ __all__ = ["TokenBucket"]
 #: Absorbs float error, so a waiter woken on time is not put back to sleep for a nanosecond.
 _EPSILON = 1e-9
 
-#: Waiters behind the head wake this much after their turn, only in case the head cannot serve
-#: them (its loop ended, or is blocked): the head, woken on time, serves them in order first.
+#: Waiters behind the head look at the queue this long after their turn, in case the head
+#: could not serve them (its loop ended, or is blocked); normally the head served them first.
 _BACKSTOP = 0.05
 
 
 class _Waiter:
-    __slots__ = ("cost", "fut", "granted", "loop")
+    __slots__ = ("cost", "fut", "granted", "loop", "mark", "queued", "timer")
 
-    def __init__(self, cost: float, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, cost: float, loop: asyncio.AbstractEventLoop, mark: float, fut: asyncio.Future[None]
+    ) -> None:
         self.cost = cost
         self.loop = loop
+        #: The bucket's total queued cost up to and including this waiter.
+        self.mark = mark
+        self.fut = fut
         self.granted = False
-        self.fut: asyncio.Future[None] | None = None
+        self.queued = True
+        #: A timer of ``loop``: made, moved and cancelled on that loop's thread only.
+        self.timer: asyncio.TimerHandle | None = None
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether this thread is running ``loop`` now (so its futures and timers are ours)."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 class TokenBucket:
@@ -49,7 +67,16 @@ class TokenBucket:
 
     kind = "token_bucket"
 
-    __slots__ = ("_last", "_lock", "_tokens", "_waiters", "capacity", "refill_rate")
+    __slots__ = (
+        "_dequeued",
+        "_enqueued",
+        "_last",
+        "_lock",
+        "_tokens",
+        "_waiters",
+        "capacity",
+        "refill_rate",
+    )
 
     def __init__(self, capacity: float, refill_rate: float) -> None:
         if not capacity > 0:
@@ -62,6 +89,10 @@ class TokenBucket:
         self._last = time.monotonic()
         self._waiters: deque[_Waiter] = deque()
         self._lock = threading.Lock()
+        # Running totals of the cost that joined and left the queue: a waiter's turn is known
+        # without walking the queue ahead of it.
+        self._enqueued = 0.0
+        self._dequeued = 0.0
 
     # -- under the lock --------------------------------------------------------------------------
 
@@ -70,52 +101,72 @@ class TokenBucket:
         self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.refill_rate)
         self._last = now
 
-    def _grant(self, *, rearm: bool = False) -> _Waiter | None:
-        """Serve the queue from its head while the tokens last, waking each served waiter on
-        its own loop, and return the first one served. A waiter whose loop is gone is dropped:
-        nobody can take its turn. ``rearm``: the turns of those still waiting came closer
-        (tokens given back, a waiter ahead left), so each computes its wait again."""
+    def _leave(self, w: _Waiter) -> None:
+        w.queued = False
+        self._dequeued += w.cost
+
+    def _grant(self, *, rearm: bool = False) -> None:
+        """Serve the queue from its head while the tokens last, each served waiter woken on its
+        own loop, in order; then make sure the new head's timer is set for its turn.
+        ``rearm``: every waiter's turn came closer (tokens given back, a waiter ahead left)."""
         self._refill()
         head = self._waiters[0] if self._waiters else None
-        first: _Waiter | None = None
         while self._waiters:
             w = self._waiters[0]
-            if w.loop.is_closed():
-                self._waiters.popleft()
+            if w.loop.is_closed():  # nobody is left to take that turn
+                self._leave(self._waiters.popleft())
                 continue
             if self._tokens + _EPSILON < w.cost:
                 break
             self._tokens = max(0.0, self._tokens - w.cost)
             w.granted = True
-            self._waiters.popleft()
-            self._notify(w)
-            first = first or w
+            self._leave(self._waiters.popleft())
+            self._serve(w)
         if rearm:
             for w in self._waiters:
-                self._notify(w)
+                self._rearm(w)
         elif self._waiters and self._waiters[0] is not head:
-            # A new head: its wait got shorter, let it compute it again.
-            self._notify(self._waiters[0])
-        return first
+            self._rearm(self._waiters[0])
 
-    def _notify(self, w: _Waiter) -> None:
-        fut = w.fut
-        if fut is None or fut.done():
+    def _serve(self, w: _Waiter) -> None:
+        if _on_loop(w.loop):
+            _wake(w.fut)
             return
         try:
-            w.loop.call_soon_threadsafe(_wake, fut)
-        except RuntimeError:  # its loop closed meanwhile; it will never look again
-            if w.granted:
-                self._tokens = min(self.capacity, self._tokens + w.cost)
+            w.loop.call_soon_threadsafe(_wake, w.fut)
+        except RuntimeError:  # its loop closed meanwhile: the tokens were never used
+            self._tokens = min(self.capacity, self._tokens + w.cost)
 
-    def _eta(self, me: _Waiter) -> float:
-        """Seconds until the tokens of every waiter up to ``me`` exist."""
-        need = -self._tokens
-        for w in self._waiters:
-            need += w.cost
-            if w is me:
-                break
-        return max(0.0, need / self.refill_rate)
+    def _rearm(self, w: _Waiter) -> None:
+        if _on_loop(w.loop):
+            self._arm(w)
+            return
+        with contextlib.suppress(RuntimeError):  # its loop closed: the next _grant drops it
+            w.loop.call_soon_threadsafe(self._arm_later, w)
+
+    def _arm(self, w: _Waiter) -> None:
+        """Set ``w``'s timer for its turn (on its own loop, which is running here)."""
+        if w.timer is not None:
+            w.timer.cancel()
+        delay = max(0.0, (w.mark - self._dequeued - self._tokens) / self.refill_rate)
+        if self._waiters[0] is not w:
+            # Early rather than late when a waiter behind it left: it just looks again.
+            delay += _BACKSTOP
+        w.timer = w.loop.call_later(delay, self._tick, w)
+
+    # -- on a waiter's own loop ------------------------------------------------------------------
+
+    def _arm_later(self, w: _Waiter) -> None:
+        with self._lock:
+            if w.queued:
+                self._arm(w)
+
+    def _tick(self, w: _Waiter) -> None:
+        with self._lock:
+            w.timer = None
+            self._grant()
+            if w.queued:
+                self._arm(w)
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -139,45 +190,29 @@ class TokenBucket:
             )
         loop = asyncio.get_running_loop()
         with self._lock:
-            if not self._waiters:
-                self._refill()
-                if self._tokens >= cost:
-                    self._tokens -= cost
-                    return
-            me = _Waiter(cost, loop)
+            self._refill()
+            if not self._waiters and self._tokens >= cost:
+                self._tokens -= cost
+                return
+            self._enqueued += cost
+            me = _Waiter(cost, loop, self._enqueued, loop.create_future())
             self._waiters.append(me)
+            self._arm(me)
         try:
-            while True:
-                with self._lock:
-                    if me.granted:
-                        return
-                    fut = me.fut = loop.create_future()
-                    if self._grant() is me:
-                        return
-                    # Served behind others: resume after them (their wake-ups were queued
-                    # first). Else the head sleeps until its turn, and every other waiter has
-                    # a timer of its own a little later, so no single loop (which might end)
-                    # holds up the queue.
-                    delay = None
-                    if not me.granted:
-                        delay = self._eta(me)
-                        if self._waiters[0] is not me:
-                            delay += _BACKSTOP
-                timer = None if delay is None else loop.call_later(delay, _wake, fut)
-                try:
-                    await fut
-                finally:
-                    if timer is not None:
-                        timer.cancel()
+            await me.fut
         except BaseException:
             with self._lock:
                 if me.granted:
                     # Granted, then cancelled before it could go: the tokens were never used.
                     self._tokens = min(self.capacity, self._tokens + cost)
-                elif me in self._waiters:
+                elif me.queued:
                     self._waiters.remove(me)
+                    self._leave(me)
                 self._grant(rearm=True)
             raise
+        finally:
+            if me.timer is not None:
+                me.timer.cancel()
 
     def adjust(self, delta: float) -> None:
         """Give back (``delta`` > 0) or charge more (< 0) after the fact, e.g. to reconcile an

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from ._attempt import Attempt
+from ._attempt import Attempt, give_back
 from ._call import Call
 from ._errors import (
     APIConnectionError,
@@ -109,17 +109,25 @@ class Pipeline:
         """Wait for a key to be usable and for the limiter, then choose the key: the choice
         comes after the limiter's wait, so a key that cooled down or was refused while the
         request queued is not used."""
-        call = attempt.call
-        await self._key_turn()
-        await self._wait_for(self.limiter, 1.0)
-        if self.token_limiter is not None:
-            charge = float(estimate_call_tokens(call.messages, call.tools, call.params))
-            await self._wait_for(self.token_limiter, charge)
-            attempt.charged = charge
-        await self._key_turn()
-        pool = self.pool
-        with pool.lock:
-            lease = self.registry.hook.select_key(strategy=pool.strategy, pool=pool, call=call)
+        call, pool = attempt.call, self.pool
+        while True:
+            await self._key_turn()
+            await self._wait_for(self.limiter, 1.0)
+            if self.token_limiter is not None:
+                charge = float(estimate_call_tokens(call.messages, call.tools, call.params))
+                await self._wait_for(self.token_limiter, charge)
+                attempt.charged = charge
+            with pool.lock:
+                if pool.healthy():
+                    lease = self.registry.hook.select_key(
+                        strategy=pool.strategy, pool=pool, call=call
+                    )
+                    break
+            # Every key went cooling while this request queued. Its turn goes back to the
+            # limiter and it waits for a key again: held here instead, the requests admitted
+            # meanwhile would all go out at once the moment a key returns.
+            give_back(self.limiter, 1.0)
+            attempt.give_back()
         if lease is None:
             raise ConfigError(f"no plugin provides the key strategy {pool.strategy!r}")
         attempt.lease = lease
