@@ -53,7 +53,7 @@ def _client_library(client: Any) -> str:
 class Transport:
     """One interface's HTTP clients (one per event loop) and the exception types they raise."""
 
-    __slots__ = ("_clients", "_errors", "_lock", "_timeout", "_user_client")
+    __slots__ = ("_clients", "_errors", "_lock", "_ssl", "_timeout", "_user_client")
 
     def __init__(self, client: Any | None = None, timeout: Any = None) -> None:
         self._user_client = client
@@ -61,6 +61,7 @@ class Transport:
         self._clients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
         self._lock = threading.Lock()
         self._errors: tuple[type[Exception], type[Exception]] | None = None
+        self._ssl: Any = None
 
     def _error_types(self) -> tuple[type[Exception], type[Exception]]:
         # Looked up on first need, so that neither httpx2 nor httpx is imported before then;
@@ -92,8 +93,13 @@ class Transport:
     def _new_client(self) -> Any:
         import httpx2
 
+        if self._ssl is None:
+            # Loading the CA store costs about 20 ms of CPU; a sync call makes a client for its
+            # own loop each time, so every client of this interface shares one context.
+            self._ssl = httpx2.create_ssl_context()
         t = self._timeout
         return httpx2.AsyncClient(
+            verify=self._ssl,
             timeout=httpx2.Timeout(**DEFAULT_TIMEOUT) if t is None else httpx2.Timeout(t),
             limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),
             follow_redirects=False,
