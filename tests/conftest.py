@@ -47,7 +47,10 @@ async def make_llm(server: LLMTestServer) -> AsyncIterator[MakeLLM]:
             "rate_limit_refill_rate": 10_000.0,
         }
         opts.update(kw)
-        pool = opts.pop("api_key_pool", None) or APIKeyPool(list(keys), "test", strategy=strategy)
+        # Books of its own: tests reuse key names, and one test's cooldowns are not the next's.
+        pool = opts.pop("api_key_pool", None) or APIKeyPool(
+            list(keys), "test", strategy=strategy, shared=False
+        )
         llm = cls(api_key_pool=pool, **opts)
         made.append(llm)
         return llm

@@ -8,6 +8,7 @@ import math
 import re
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -128,14 +129,42 @@ class KeyLease:
         return f"<KeyLease {self.fingerprint} of {self.pool.provider_id!r}>"
 
 
+class _Books:
+    """What pools of the same keys at the same provider share: each key's health and load,
+    the lock over them, and the strategies' state."""
+
+    __slots__ = ("__weakref__", "keys", "lock", "strategy_state", "wait_turns")
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = [_KeyState(k) for k in keys]
+        self.lock = threading.RLock()
+        self.strategy_state: dict[str, Any] = {}
+        self.wait_turns = 0
+
+
+#: The books of every shared pool alive, by provider and keys.
+_shared: weakref.WeakValueDictionary[tuple[str, tuple[str, ...]], _Books] = (
+    weakref.WeakValueDictionary()
+)
+_shared_lock = threading.Lock()
+
+
 class APIKeyPool:
     """The API keys of one provider account and their health.
 
-    A plain object: two pools are two pools, even for the same ``provider_id``. ``strategy``
-    names the rotation strategy plugin (``round_robin`` by default, or ``least_loaded``)."""
+    Pools made with the same ``provider_id`` and the same keys share their books (as
+    SimpleLLMFunc returns the same pool): the provider's limits hold for the keys, not for the
+    objects, so two interfaces on those keys rotate and cool down together. ``shared=False``
+    gives a pool books of its own. ``strategy`` names the rotation strategy plugin
+    (``round_robin`` by default, or ``least_loaded``); it is the pool's own, not shared."""
 
     def __init__(
-        self, api_keys: Iterable[str], provider_id: str, *, strategy: str = "round_robin"
+        self,
+        api_keys: Iterable[str],
+        provider_id: str,
+        *,
+        strategy: str = "round_robin",
+        shared: bool = True,
     ) -> None:
         keys = list(api_keys) if not isinstance(api_keys, str) else [api_keys]
         if not keys:
@@ -155,13 +184,20 @@ class APIKeyPool:
                 )
         self.provider_id = provider_id
         self.strategy = strategy
-        self._keys = [_KeyState(k) for k in keys]
-        #: Scratch space for strategy plugins (a cursor, a turn counter), keyed by strategy name.
-        self.strategy_state: dict[str, Any] = {}
-        self._wait_turns = 0
+        if shared:
+            with _shared_lock:
+                books = _shared.get((provider_id, tuple(keys)))
+                if books is None:
+                    books = _shared[provider_id, tuple(keys)] = _Books(keys)
+        else:
+            books = _Books(keys)
+        self._books = books
+        self._keys = books.keys
+        #: Scratch space for strategy plugins (a cursor, a turn counter).
+        self.strategy_state = books.strategy_state
         #: Held while a strategy chooses and leases (the core calls ``select_key`` under it) and
         #: while the books change, so threads sharing the pool cannot pile onto one key.
-        self.lock = threading.RLock()
+        self.lock = books.lock
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -227,8 +263,8 @@ class APIKeyPool:
             soon = [i for i in resting if left[i] <= limit]
             if not soon:
                 return min(left[i] for i in resting)
-            self._wait_turns += 1
-            return left[soon[self._wait_turns % len(soon)]]
+            self._books.wait_turns += 1
+            return left[soon[self._books.wait_turns % len(soon)]]
 
     def next_ready_in(self) -> float:
         """Seconds until the first cooling key comes back (0 if one is healthy now)."""

@@ -49,7 +49,7 @@ async def make_litellm(litellm_url: str) -> AsyncIterator[MakeLiteLLM]:
             "key_wait_timeout": 1.0,
         }
         opts.update(kw)
-        pool = APIKeyPool(keys or ["sk-test-a"], "litellm", strategy=strategy)
+        pool = APIKeyPool(keys or ["sk-test-a"], "litellm", strategy=strategy, shared=False)
         llm = cls(api_key_pool=pool, model_name=model, **opts)
         made.append(llm)
         return llm

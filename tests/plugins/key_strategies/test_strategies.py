@@ -67,14 +67,30 @@ async def test_least_loaded_avoids_the_busy_key(server: LLMTestServer, make_llm:
     assert [s["in_flight"] for s in llm.key_pool.status()] == [0, 0, 0]
 
 
-async def test_two_pools_are_two_pools(server: LLMTestServer, make_llm: MakeLLM) -> None:
+async def test_pools_of_the_same_keys_rotate_and_cool_down_together(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    """As in SimpleLLMFunc: the provider's limits are the keys', so two interfaces on the same
+    provider and keys share the keys' health and load."""
     a = make_llm(api_key_pool=APIKeyPool(list(KEYS), "same-id"))
     b = make_llm(api_key_pool=APIKeyPool(list(KEYS), "same-id"))
-    assert a.key_pool is not b.key_pool
     await a.chat("hi")
     await b.chat("hi")
-    # Each pool starts its own rotation: both first calls use the first key.
-    assert [r.api_key for r in server.requests] == ["sk-one", "sk-one"]
+    assert [r.api_key for r in server.requests] == ["sk-one", "sk-two"]  # one rotation
+    server.push(Error(status=429, message="slow down", headers={"retry-after": "30"}))
+    await a.chat("hi")  # sk-three is rate limited: a moves on to another key
+    assert [s["state"] for s in b.key_pool.status()] == ["ok", "ok", "cooling"]
+    assert b.key_pool.status()[2]["cooldown_reason"] == "rate limited (429)"
+
+
+async def test_a_pool_with_books_of_its_own(server: LLMTestServer, make_llm: MakeLLM) -> None:
+    a = make_llm(api_key_pool=APIKeyPool(list(KEYS), "own-id", shared=False))
+    b = make_llm(api_key_pool=APIKeyPool(list(KEYS), "own-id", shared=False))
+    c = make_llm(api_key_pool=APIKeyPool(list(KEYS), "other-id"))
+    for llm in (a, b, c):
+        await llm.chat("hi")
+    # Each pool starts its own rotation: every first call uses the first key.
+    assert [r.api_key for r in server.requests] == ["sk-one", "sk-one", "sk-one"]
     assert a.key_pool.status()[0]["requests"] == 1
 
 
