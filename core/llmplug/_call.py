@@ -30,6 +30,9 @@ class Call(msgspec.Struct, kw_only=True):
     #: the whole call, retries and stream included.
     timeout: Any = None
     total_timeout: float | None = None
+    #: Never sent either: it tags this call's log events, so the attempts and tool turns of
+    #: one decorated call can be found together.
+    trace_id: str | None = None
 
 
 class HTTPRequest(msgspec.Struct, kw_only=True):

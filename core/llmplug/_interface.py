@@ -150,10 +150,13 @@ class LLMInterface:
     def _call(
         self, messages: MessagesInput, tools: ToolsInput, params: dict[str, Any], stream: bool
     ) -> Call:
-        if "stream" in params:
-            raise ConfigError("pass no 'stream' keyword: use chat() or chat_stream()")
+        # SimpleLLMFunc's chat(stream=False) and chat_stream(stream=True) say what the method
+        # does anyway; only a contradiction is an error.
+        if bool(params.pop("stream", stream)) is not stream:
+            raise ConfigError("chat() never streams and chat_stream() always does: drop 'stream'")
         timeout = params.pop("timeout", None)
         total_timeout = params.pop("total_timeout", None)
+        trace_id = params.pop("trace_id", None)
         merged = {**self.api_params, **params} if self.api_params else params
         return Call(
             provider=self.provider_id,
@@ -167,6 +170,7 @@ class LLMInterface:
             headers=self.headers,
             timeout=timeout,
             total_timeout=total_timeout,
+            trace_id=None if trace_id is None else str(trace_id),
         )
 
     async def chat(

@@ -92,7 +92,13 @@ class Pipeline:
                     provider=self.provider,
                     model=self.model,
                 )
-            log_event(logging.INFO, "llm.keys_cooling", provider=self.provider, wait_s=wait)
+            log_event(
+                logging.INFO,
+                "llm.keys_cooling",
+                provider=self.provider,
+                wait_s=wait,
+                trace_id=call.trace_id,
+            )
             await asyncio.sleep(wait)
         lease = self.registry.hook.select_key(
             strategy=self.pool.strategy, pool=self.pool, call=call
@@ -232,6 +238,7 @@ class Pipeline:
             error=type(error).__name__,
             message=error.message,
             latency_ms=round((time.perf_counter() - t0) * 1000, 1),
+            trace_id=call.trace_id,
         )
 
     def _done(
@@ -253,6 +260,7 @@ class Pipeline:
             latency_ms=round((time.perf_counter() - t0) * 1000, 1),
             input_tokens=u.input_tokens if u else None,
             output_tokens=u.output_tokens if u else None,
+            trace_id=call.trace_id,
         )
 
     # -- the two ways to call ------------------------------------------------------------------
