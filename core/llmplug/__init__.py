@@ -33,6 +33,14 @@ from ._function import OutputValidationError, llm_function
 from ._hookspecs import hookimpl
 from ._interface import LLMInterface, OpenAICompatible, OpenAIResponsesCompatible
 from ._keys import APIKeyPool, KeyLease, fingerprint
+from ._multimodal import (
+    ImgPath,
+    ImgUrl,
+    MultimodalContent,
+    MultimodalList,
+    Text,
+    UserChatMessage,
+)
 from ._parser import StreamParser
 from ._registry import (
     PluginInfo,
@@ -87,12 +95,16 @@ __all__ = [
     "HTTPRequest",
     "ImagePart",
     "ImageURL",
+    "ImgPath",
+    "ImgUrl",
     "InternalServerError",
     "KeyLease",
     "LLMError",
     "LLMInterface",
     "Message",
     "MessageToolCall",
+    "MultimodalContent",
+    "MultimodalList",
     "NoKeyAvailableError",
     "NotFoundError",
     "OpenAICompatible",
@@ -110,6 +122,7 @@ __all__ = [
     "StreamError",
     "StreamEvent",
     "StreamParser",
+    "Text",
     "TextDelta",
     "TextPart",
     "TokenBucket",
@@ -124,6 +137,7 @@ __all__ = [
     "UnprocessableEntityError",
     "Usage",
     "UsageTracker",
+    "UserChatMessage",
     "__version__",
     "default_registry",
     "fingerprint",

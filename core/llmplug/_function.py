@@ -11,6 +11,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import BadRequestError, LLMError, UnprocessableEntityError
+from ._multimodal import image_arguments, with_images
 from ._prompt import fill_template, format_arguments, split_call_options
 from ._schema import OutputType
 from ._tool import Toolkit
@@ -90,11 +91,15 @@ class _Runner:
                 "return_type_description": returns,
             }
         ).strip()
-        user = self.user_template.format_map({"parameters": format_arguments(bound)})
+        images = image_arguments(bound)
+        user = self.user_template.format_map({"parameters": format_arguments(bound, images)})
         params = {**self.llm_kwargs, **call_params}
         if self.out.schema is not None and not self.llm.json_schema_unsupported:
             params.setdefault("response_format", self.out.response_format())
-        return [Message(role="system", content=system), Message(role="user", content=user)], params
+        return [
+            Message(role="system", content=system),
+            Message(role="user", content=with_images(user, bound, images)),
+        ], params
 
     async def complete(self, messages: list[Message], params: dict[str, Any]) -> Completion:
         turns = run_turns(

@@ -13,9 +13,10 @@ import msgspec
 
 from ._docstring import parse_docstring
 from ._errors import ConfigError
+from ._multimodal import tool_output
 from ._prompt import render_value
 from ._schema import parameters_schema
-from ._types import Tool, ToolCall
+from ._types import ImagePart, Tool, ToolCall
 
 __all__ = ["ToolFunction", "ToolResult", "Toolkit", "tool"]
 
@@ -24,11 +25,13 @@ R = TypeVar("R")
 
 
 class ToolResult(msgspec.Struct, frozen=True):
-    """The outcome of one tool call, as it is sent back to the model."""
+    """The outcome of one tool call, as it is sent back to the model: text, and the images a
+    tool returned (``ImgPath``, ``ImgUrl``, a list of them, or ``(text, images)``)."""
 
     call: ToolCall
     content: str
     is_error: bool = False
+    images: tuple[ImagePart, ...] = ()
 
 
 class ToolFunction(Generic[P, R]):
@@ -93,6 +96,14 @@ class ToolFunction(Generic[P, R]):
             return ToolResult(
                 call, f"Error: {self.spec.name} raised {type(exc).__name__}: {exc}", True
             )
+        try:
+            with_images = tool_output(result)
+        except (OSError, ValueError) as exc:
+            return ToolResult(
+                call, f"Error: {self.spec.name} returned an unusable image: {exc}", True
+            )
+        if with_images is not None:
+            return ToolResult(call, with_images[0], images=tuple(with_images[1]))
         return ToolResult(call, render_value(result))
 
 
