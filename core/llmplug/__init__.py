@@ -3,6 +3,7 @@
 from ._bucket import TokenBucket
 from ._call import Call, HTTPRequest
 from ._chat import llm_chat
+from ._chat_agent import ChatAgent, HistoryList
 from ._compact import Compaction
 from ._errors import (
     APIConnectionError,
@@ -83,6 +84,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Call",
+    "ChatAgent",
     "ChatDone",
     "ChatEvent",
     "Compaction",
@@ -93,6 +95,7 @@ __all__ = [
     "Done",
     "FunctionCall",
     "HTTPRequest",
+    "HistoryList",
     "ImagePart",
     "ImageURL",
     "ImgPath",

@@ -3,7 +3,6 @@ automatic compaction of long histories."""
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import aclosing
@@ -11,10 +10,25 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ._chat_agent import (
+    ChatAgent,
+    ChatPair,
+    ChatPairs,
+    HistoryList,
+    ReturnMode,
+    check_strict_signature,
+)
 from ._compact import Compaction, maybe_compact
 from ._errors import ConfigError
-from ._events import ChatDone, ChatEvent
-from ._prompt import fill_template, format_arguments, render_value, split_call_options
+from ._events import ChatDone, ChatEvent, CompactionEvent
+from ._keywords import (
+    check_call_keywords,
+    check_chat_options,
+    check_decorator_keywords,
+    new_trace_id,
+)
+from ._multimodal import image_arguments, message_content, with_images
+from ._prompt import fill_template, format_arguments, split_call_options
 from ._tool import Toolkit
 from ._turns import TurnsDone, run_turns
 from ._types import Message, StreamEvent
@@ -22,7 +36,7 @@ from ._types import Message, StreamEvent
 if TYPE_CHECKING:
     from ._interface import LLMInterface
 
-__all__ = ["llm_chat"]
+__all__ = ["HistoryList", "llm_chat"]
 
 _HISTORY_NAMES = ("history", "chat_history")
 
@@ -34,23 +48,41 @@ def llm_chat(
     toolkit: Iterable[Any] | None = None,
     max_tool_calls: int | None = None,
     stream: bool = False,
+    return_mode: ReturnMode = "text",
+    enable_event: bool = False,
+    strict_signature: bool = False,
+    self_reference: object = None,
+    self_reference_key: str | None = None,
     compaction: Compaction | bool | None = True,
     **llm_kwargs: Any,
-) -> Callable[[Callable[..., Any]], Callable[..., ChatStream]]:
-    """Make a function a chat agent. Its docstring is the system prompt; its first parameter is
-    the user's message; a ``history`` (or ``chat_history``) parameter takes OpenAI-style message
+) -> Callable[[Callable[..., Any]], ChatAgent]:
+    """Make a function a chat agent. Its docstring is the system prompt; its first parameter
+    (other than the history) is the user's message: a str, a :class:`UserChatMessage` (text and
+    images) or images; a ``history`` (or ``chat_history``) parameter takes OpenAI-style message
     dicts; other parameters are added to the user message as ``name: value`` lines.
 
-    Calling it returns an async iterator of events: ``TextDelta`` / ``ReasoningDelta`` as they
-    stream (``stream=True``) or ``AssistantReply`` per model turn, ``ToolCallEvent`` and
-    ``ToolResultEvent`` around tool runs, ``CompactionEvent`` when old turns were summarized,
-    and last ``ChatDone`` with the reply, usage and the updated history (the history you passed
-    in is not modified). ``compaction=False`` turns compaction off; a :class:`Compaction` tunes
-    it."""
+    ``agent(message, history)`` yields SimpleLLMFunc's ``(response, updated_history)`` pairs
+    (see :class:`ChatAgent`; ``return_mode`` "text" or "raw"); ``agent.events(...)`` yields
+    typed events: ``TextDelta`` / ``ReasoningDelta`` as they stream (``stream=True``) or
+    ``AssistantReply`` per model turn, ``ToolCallEvent`` and ``ToolResultEvent`` around tool
+    runs, ``CompactionEvent`` when old turns were summarized, and last ``ChatDone`` with the
+    reply, usage and the updated history. The history you pass in is never modified.
+    ``compaction=False`` turns compaction off; a :class:`Compaction` tunes it.
+
+    ``strict_signature=True`` requires SimpleLLMFunc's ``(history, message: str, ...)``.
+    ``enable_event=True``, ``self_reference`` and ``self_reference_key`` raise
+    :class:`ConfigError` (see docs/migrating-from-simplellmfunc.md), as does any keyword that
+    is not a provider parameter; ``trace_id=`` tags the log events."""
+    if return_mode not in ("text", "raw"):
+        raise ConfigError(f"return_mode must be 'text' or 'raw', got {return_mode!r}")
+    check_chat_options(enable_event, self_reference, self_reference_key)
+    check_decorator_keywords("llm_chat", llm_kwargs)
     kit = Toolkit(toolkit)
     config = Compaction() if compaction is True or compaction is None else compaction or None
 
-    def decorate(fn: Callable[..., Any]) -> Callable[..., ChatStream]:
+    def decorate(fn: Callable[..., Any]) -> ChatAgent:
+        if strict_signature:
+            check_strict_signature(fn)
         sig = inspect.signature(fn)
         names = list(sig.parameters)
         history_name = next((n for n in names if n in _HISTORY_NAMES), None)
@@ -58,25 +90,34 @@ def llm_chat(
         if message_name is None:
             raise ConfigError(f"@llm_chat {fn.__name__!r} needs a parameter for the user's message")
         system = inspect.cleandoc(fn.__doc__ or "")
+        skip = frozenset(n for n in (history_name, message_name, "_template_params") if n)
 
-        @functools.wraps(fn)
-        async def run(*args: Any, **kwargs: Any) -> ChatStream:
+        async def start(
+            args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> tuple[list[Message], dict[str, Any], CompactionEvent | None]:
             template_params, call_params = split_call_options(kwargs)
+            check_call_keywords(fn.__name__, kwargs)
             bound = sig.bind(*args, **kwargs)
             bound.apply_defaults()
             messages = _history(bound.arguments.get(history_name) if history_name else None)
             prompt = fill_template(system, template_params)
             if prompt and not (messages and messages[0].role == "system"):
                 messages.insert(0, Message(role="system", content=prompt))
-            skip = frozenset(n for n in (history_name, message_name) if n)
-            extra = format_arguments(bound, skip)
-            text = render_value(bound.arguments[message_name])
-            messages.append(Message(role="user", content=f"{text}\n\n{extra}" if extra else text))
+            images = image_arguments(bound, skip)
+            extra = format_arguments(bound, skip | images)
+            content = message_content(bound.arguments[message_name], extra)
+            messages.append(Message(role="user", content=with_images(content, bound, images)))
+            event = None
             if config is not None:
                 event = await maybe_compact(llm_interface, messages, kit.specs, config)
-                if event is not None:
-                    yield event
             params = {**llm_kwargs, **call_params}
+            params.setdefault("trace_id", new_trace_id(fn.__name__))
+            return messages, params, event
+
+        async def events(*args: Any, **kwargs: Any) -> ChatStream:
+            messages, params, event = await start(args, kwargs)
+            if event is not None:
+                yield event
             turns = run_turns(
                 llm_interface, messages, kit, params, stream=stream, max_tool_calls=max_tool_calls
             )
@@ -94,7 +135,18 @@ def llm_chat(
                         return
                     yield ev
 
-        return run
+        async def pairs(*args: Any, **kwargs: Any) -> AsyncGenerator[ChatPair, None]:
+            messages, params, _ = await start(args, kwargs)
+            view = ChatPairs(messages, stream=stream, return_mode=return_mode)
+            turns = run_turns(
+                llm_interface, messages, kit, params, stream=stream, max_tool_calls=max_tool_calls
+            )
+            async with aclosing(turns):
+                async for ev in turns:
+                    for pair in view.feed(ev):
+                        yield pair
+
+        return ChatAgent(fn, events, pairs)
 
     return decorate
 

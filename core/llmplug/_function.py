@@ -11,6 +11,12 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import BadRequestError, LLMError, UnprocessableEntityError
+from ._keywords import (
+    check_call_keywords,
+    check_decorator_keywords,
+    check_function_options,
+    new_trace_id,
+)
 from ._multimodal import image_arguments, with_images
 from ._prompt import fill_template, format_arguments, split_call_options
 from ._schema import OutputType
@@ -59,6 +65,7 @@ class _Runner:
         llm_kwargs: dict[str, Any],
     ) -> None:
         self.llm = llm
+        self.name = fn.__name__
         self.sig = inspect.signature(fn)
         hints = typing.get_type_hints(fn)
         self.out = OutputType(hints.get("return", str))
@@ -75,6 +82,7 @@ class _Runner:
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[list[Message], dict[str, Any]]:
         template_params, call_params = split_call_options(kwargs)
+        check_call_keywords(self.name, kwargs)
         bound = self.sig.bind(*args, **kwargs)
         bound.apply_defaults()
         task = fill_template(self.doc, template_params)
@@ -117,7 +125,9 @@ class _Runner:
         raise AssertionError("run_turns ends with TurnsDone")
 
     async def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        trace_id = new_trace_id(self.name)
         messages, params = self.messages(args, dict(kwargs))
+        params.setdefault("trace_id", trace_id)
         try:
             completion = await self.complete(messages, params)
         except (BadRequestError, UnprocessableEntityError) as exc:
@@ -126,6 +136,7 @@ class _Runner:
             # This provider cannot do json_schema: ask in the prompt, now and from now on.
             self.llm.json_schema_unsupported = True
             messages, params = self.messages(args, dict(kwargs))
+            params.setdefault("trace_id", trace_id)
             completion = await self.complete(messages, params)
         try:
             return self.out.decode(completion.text)
@@ -149,6 +160,7 @@ def llm_function(
     max_tool_calls: int | None = None,
     system_prompt_template: str | None = None,
     user_prompt_template: str | None = None,
+    enable_event: bool = False,
     **llm_kwargs: Any,
 ) -> Callable[[F], F]:
     """Make a typed function an LLM call: the docstring is the task (``{placeholders}`` filled
@@ -157,7 +169,13 @@ def llm_function(
 
     ``llm_kwargs`` (temperature, max_tokens, reasoning_effort, ...) go to the provider, over its
     ``api_params`` and under ``_llm_params=`` given at call time. Works on ``async def`` (await
-    it) and plain ``def`` (a blocking call, not allowed inside a running event loop)."""
+    it) and plain ``def`` (a blocking call, not allowed inside a running event loop).
+
+    ``trace_id=`` tags the call's log events (else each call gets its own). SimpleLLMFunc's
+    keywords that llmplug does not honour (``enable_event=True``, ``return_mode``,
+    ``self_reference``, ...) raise :class:`ConfigError` here, never reach the provider."""
+    check_function_options(enable_event)
+    check_decorator_keywords("llm_function", llm_kwargs)
 
     def decorate(fn: F) -> F:
         runner = _Runner(

@@ -45,7 +45,7 @@ def broken(x: int) -> str:
 
 
 async def run(agent: Any, *args: Any, **kwargs: Any) -> list[Any]:
-    return [e async for e in agent(*args, **kwargs)]
+    return [e async for e in agent.events(*args, **kwargs)]
 
 
 @pytest.mark.parametrize("wire", WIRES)
@@ -291,7 +291,7 @@ async def test_consumer_stopping_closes_the_stream_and_releases_the_key(
         """Assistant."""
 
     server.push(Fault(kind="never_ending", seconds=20))
-    stream = agent("talk forever")
+    stream = agent.events("talk forever")
     async for event in stream:
         if isinstance(event, TextDelta):
             break
@@ -313,7 +313,7 @@ async def test_cancelling_the_task_closes_the_stream_and_releases_the_key(
     first = asyncio.Event()
 
     async def consume() -> None:
-        async for event in agent("talk forever"):
+        async for event in agent.events("talk forever"):
             if isinstance(event, TextDelta):
                 first.set()
 

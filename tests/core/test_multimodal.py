@@ -1,5 +1,5 @@
-"""Images over real HTTP: SimpleLLMFunc's Text, ImgUrl and ImgPath as inputs, and tools that
-return images, on both wires."""
+"""Images over real HTTP: SimpleLLMFunc's Text, ImgUrl, ImgPath and UserChatMessage as inputs,
+and tools that return images, on both wires."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from llmplug import (
     OpenAIResponsesCompatible,
     Text,
     ToolResultEvent,
+    UserChatMessage,
     llm_chat,
     llm_function,
     tool,
@@ -138,6 +139,42 @@ async def test_without_images_the_user_message_stays_text(
     assert user == {"role": "user", "content": 'note: hello\nlinks: ["a","b"]'}
 
 
+@pytest.mark.parametrize("wire", WIRES)
+async def test_user_chat_message_carries_text_and_images(
+    server: LLMTestServer, make_llm: MakeLLM, wire: type[LLMInterface], tmp_path: Path
+) -> None:
+    @llm_chat(llm_interface=make_llm(interface=wire))
+    async def vision_agent(message: UserChatMessage, history: Any = None) -> None:
+        """Answer questions about the user's message."""
+
+    local = write(tmp_path, "dog.jpg", JPEG)
+    message = UserChatMessage.multimodal(
+        "What is in these images?", ImgUrl(CAT, detail="high"), ImgPath(local)
+    )
+    pairs = [pair async for pair in vision_agent(message, history=[])]
+    req = server.requests[0]
+    assert req.images == [(CAT, "high"), (data_url("image/jpeg", JPEG), None)]
+    assert texts(user_content(req)) == ["What is in these images?"]
+    # The history given back keeps the images, so the next turn still has them.
+    history = pairs[-1][1]
+    assert history[-2]["content"][1] == {
+        "type": "image_url",
+        "image_url": {"url": CAT, "detail": "high"},
+    }
+
+
+async def test_text_only_chat_messages_stay_strings(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    @llm_chat(llm_interface=make_llm())
+    async def agent(message: UserChatMessage) -> None:
+        """Be brief."""
+
+    [_ async for _ in agent(UserChatMessage.text("hi"))]
+    [_ async for _ in agent({"role": "user", "content": "hello"})]
+    assert [r.json["messages"][-1]["content"] for r in server.requests] == ["hi", "hello"]
+
+
 # -- tools that return images -------------------------------------------------------------------
 
 
@@ -162,7 +199,7 @@ async def test_a_tool_returning_images_shows_them_to_the_model(
         Reply(tool_calls=[ToolCallReply(name="generate_chart", arguments={"data": "a,1"})]),
         Reply(text="The chart shows one bar."),
     )
-    events = [e async for e in agent("chart this")]
+    events = [e async for e in agent.events("chart this")]
     (result,) = [e.result for e in events if isinstance(e, ToolResultEvent)]
     assert result.content == "bar chart of the data" and not result.is_error
     png = data_url("image/png", PNG)
@@ -211,7 +248,7 @@ async def test_a_tool_returning_a_missing_image_is_a_tool_error(
         """Camera."""
 
     server.push(Reply(tool_calls=[ToolCallReply(name="snapshot")]), Reply(text="No picture."))
-    events = [e async for e in agent("snap")]
+    events = [e async for e in agent.events("snap")]
     (result,) = [e.result for e in events if isinstance(e, ToolResultEvent)]
     assert result.is_error and "FileNotFoundError" in result.content
     assert server.requests[1].images == []
