@@ -29,7 +29,7 @@ from ._keywords import (
 )
 from ._multimodal import image_arguments, message_content, with_images
 from ._prompt import fill_template, format_arguments, split_call_options
-from ._tool import Toolkit
+from ._tool import Toolkit, with_guidance
 from ._turns import TurnsDone, run_turns
 from ._types import Message, StreamEvent
 
@@ -103,6 +103,13 @@ def llm_chat(
             prompt = fill_template(system, template_params)
             if prompt and not (messages and messages[0].role == "system"):
                 messages.insert(0, Message(role="system", content=prompt))
+            guidance = kit.guidance(fn.__name__)
+            if guidance and messages and messages[0].role == "system":
+                messages[0] = Message(
+                    role="system", content=with_guidance(messages[0].text, guidance)
+                )
+            elif guidance:
+                messages.insert(0, Message(role="system", content=guidance))
             images = image_arguments(bound, skip)
             extra = format_arguments(bound, skip | images)
             content = message_content(bound.arguments[message_name], extra)

@@ -20,7 +20,7 @@ from ._keywords import (
 from ._multimodal import image_arguments, with_images
 from ._prompt import fill_template, format_arguments, split_call_options
 from ._schema import OutputType
-from ._tool import Toolkit
+from ._tool import Toolkit, with_guidance
 from ._turns import TurnsDone, run_turns
 from ._types import Completion, Message
 
@@ -99,6 +99,7 @@ class _Runner:
                 "return_type_description": returns,
             }
         ).strip()
+        system = with_guidance(system, self.toolkit.guidance(self.name))
         images = image_arguments(bound)
         user = self.user_template.format_map({"parameters": format_arguments(bound, images)})
         params = {**self.llm_kwargs, **call_params}

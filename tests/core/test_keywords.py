@@ -16,6 +16,7 @@ from llmplug import (
     UserChatMessage,
     llm_chat,
     llm_function,
+    tool,
 )
 from llmplug.testing import LLMTestServer, RecordedRequest
 
@@ -68,6 +69,11 @@ def test_llm_chat_refuses_keywords_it_does_not_honour(
 ) -> None:
     with pytest.raises(ConfigError, match=advice):
         llm_chat(llm_interface=make_llm(), **{keyword: value})
+
+
+def test_tool_refuses_too_long_to_file() -> None:
+    with pytest.raises(ConfigError, match="shorten the result"):
+        tool(name="t", description="d", too_long_to_file=True)
 
 
 async def test_abort_signal_is_refused_with_what_to_do_instead(make_llm: MakeLLM) -> None:
@@ -128,3 +134,69 @@ def test_strict_signature_refuses_other_signatures(
 ) -> None:
     with pytest.raises(TypeError, match=problem):
         llm_chat(llm_interface=make_llm(), strict_signature=True)(fn)
+
+
+# -- @tool(best_practices=..., prompt_injection_builder=...) ------------------------------------
+
+
+@pytest.mark.parametrize("wire", WIRES)
+async def test_best_practices_join_the_tool_description(
+    server: LLMTestServer, make_llm: MakeLLM, wire: type[LLMInterface]
+) -> None:
+    @tool(
+        name="search",
+        description="Search the web",
+        best_practices=["Use short queries.", "Use short queries.", " Quote exact phrases. "],
+    )
+    async def search(query: str) -> str:
+        return "results"
+
+    @llm_function(llm_interface=make_llm(interface=wire), toolkit=[search])
+    async def research(topic: str) -> str:
+        """Research."""
+
+    await research("llmplug")
+    (sent,) = server.requests[0].json["tools"]
+    description = (sent.get("function") or sent)["description"]
+    assert description == (
+        "Search the web\n\nBest practices:\n- Use short queries.\n- Quote exact phrases."
+    )
+
+
+@pytest.mark.parametrize("wire", WIRES)
+async def test_prompt_injection_builder_adds_to_each_calls_system_prompt(
+    server: LLMTestServer, make_llm: MakeLLM, wire: type[LLMInterface]
+) -> None:
+    seen: list[dict[str, Any]] = []
+    turn = iter(["Call 1", "Call 2", "Call 3"])
+
+    def guidance(context: dict[str, Any]) -> str:
+        seen.append(context)
+        return f"  {next(turn)}: read before you write.  "
+
+    @tool(name="edit", description="Edit a file", prompt_injection_builder=guidance)
+    async def edit(path: str) -> str:
+        return "ok"
+
+    llm = make_llm(interface=wire)
+
+    @llm_function(llm_interface=llm, toolkit=[edit])
+    async def fix(bug: str) -> str:
+        """Fix the bug."""
+
+    @llm_chat(llm_interface=llm, toolkit=[edit])
+    async def agent(message: str, history: Any = None) -> None:
+        """You are a coding agent."""
+
+    await fix("off by one")
+    pairs = [p async for p in agent("hello", [])]
+    [_ async for _ in agent("again", pairs[-1][1])]
+    block = '<tool_best_practices>\n<tool name="edit">\n{}: read before you write.\n</tool>\n'
+    block += "</tool_best_practices>"
+    prompts = [system_prompt(r) for r in server.requests]
+    assert prompts[0].endswith("\n\n" + block.format("Call 1"))
+    assert prompts[1] == "You are a coding agent.\n\n" + block.format("Call 2")
+    # A history's system message gets this call's block in place of the earlier one.
+    assert prompts[2] == "You are a coding agent.\n\n" + block.format("Call 3")
+    assert seen[0] == {"function_name": "fix", "tool_name": "edit"}
+    assert seen[1] == {"function_name": "agent", "tool_name": "edit"}
