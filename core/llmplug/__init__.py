@@ -2,7 +2,7 @@
 
 from ._bucket import TokenBucket
 from ._call import Call, HTTPRequest
-from ._chat import llm_chat
+from ._chat import async_llm_chat, llm_chat
 from ._chat_agent import ChatAgent, HistoryList
 from ._compact import Compaction
 from ._errors import (
@@ -30,9 +30,15 @@ from ._events import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from ._function import OutputValidationError, llm_function
+from ._function import OutputValidationError, async_llm_function, llm_function
 from ._hookspecs import hookimpl
-from ._interface import LLMInterface, OpenAICompatible, OpenAIResponsesCompatible
+from ._interface import (
+    DEFAULT_CONTEXT_WINDOW,
+    LLM_Interface,
+    LLMInterface,
+    OpenAICompatible,
+    OpenAIResponsesCompatible,
+)
 from ._keys import APIKeyPool, KeyLease, fingerprint
 from ._multimodal import (
     ImgPath,
@@ -76,6 +82,7 @@ from ._usage import UsageTracker
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_CONTEXT_WINDOW",
     "APIConnectionError",
     "APIKeyPool",
     "APIStatusError",
@@ -104,6 +111,7 @@ __all__ = [
     "KeyLease",
     "LLMError",
     "LLMInterface",
+    "LLM_Interface",
     "Message",
     "MessageToolCall",
     "MultimodalContent",
@@ -142,6 +150,8 @@ __all__ = [
     "UsageTracker",
     "UserChatMessage",
     "__version__",
+    "async_llm_chat",
+    "async_llm_function",
     "default_registry",
     "fingerprint",
     "hookimpl",

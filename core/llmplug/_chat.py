@@ -36,7 +36,7 @@ from ._types import Message, StreamEvent
 if TYPE_CHECKING:
     from ._interface import LLMInterface
 
-__all__ = ["HistoryList", "llm_chat"]
+__all__ = ["HistoryList", "async_llm_chat", "llm_chat"]
 
 _HISTORY_NAMES = ("history", "chat_history")
 
@@ -156,6 +156,10 @@ def llm_chat(
         return ChatAgent(fn, events, pairs)
 
     return decorate
+
+
+async_llm_chat = llm_chat
+"""SimpleLLMFunc's name: every llmplug decorator is async-native."""
 
 
 def _history(history: Any) -> list[Message]:

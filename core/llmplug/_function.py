@@ -27,7 +27,7 @@ from ._types import Completion, Message
 if TYPE_CHECKING:
     from ._interface import LLMInterface
 
-__all__ = ["OutputValidationError", "llm_function"]
+__all__ = ["OutputValidationError", "async_llm_function", "llm_function"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -220,3 +220,7 @@ async def _sync_call(runner: _Runner, args: tuple[Any, ...], kwargs: dict[str, A
     finally:
         # The loop ends with this call: close the client made for it so no socket outlives it.
         await runner.llm.aclose()
+
+
+async_llm_function = llm_function
+"""SimpleLLMFunc's name: an ``async def`` decorated with ``llm_function`` is awaited."""

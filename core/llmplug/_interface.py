@@ -22,7 +22,16 @@ from ._usage import UsageTracker
 if TYPE_CHECKING:
     from ._tool import ToolFunction
 
-__all__ = ["LLMInterface", "OpenAICompatible", "OpenAIResponsesCompatible"]
+__all__ = [
+    "DEFAULT_CONTEXT_WINDOW",
+    "LLMInterface",
+    "LLM_Interface",
+    "OpenAICompatible",
+    "OpenAIResponsesCompatible",
+]
+
+DEFAULT_CONTEXT_WINDOW = 200_000
+"""The context window assumed when none is given (SimpleLLMFunc's placeholder too)."""
 
 MessagesInput = str | Sequence[Message | Mapping[str, Any]]
 ToolsInput = Iterable["Tool | Mapping[str, Any] | ToolFunction[..., Any]"] | None
@@ -44,7 +53,7 @@ class LLMInterface:
         retry_delay: float = 1.0,
         rate_limit_capacity: float = 10,
         rate_limit_refill_rate: float = 1.0,
-        context_window: int = 200_000,
+        context_window: int | None = DEFAULT_CONTEXT_WINDOW,
         *,
         wire: str | None = None,
         api_params: Mapping[str, Any] | None = None,
@@ -69,6 +78,8 @@ class LLMInterface:
             raise ConfigError(f"max_retries must be an int >= 0, got {max_retries!r}")
         if not isinstance(retry_delay, (int, float)) or retry_delay < 0:
             raise ConfigError(f"retry_delay must be >= 0, got {retry_delay!r}")
+        if context_window is None:
+            context_window = DEFAULT_CONTEXT_WINDOW
         if (
             isinstance(context_window, bool)
             or not isinstance(context_window, int)
@@ -241,6 +252,10 @@ class LLMInterface:
         from ._config import load_data
 
         return load_data(cls, data, source, options)
+
+
+LLM_Interface = LLMInterface
+"""SimpleLLMFunc's name for the interfaces' base class."""
 
 
 class OpenAICompatible(LLMInterface):
