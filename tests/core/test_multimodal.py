@@ -3,6 +3,7 @@ and tools that return images, on both wires."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,27 @@ async def test_a_tool_returning_a_missing_image_is_a_tool_error(
     (result,) = [e.result for e in events if isinstance(e, ToolResultEvent)]
     assert result.is_error and "FileNotFoundError" in result.content
     assert server.requests[1].images == []
+
+
+async def test_an_image_counts_as_an_image_not_as_its_bytes(
+    server: LLMTestServer, make_llm: MakeLLM, tmp_path: Path
+) -> None:
+    # 2 MB as a data URL would be ~700k tokens by its bytes; a model counts ~1k.
+    photo = write(tmp_path, "photo.png", PNG + bytes(2_000_000))
+    llm = make_llm(tokens_per_minute=20_000, context_window=16_000)
+
+    @llm_chat(llm_interface=llm)
+    async def agent(message: UserChatMessage, history: Any = None) -> None:
+        """Describe photos."""
+
+    usage = {"prompt_tokens": 1_100, "completion_tokens": 3, "total_tokens": 1_103}
+    server.default = Reply(text="A photo.", usage=usage)
+    history: list[dict[str, Any]] = []
+    for question in ("What is this?", "And this one?"):
+        message = UserChatMessage.multimodal(question, ImgPath(photo))
+        async with asyncio.timeout(10):
+            history = [pair async for pair in agent(message, history)][-1][1]
+    # Within the token budget and the context window: sent at once, nothing compacted.
+    assert len(server.requests) == 2
+    assert len(server.requests[1].images) == 2
+    assert llm.get_rate_limit_status()["tokens_per_minute"]["available"] > 15_000
