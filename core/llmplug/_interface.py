@@ -235,14 +235,14 @@ class LLMInterface:
 
     @classmethod
     def load_from_json_file(
-        cls, path: str | os.PathLike[str], **options: Any
+        cls, json_path: str | os.PathLike[str], **options: Any
     ) -> dict[str, dict[str, Self]]:
         """Load a SimpleLLMFunc-style ``provider.json``: ``{provider: {model: interface}}``.
 
         ``options`` (``registry``, ``http_client``, ``timeout``, ...) go to every interface."""
         from ._config import load_file
 
-        return load_file(cls, path, options)
+        return load_file(cls, json_path, options)
 
     @classmethod
     def load_from_dict(

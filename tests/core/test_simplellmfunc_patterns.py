@@ -339,6 +339,18 @@ def test_simplellmfunc_names() -> None:
     assert llm.context_window == DEFAULT_CONTEXT_WINDOW
 
 
+def test_provider_json_by_simplellmfuncs_keyword(tmp_path: Path) -> None:
+    config = tmp_path / "provider.json"
+    config.write_text(
+        '{"deepseek": [{"model_name": "deepseek-v3.2", "api_keys": ["sk-key-1", "sk-key-2"],'
+        ' "base_url": "https://api.deepseek.com/v1", "max_retries": 5, "retry_delay": 1.0,'
+        ' "rate_limit_capacity": 10, "rate_limit_refill_rate": 1.0}]}'
+    )
+    provider = OpenAIResponsesCompatible.load_from_json_file(json_path=str(config))
+    llm = provider["deepseek"]["deepseek-v3.2"]
+    assert (llm.model_name, len(llm.key_pool), llm.max_retries) == ("deepseek-v3.2", 2, 5)
+
+
 async def test_concurrent_calls_with_gather(server: LLMTestServer, make_llm: MakeLLM) -> None:
     @llm_function(llm_interface=make_llm())
     async def classify_text(text: str) -> str:
