@@ -1,11 +1,12 @@
-"""A streaming chat: text arrives as it is generated, and the history carries on across turns."""
+"""A streaming chat, written as SimpleLLMFunc's README writes it: ``(chunk, updated_history)``
+pairs as text arrives, and the history carries on across turns."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from llmplug import APIKeyPool, ChatDone, OpenAICompatible, ReasoningDelta, TextDelta, llm_chat
+from llmplug import APIKeyPool, HistoryList, OpenAICompatible, llm_chat
 from llmplug.testing import LLMTestServer, Reply
 
 
@@ -21,18 +22,14 @@ async def main() -> None:
             Reply(text="Streams arrive in pieces.", reasoning="Short answer.", chunk_delay=0.02),
             Reply(text="And the history goes on.", chunk_delay=0.02),
         )
-        history: list[dict[str, Any]] | None = None
+        history: HistoryList = []
         for question in ("How do streams arrive?", "And then?"):
             print(f"user: {question}\nassistant: ", end="", flush=True)
-            async for event in chat(question, history):
-                if isinstance(event, ReasoningDelta):
-                    print(f"({event.text})", end="", flush=True)
-                elif isinstance(event, TextDelta):
-                    print(event.text, end="", flush=True)
-                elif isinstance(event, ChatDone):
-                    history = event.history
+            async for chunk, updated_history in chat(question, history):
+                print(chunk, end="", flush=True)
+                history = updated_history  # the last one (an empty chunk) holds the whole turn
             print()
-        print(f"history has {len(history or [])} messages")
+        print(f"history has {len(history)} messages")
         await llm.aclose()
 
 

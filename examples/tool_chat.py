@@ -1,5 +1,7 @@
 """A chat agent with tools: the model calls two tools in one turn, they run concurrently, and
-the answer comes back with the updated history."""
+the answer comes back with the updated history. ``agent.events(...)`` gives llmplug's typed
+events (``agent(...)`` gives SimpleLLMFunc's ``(response, history)`` pairs: see
+streaming_chat.py)."""
 
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ async def main() -> None:
             ),
             Reply(text="Paris: sunny, 21 C. Oslo: sunny, 70 F."),
         )
-        async for event in agent("Weather in Paris and Oslo?"):
+        async for event in agent.events("Weather in Paris and Oslo?"):
             if isinstance(event, ToolCallEvent):
                 print(f"  tool call   {event.call.name}({event.call.arguments})")
             elif isinstance(event, ToolResultEvent):

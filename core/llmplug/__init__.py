@@ -2,7 +2,8 @@
 
 from ._bucket import TokenBucket
 from ._call import Call, HTTPRequest
-from ._chat import llm_chat
+from ._chat import async_llm_chat, llm_chat
+from ._chat_agent import ChatAgent, HistoryList
 from ._compact import Compaction
 from ._errors import (
     APIConnectionError,
@@ -29,10 +30,24 @@ from ._events import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from ._function import OutputValidationError, llm_function
+from ._function import OutputValidationError, async_llm_function, llm_function
 from ._hookspecs import hookimpl
-from ._interface import LLMInterface, OpenAICompatible, OpenAIResponsesCompatible
+from ._interface import (
+    DEFAULT_CONTEXT_WINDOW,
+    LLM_Interface,
+    LLMInterface,
+    OpenAICompatible,
+    OpenAIResponsesCompatible,
+)
 from ._keys import APIKeyPool, KeyLease, fingerprint
+from ._multimodal import (
+    ImgPath,
+    ImgUrl,
+    MultimodalContent,
+    MultimodalList,
+    Text,
+    UserChatMessage,
+)
 from ._parser import StreamParser
 from ._registry import (
     PluginInfo,
@@ -67,6 +82,7 @@ from ._usage import UsageTracker
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_CONTEXT_WINDOW",
     "APIConnectionError",
     "APIKeyPool",
     "APIStatusError",
@@ -75,6 +91,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Call",
+    "ChatAgent",
     "ChatDone",
     "ChatEvent",
     "Compaction",
@@ -85,14 +102,20 @@ __all__ = [
     "Done",
     "FunctionCall",
     "HTTPRequest",
+    "HistoryList",
     "ImagePart",
     "ImageURL",
+    "ImgPath",
+    "ImgUrl",
     "InternalServerError",
     "KeyLease",
     "LLMError",
     "LLMInterface",
+    "LLM_Interface",
     "Message",
     "MessageToolCall",
+    "MultimodalContent",
+    "MultimodalList",
     "NoKeyAvailableError",
     "NotFoundError",
     "OpenAICompatible",
@@ -110,6 +133,7 @@ __all__ = [
     "StreamError",
     "StreamEvent",
     "StreamParser",
+    "Text",
     "TextDelta",
     "TextPart",
     "TokenBucket",
@@ -124,7 +148,10 @@ __all__ = [
     "UnprocessableEntityError",
     "Usage",
     "UsageTracker",
+    "UserChatMessage",
     "__version__",
+    "async_llm_chat",
+    "async_llm_function",
     "default_registry",
     "fingerprint",
     "hookimpl",

@@ -77,6 +77,7 @@ class Attempt:
             latency_ms=self._latency(),
             input_tokens=u.input_tokens if u else None,
             output_tokens=u.output_tokens if u else None,
+            trace_id=self.call.trace_id,
         )
 
     def failed(self, error: LLMError) -> None:
@@ -121,4 +122,5 @@ class Attempt:
             error=error,
             message=message,
             latency_ms=self._latency(),
+            trace_id=self.call.trace_id,
         )

@@ -33,6 +33,9 @@ class Call(msgspec.Struct, kw_only=True):
     total_timeout: float | None = None
     max_retries: int | None = None
     session_id: str | None = None
+    #: Never sent either: it tags this call's log events, so the attempts and tool turns of
+    #: one decorated call can be found together.
+    trace_id: str | None = None
 
 
 class HTTPRequest(msgspec.Struct, kw_only=True):

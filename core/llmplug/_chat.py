@@ -3,53 +3,56 @@ automatic compaction of long histories."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import inspect
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Generator,
-    Iterable,
-    Mapping,
-)
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import msgspec
 
+from ._chat_agent import (
+    BlockingChatAgent,
+    ChatAgent,
+    ChatPair,
+    ChatPairs,
+    HistoryList,
+    ReturnMode,
+    check_strict_signature,
+)
 from ._compact import Compaction, maybe_compact
 from ._errors import ConfigError
-from ._events import ChatDone, ChatEvent
-from ._prompt import fill_template, format_arguments, render_value, split_call_options
-from ._tool import Toolkit
+from ._events import ChatDone, ChatEvent, CompactionEvent
+from ._keywords import (
+    check_call_keywords,
+    check_chat_options,
+    check_decorator_keywords,
+    new_trace_id,
+)
+from ._multimodal import image_arguments, message_content, with_images
+from ._prompt import fill_template, format_arguments, split_call_options
+from ._tool import Toolkit, with_guidance
 from ._turns import TurnsDone, run_turns
 from ._types import Message, StreamEvent
 
 if TYPE_CHECKING:
     from ._interface import LLMInterface
 
-__all__ = ["llm_chat"]
+__all__ = ["HistoryList", "async_llm_chat", "llm_chat"]
 
 _HISTORY_NAMES = ("history", "chat_history")
 
 ChatStream = AsyncGenerator[StreamEvent | ChatEvent, None]
-BlockingChatStream = Generator[StreamEvent | ChatEvent, None, None]
 
 
 class ChatDecorator(Protocol):
-    """What ``llm_chat(...)`` returns: ``async def`` functions become async generators, plain
-    ``def`` functions blocking generators."""
+    """What ``llm_chat(...)`` returns: an ``async def`` becomes a :class:`ChatAgent` (async
+    iterators), a plain ``def`` a :class:`BlockingChatAgent` (blocking generators)."""
 
     @overload
-    def __call__(
-        self, fn: Callable[..., Awaitable[Any] | AsyncIterator[Any]]
-    ) -> Callable[..., ChatStream]: ...
+    def __call__(self, fn: Callable[..., Awaitable[Any] | AsyncIterator[Any]]) -> ChatAgent: ...
 
     @overload
-    def __call__(self, fn: Callable[..., None]) -> Callable[..., BlockingChatStream]: ...
+    def __call__(self, fn: Callable[..., None]) -> BlockingChatAgent: ...
 
 
 def llm_chat(
@@ -57,26 +60,45 @@ def llm_chat(
     toolkit: Iterable[Any] | None = None,
     max_tool_calls: int | None = None,
     stream: bool = False,
+    return_mode: ReturnMode = "text",
+    enable_event: bool = False,
+    strict_signature: bool = False,
+    self_reference: object = None,
+    self_reference_key: str | None = None,
     compaction: Compaction | bool | None = True,
     **llm_kwargs: Any,
 ) -> ChatDecorator:
-    """Make a function a chat agent. Its docstring is the system prompt; its first parameter is
-    the user's message; a ``history`` (or ``chat_history``) parameter takes OpenAI-style message
+    """Make a function a chat agent. Its docstring is the system prompt; its first parameter
+    (other than the history) is the user's message: a str, a :class:`UserChatMessage` (text and
+    images) or images; a ``history`` (or ``chat_history``) parameter takes OpenAI-style message
     dicts; other parameters are added to the user message as ``name: value`` lines.
 
-    Calling it returns an async iterator of events: ``TextDelta`` / ``ReasoningDelta`` as they
-    stream (``stream=True``) or ``AssistantReply`` per model turn, ``ToolCallEvent`` and
-    ``ToolResultEvent`` around tool runs, ``CompactionEvent`` when old turns were summarized,
-    and last ``ChatDone`` with the reply, usage and the updated history (the history you passed
-    in is not modified). ``compaction=False`` turns compaction off; a :class:`Compaction` tunes
-    it.
+    ``agent(message, history)`` yields SimpleLLMFunc's ``(response, updated_history)`` pairs
+    (see :class:`ChatAgent`; ``return_mode`` "text" or "raw"); ``agent.events(...)`` yields
+    typed events: ``TextDelta`` / ``ReasoningDelta`` as they stream (``stream=True``) or
+    ``AssistantReply`` per model turn, ``ToolCallEvent`` and ``ToolResultEvent`` around tool
+    runs, ``CompactionEvent`` when old turns were summarized, and last ``ChatDone`` with the
+    reply, usage and the updated history. The history you pass in is never modified.
+    ``compaction=False`` turns compaction off; a :class:`Compaction` tunes it.
 
-    On a plain ``def`` the same events come from a blocking generator (``for event in ...``),
-    each call on an event loop of its own; it cannot be used inside a running event loop."""
+    ``strict_signature=True`` requires SimpleLLMFunc's ``(history, message: str, ...)``.
+    ``enable_event=True``, ``self_reference`` and ``self_reference_key`` raise
+    :class:`ConfigError` (see docs/migrating-from-simplellmfunc.md), as does any keyword that
+    is not a provider parameter; ``trace_id=`` tags the log events.
+
+    On a plain ``def`` the same pairs and events come from blocking generators (``for response,
+    history in agent(...)``), each call on an event loop of its own; such an agent cannot be
+    used inside a running event loop."""
+    if return_mode not in ("text", "raw"):
+        raise ConfigError(f"return_mode must be 'text' or 'raw', got {return_mode!r}")
+    check_chat_options(enable_event, self_reference, self_reference_key)
+    check_decorator_keywords("llm_chat", llm_kwargs)
     kit = Toolkit(toolkit)
     config = Compaction() if compaction is True or compaction is None else compaction or None
 
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(fn: Callable[..., Any]) -> ChatAgent | BlockingChatAgent:
+        if strict_signature:
+            check_strict_signature(fn)
         sig = inspect.signature(fn)
         names = list(sig.parameters)
         history_name = next((n for n in names if n in _HISTORY_NAMES), None)
@@ -84,25 +106,41 @@ def llm_chat(
         if message_name is None:
             raise ConfigError(f"@llm_chat {fn.__name__!r} needs a parameter for the user's message")
         system = inspect.cleandoc(fn.__doc__ or "")
+        skip = frozenset(n for n in (history_name, message_name, "_template_params") if n)
 
-        @functools.wraps(fn)
-        async def run(*args: Any, **kwargs: Any) -> ChatStream:
+        async def start(
+            args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> tuple[list[Message], dict[str, Any], CompactionEvent | None]:
             template_params, call_params = split_call_options(kwargs)
+            check_call_keywords(fn.__name__, kwargs)
             bound = sig.bind(*args, **kwargs)
             bound.apply_defaults()
             messages = _history(bound.arguments.get(history_name) if history_name else None)
             prompt = fill_template(system, template_params)
             if prompt and not (messages and messages[0].role == "system"):
                 messages.insert(0, Message(role="system", content=prompt))
-            skip = frozenset(n for n in (history_name, message_name) if n)
-            extra = format_arguments(bound, skip)
-            text = render_value(bound.arguments[message_name])
-            messages.append(Message(role="user", content=f"{text}\n\n{extra}" if extra else text))
+            guidance = kit.guidance(fn.__name__)
+            if guidance and messages and messages[0].role == "system":
+                messages[0] = Message(
+                    role="system", content=with_guidance(messages[0].text, guidance)
+                )
+            elif guidance:
+                messages.insert(0, Message(role="system", content=guidance))
+            images = image_arguments(bound, skip)
+            extra = format_arguments(bound, skip | images)
+            content = message_content(bound.arguments[message_name], extra)
+            messages.append(Message(role="user", content=with_images(content, bound, images)))
+            event = None
             if config is not None:
                 event = await maybe_compact(llm_interface, messages, kit.specs, config)
-                if event is not None:
-                    yield event
             params = {**llm_kwargs, **call_params}
+            params.setdefault("trace_id", new_trace_id(fn.__name__))
+            return messages, params, event
+
+        async def events(*args: Any, **kwargs: Any) -> ChatStream:
+            messages, params, event = await start(args, kwargs)
+            if event is not None:
+                yield event
             turns = run_turns(
                 llm_interface, messages, kit, params, stream=stream, max_tool_calls=max_tool_calls
             )
@@ -120,55 +158,26 @@ def llm_chat(
                         return
                     yield ev
 
+        async def pairs(*args: Any, **kwargs: Any) -> AsyncGenerator[ChatPair, None]:
+            messages, params, _ = await start(args, kwargs)
+            view = ChatPairs(messages, stream=stream, return_mode=return_mode)
+            turns = run_turns(
+                llm_interface, messages, kit, params, stream=stream, max_tool_calls=max_tool_calls
+            )
+            async with aclosing(turns):
+                async for ev in turns:
+                    for pair in view.feed(ev):
+                        yield pair
+
         if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
-            return run
-        return _blocking(fn, run, llm_interface)
+            return ChatAgent(fn, events, pairs)
+        return BlockingChatAgent(fn, events, pairs, llm_interface)
 
-    return decorate
-
-
-def _blocking(
-    fn: Callable[..., Any], run: Callable[..., ChatStream], llm: LLMInterface
-) -> Callable[..., BlockingChatStream]:
-    @functools.wraps(fn)
-    def run_sync(*args: Any, **kwargs: Any) -> BlockingChatStream:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return _drive(run(*args, **kwargs), llm)
-        raise RuntimeError(
-            f"{fn.__name__}() is a blocking @llm_chat called inside a running event loop; "
-            "define it with `async def` and iterate it with `async for`"
-        )
-
-    return run_sync
+    return decorate  # type: ignore[return-value]
 
 
-def _drive(events: ChatStream, llm: LLMInterface) -> BlockingChatStream:
-    """Run ``events`` on an event loop that lives as long as this generator. Stopping early
-    closes the stream (its key is freed at once), and the client made on this loop is closed
-    with it, so no socket outlives the loop that opened it."""
-    with asyncio.Runner() as runner:
-        try:
-            while True:
-                try:
-                    event = runner.run(_next(events))
-                except StopAsyncIteration:
-                    return
-                yield event
-        finally:
-            try:
-                runner.run(_close(events))
-            finally:
-                runner.run(llm.aclose())
-
-
-async def _next(events: ChatStream) -> StreamEvent | ChatEvent:
-    return await anext(events)
-
-
-async def _close(events: ChatStream) -> None:
-    await events.aclose()
+async_llm_chat = llm_chat
+"""SimpleLLMFunc's name: every llmplug decorator is async-native."""
 
 
 def _history(history: Any) -> list[Message]:

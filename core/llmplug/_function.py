@@ -11,16 +11,23 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import BadRequestError, LLMError, UnprocessableEntityError
+from ._keywords import (
+    check_call_keywords,
+    check_decorator_keywords,
+    check_function_options,
+    new_trace_id,
+)
+from ._multimodal import image_arguments, with_images
 from ._prompt import fill_template, format_arguments, split_call_options
 from ._schema import OutputType
-from ._tool import Toolkit
+from ._tool import Toolkit, with_guidance
 from ._turns import TurnsDone, run_turns
 from ._types import Completion, Message
 
 if TYPE_CHECKING:
     from ._interface import LLMInterface
 
-__all__ = ["OutputValidationError", "llm_function"]
+__all__ = ["OutputValidationError", "async_llm_function", "llm_function"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,6 +65,7 @@ class _Runner:
         llm_kwargs: dict[str, Any],
     ) -> None:
         self.llm = llm
+        self.name = fn.__name__
         self.sig = inspect.signature(fn)
         hints = typing.get_type_hints(fn)
         self.out = OutputType(hints.get("return", str))
@@ -74,6 +82,7 @@ class _Runner:
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[list[Message], dict[str, Any]]:
         template_params, call_params = split_call_options(kwargs)
+        check_call_keywords(self.name, kwargs)
         bound = self.sig.bind(*args, **kwargs)
         bound.apply_defaults()
         task = fill_template(self.doc, template_params)
@@ -91,11 +100,16 @@ class _Runner:
                 "return_type_description": returns,
             },
         ).strip()
-        user = fill_template(self.user_template, {"parameters": format_arguments(bound)})
+        system = with_guidance(system, self.toolkit.guidance(self.name))
+        images = image_arguments(bound)
+        user = fill_template(self.user_template, {"parameters": format_arguments(bound, images)})
         params = {**self.llm_kwargs, **call_params}
         if self.out.schema is not None and not self.llm.json_schema_unsupported:
             params.setdefault("response_format", self.out.response_format())
-        return [Message(role="system", content=system), Message(role="user", content=user)], params
+        return [
+            Message(role="system", content=system),
+            Message(role="user", content=with_images(user, bound, images)),
+        ], params
 
     async def complete(self, messages: list[Message], params: dict[str, Any]) -> Completion:
         turns = run_turns(
@@ -113,7 +127,9 @@ class _Runner:
         raise AssertionError("run_turns ends with TurnsDone")
 
     async def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        trace_id = new_trace_id(self.name)
         messages, params = self.messages(args, dict(kwargs))
+        params.setdefault("trace_id", trace_id)
         try:
             completion = await self.complete(messages, params)
         except (BadRequestError, UnprocessableEntityError) as exc:
@@ -122,6 +138,7 @@ class _Runner:
             # This provider cannot do json_schema: ask in the prompt, now and from now on.
             self.llm.json_schema_unsupported = True
             messages, params = self.messages(args, dict(kwargs))
+            params.setdefault("trace_id", trace_id)
             completion = await self.complete(messages, params)
         try:
             return self.out.decode(completion.text)
@@ -145,6 +162,7 @@ def llm_function(
     max_tool_calls: int | None = None,
     system_prompt_template: str | None = None,
     user_prompt_template: str | None = None,
+    enable_event: bool = False,
     **llm_kwargs: Any,
 ) -> Callable[[F], F]:
     """Make a typed function an LLM call: the docstring is the task (``{placeholders}`` filled
@@ -153,7 +171,13 @@ def llm_function(
 
     ``llm_kwargs`` (temperature, max_tokens, reasoning_effort, ...) go to the provider, over its
     ``api_params`` and under ``_llm_params=`` given at call time. Works on ``async def`` (await
-    it) and plain ``def`` (a blocking call, not allowed inside a running event loop)."""
+    it) and plain ``def`` (a blocking call, not allowed inside a running event loop).
+
+    ``trace_id=`` tags the call's log events (else each call gets its own). SimpleLLMFunc's
+    keywords that llmplug does not honour (``enable_event=True``, ``return_mode``,
+    ``self_reference``, ...) raise :class:`ConfigError` here, never reach the provider."""
+    check_function_options(enable_event)
+    check_decorator_keywords("llm_function", llm_kwargs)
 
     def decorate(fn: F) -> F:
         runner = _Runner(
@@ -197,3 +221,7 @@ async def _sync_call(runner: _Runner, args: tuple[Any, ...], kwargs: dict[str, A
     finally:
         # The loop ends with this call: close the client made for it so no socket outlives it.
         await runner.llm.aclose()
+
+
+async_llm_function = llm_function
+"""SimpleLLMFunc's name: an ``async def`` decorated with ``llm_function`` is awaited."""

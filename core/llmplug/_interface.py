@@ -22,7 +22,16 @@ from ._usage import UsageTracker
 if TYPE_CHECKING:
     from ._tool import ToolFunction
 
-__all__ = ["LLMInterface", "OpenAICompatible", "OpenAIResponsesCompatible"]
+__all__ = [
+    "DEFAULT_CONTEXT_WINDOW",
+    "LLMInterface",
+    "LLM_Interface",
+    "OpenAICompatible",
+    "OpenAIResponsesCompatible",
+]
+
+DEFAULT_CONTEXT_WINDOW = 200_000
+"""The context window assumed when none is given (SimpleLLMFunc's placeholder too)."""
 
 MessagesInput = str | Sequence[Message | Mapping[str, Any]]
 ToolsInput = Iterable["Tool | Mapping[str, Any] | ToolFunction[..., Any]"] | None
@@ -44,7 +53,7 @@ class LLMInterface:
         retry_delay: float = 1.0,
         rate_limit_capacity: float = 10,
         rate_limit_refill_rate: float = 1.0,
-        context_window: int = 200_000,
+        context_window: int | None = DEFAULT_CONTEXT_WINDOW,
         *,
         wire: str | None = None,
         api_params: Mapping[str, Any] | None = None,
@@ -69,6 +78,8 @@ class LLMInterface:
             raise ConfigError(f"max_retries must be an int >= 0, got {max_retries!r}")
         if not isinstance(retry_delay, (int, float)) or retry_delay < 0:
             raise ConfigError(f"retry_delay must be >= 0, got {retry_delay!r}")
+        if context_window is None:
+            context_window = DEFAULT_CONTEXT_WINDOW
         if (
             isinstance(context_window, bool)
             or not isinstance(context_window, int)
@@ -175,8 +186,10 @@ class LLMInterface:
     def _call(
         self, messages: MessagesInput, tools: ToolsInput, params: dict[str, Any], stream: bool
     ) -> Call:
-        if "stream" in params:
-            raise ConfigError("pass no 'stream' keyword: use chat() or chat_stream()")
+        # SimpleLLMFunc's chat(stream=False) and chat_stream(stream=True) say what the method
+        # does anyway; only a contradiction is an error.
+        if bool(params.pop("stream", stream)) is not stream:
+            raise ConfigError("chat() never streams and chat_stream() always does: drop 'stream'")
         merged = {**self.api_params, **params} if self.api_params else params
         # Popped after merging: wherever they come from (a call keyword, a decorator's, _llm_params,
         # api_params as SimpleLLMFunc handed them to the openai SDK), they are never sent.
@@ -184,6 +197,7 @@ class LLMInterface:
         timeout = merged.pop("timeout", None)
         total_timeout = merged.pop("total_timeout", None)
         session_id = merged.pop("session_id", None)
+        trace_id = merged.pop("trace_id", None)
         if max_retries is not None and (
             isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
         ):
@@ -206,6 +220,7 @@ class LLMInterface:
             total_timeout=total_timeout,
             max_retries=max_retries,
             session_id=session_id,
+            trace_id=None if trace_id is None else str(trace_id),
         )
 
     async def chat(
@@ -260,14 +275,14 @@ class LLMInterface:
 
     @classmethod
     def load_from_json_file(
-        cls, path: str | os.PathLike[str], **options: Any
+        cls, json_path: str | os.PathLike[str], **options: Any
     ) -> dict[str, dict[str, Self]]:
         """Load a SimpleLLMFunc-style ``provider.json``: ``{provider: {model: interface}}``.
 
         ``options`` (``registry``, ``http_client``, ``timeout``, ...) go to every interface."""
         from ._config import load_file
 
-        return load_file(cls, path, options)
+        return load_file(cls, json_path, options)
 
     @classmethod
     def load_from_dict(
@@ -277,6 +292,10 @@ class LLMInterface:
         from ._config import load_data
 
         return load_data(cls, data, source, options)
+
+
+LLM_Interface = LLMInterface
+"""SimpleLLMFunc's name for the interfaces' base class."""
 
 
 class OpenAICompatible(LLMInterface):

@@ -82,7 +82,7 @@ class Pipeline:
 
     # -- the steps -----------------------------------------------------------------------------
 
-    async def _key_turn(self) -> None:
+    async def _key_turn(self, call: Call) -> None:
         """Return when some key is healthy; wait for one to come back while none is, or raise
         :class:`NoKeyAvailableError` when none will within ``key_wait_timeout``."""
         limit = self.policy.key_wait_timeout
@@ -102,7 +102,13 @@ class Pipeline:
                     provider=self.provider,
                     model=self.model,
                 )
-            log_event(logging.INFO, "llm.keys_cooling", provider=self.provider, wait_s=wait)
+            log_event(
+                logging.INFO,
+                "llm.keys_cooling",
+                provider=self.provider,
+                wait_s=wait,
+                trace_id=call.trace_id,
+            )
             await asyncio.sleep(wait)
 
     async def _admit(self, attempt: Attempt) -> KeyLease:
@@ -111,7 +117,7 @@ class Pipeline:
         request queued is not used."""
         call, pool = attempt.call, self.pool
         while True:
-            await self._key_turn()
+            await self._key_turn(call)
             await self._wait_for(self.limiter, 1.0)
             if self.token_limiter is not None:
                 charge = float(estimate_call_tokens(call.messages, call.tools, call.params))

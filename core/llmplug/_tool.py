@@ -6,30 +6,36 @@ import asyncio
 import functools
 import inspect
 import typing
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import msgspec
 
 from ._docstring import parse_docstring
 from ._errors import ConfigError
+from ._multimodal import tool_output
 from ._prompt import render_value
 from ._schema import parameters_schema
-from ._types import Tool, ToolCall
+from ._types import ImagePart, Tool, ToolCall
 from .wire import JSON_ERRORS
 
-__all__ = ["ToolFunction", "ToolResult", "Toolkit", "tool"]
+__all__ = ["ToolFunction", "ToolResult", "Toolkit", "tool", "with_guidance"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
+PromptInjectionBuilder = Callable[[dict[str, Any]], str | None]
+
+
 class ToolResult(msgspec.Struct, frozen=True):
-    """The outcome of one tool call, as it is sent back to the model."""
+    """The outcome of one tool call, as it is sent back to the model: text, and the images a
+    tool returned (``ImgPath``, ``ImgUrl``, a list of them, or ``(text, images)``)."""
 
     call: ToolCall
     content: str
     is_error: bool = False
+    images: tuple[ImagePart, ...] = ()
 
 
 class ToolFunction(Generic[P, R]):
@@ -38,7 +44,14 @@ class ToolFunction(Generic[P, R]):
     __name__: str
     __doc__: str | None
 
-    def __init__(self, fn: Callable[P, R], name: str | None, description: str | None) -> None:
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        name: str | None,
+        description: str | None,
+        best_practices: Sequence[str] | None = None,
+        prompt_injection_builder: PromptInjectionBuilder | None = None,
+    ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self._fn: Callable[..., Any] = fn
@@ -61,11 +74,13 @@ class ToolFunction(Generic[P, R]):
             raise ConfigError(
                 f"tool {fn.__name__!r}: a parameter type is not supported: {exc}"
             ) from None
-        self.spec = Tool(
-            name=name or fn.__name__,
-            description=description or desc,
-            parameters=parameters,
-        )
+        self.best_practices = _unique(best_practices)
+        self.prompt_injection_builder = prompt_injection_builder
+        description = description or desc
+        if self.best_practices:
+            practices = "\n".join(f"- {p}" for p in self.best_practices)
+            description = f"{description}\n\nBest practices:\n{practices}".lstrip()
+        self.spec = Tool(name=name or fn.__name__, description=description, parameters=parameters)
         self.__llmplug_tool__ = self.spec
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -96,6 +111,14 @@ class ToolFunction(Generic[P, R]):
                 call, f"Error: {self.spec.name} raised {type(exc).__name__}: {exc}", True
             )
         try:
+            with_images = tool_output(result)
+        except (OSError, ValueError) as exc:
+            return ToolResult(
+                call, f"Error: {self.spec.name} returned an unusable image: {exc}", True
+            )
+        if with_images is not None:
+            return ToolResult(call, with_images[0], images=tuple(with_images[1]))
+        try:
             return ToolResult(call, render_value(result))
         except Exception as exc:  # a result's own __str__ or model_dump_json may fail too
             return ToolResult(
@@ -105,6 +128,13 @@ class ToolFunction(Generic[P, R]):
                 True,
             )
 
+    def prompt_injection(self, context: Mapping[str, Any]) -> str | None:
+        """The text ``prompt_injection_builder`` adds to the system prompt, if any."""
+        if self.prompt_injection_builder is None:
+            return None
+        text = self.prompt_injection_builder(dict(context))
+        return text.strip() or None if isinstance(text, str) else None
+
 
 @overload
 def tool(fn: Callable[P, R], /) -> ToolFunction[P, R]: ...
@@ -112,24 +142,55 @@ def tool(fn: Callable[P, R], /) -> ToolFunction[P, R]: ...
 
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    best_practices: Sequence[str] | None = None,
+    prompt_injection_builder: PromptInjectionBuilder | None = None,
+    too_long_to_file: bool = False,
 ) -> Callable[[Callable[P, R]], ToolFunction[P, R]]: ...
 
 
 def tool(
-    fn: Callable[P, R] | None = None, /, *, name: str | None = None, description: str | None = None
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    best_practices: Sequence[str] | None = None,
+    prompt_injection_builder: PromptInjectionBuilder | None = None,
+    too_long_to_file: bool = False,
 ) -> ToolFunction[P, R] | Callable[[Callable[P, R]], ToolFunction[P, R]]:
     """Make a function a tool. The parameters' JSON schema comes from the signature (defaults,
     Optional, Literal, Enum, Structs, dataclasses, TypedDicts) and the docstring's Args section;
     the description from ``description`` or the docstring. Works on async and plain functions,
-    with or without parentheses."""
+    with or without parentheses.
+
+    ``best_practices`` are added to the description the model sees. ``prompt_injection_builder``
+    is called on each decorated call whose toolkit holds the tool, with a context dict
+    (``function_name``, ``tool_name``); the text it returns joins that call's system prompt.
+    A tool may return images (``ImgPath``, ``ImgUrl``, a list, or ``(text, images)``)."""
+    if too_long_to_file:
+        raise ConfigError(
+            "@tool(too_long_to_file=True) is not supported: shorten the result in the tool, "
+            "or write it to a file yourself and return the path"
+        )
     if fn is not None:
         return ToolFunction(fn, None, None)
 
     def wrap(f: Callable[P, R]) -> ToolFunction[P, R]:
-        return ToolFunction(f, name, description)
+        return ToolFunction(f, name, description, best_practices, prompt_injection_builder)
 
     return wrap
+
+
+def _unique(items: Sequence[str] | None) -> list[str]:
+    out: list[str] = []
+    for item in items or ():
+        text = item.strip() if isinstance(item, str) else ""
+        if text and text not in out:
+            out.append(text)
+    return out
 
 
 class Toolkit:
@@ -160,6 +221,16 @@ class Toolkit:
     def specs(self) -> list[Tool] | None:
         return [t.spec for t in self.tools.values()] or None
 
+    def guidance(self, function_name: str) -> str | None:
+        """What the tools' prompt injection builders add to a call's system prompt, in
+        SimpleLLMFunc's block; None when they add nothing."""
+        lines: list[str] = []
+        for name, t in self.tools.items():
+            text = t.prompt_injection({"function_name": function_name, "tool_name": name})
+            if text:
+                lines += [f'<tool name="{name}">', text, "</tool>"]
+        return "\n".join([_GUIDANCE_START, *lines, _GUIDANCE_END]) if lines else None
+
     async def run_all(self, calls: Sequence[ToolCall]) -> list[ToolResult]:
         """Run one turn's calls concurrently; results in the calls' order."""
         return list(await asyncio.gather(*(self._run(c) for c in calls)))
@@ -178,3 +249,17 @@ class Toolkit:
 
 async def _done(result: ToolResult) -> ToolResult:
     return result
+
+
+_GUIDANCE_START = "<tool_best_practices>"
+_GUIDANCE_END = "</tool_best_practices>"
+
+
+def with_guidance(system: str, block: str | None) -> str:
+    """``system`` with this call's tool guidance, replacing the block an earlier turn left in a
+    history's system message (a builder's text may change from call to call)."""
+    start = system.find(_GUIDANCE_START)
+    end = system.find(_GUIDANCE_END, start)
+    if start >= 0 and end >= 0:
+        system = (system[:start] + system[end + len(_GUIDANCE_END) :]).strip()
+    return f"{system}\n\n{block}".strip() if block else system

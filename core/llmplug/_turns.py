@@ -10,7 +10,17 @@ from typing import TYPE_CHECKING, Any
 from ._errors import LLMError
 from ._events import AssistantReply, ToolCallEvent, ToolResultEvent
 from ._tool import Toolkit
-from ._types import Completion, Done, Message, ReasoningDelta, StreamEvent, TextDelta, Usage
+from ._types import (
+    Completion,
+    ContentPart,
+    Done,
+    Message,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from ._interface import LLMInterface
@@ -77,7 +87,14 @@ async def run_turns(
         for call in calls:
             yield ToolCallEvent(call)
         for result in await toolkit.run_all(calls):
-            messages.append(
-                Message(role="tool", content=result.content, tool_call_id=result.call.id)
-            )
+            content: str | list[ContentPart] = result.content
+            if result.images:
+                # Neutral form: the images stay in the tool message; each wire plugin sends
+                # them where its API takes them.
+                content = (
+                    [TextPart(result.content), *result.images]
+                    if result.content
+                    else [*result.images]
+                )
+            messages.append(Message(role="tool", content=content, tool_call_id=result.call.id))
             yield ToolResultEvent(result)

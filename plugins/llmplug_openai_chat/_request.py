@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from llmplug import Call, HTTPRequest, Tool
+from llmplug import Call, ContentPart, HTTPRequest, ImagePart, Message, TextPart, Tool
 
 __all__ = ["build_chat_request"]
 
@@ -17,7 +17,7 @@ class _ChatTool(msgspec.Struct):
 
 
 def build_chat_request(call: Call, key: str) -> HTTPRequest:
-    body: dict[str, Any] = {"model": call.model, "messages": call.messages}
+    body: dict[str, Any] = {"model": call.model, "messages": _messages(call.messages)}
     if call.tools:
         body["tools"] = [_ChatTool(t) for t in call.tools]
     if call.stream:
@@ -28,3 +28,34 @@ def build_chat_request(call: Call, key: str) -> HTTPRequest:
         if v is not None:
             body[k] = v
     return HTTPRequest.post_json(call.base_url + "/chat/completions", body, call, key)
+
+
+def _messages(messages: list[Message]) -> list[Message]:
+    if not any(m.role == "tool" and isinstance(m.content, list) for m in messages):
+        return messages  # the common case: sent as they are, no copy
+    # A Chat tool message carries text only: a tool's images follow the turn's tool results
+    # in one user message (a user message between two tool results would be rejected).
+    out: list[Message] = []
+    names: dict[str, str] = {}
+    pending: list[ContentPart] = []
+    for m in messages:
+        if m.role != "tool" and pending:
+            out.append(Message(role="user", content=pending))
+            pending = []
+        if m.role == "assistant":
+            names.update((c.id, c.function.name) for c in m.tool_calls or ())
+        if m.role != "tool" or not isinstance(m.content, list):
+            out.append(m)
+            continue
+        images = [p for p in m.content if isinstance(p, ImagePart)]
+        text = m.text
+        if images:
+            name = names.get(m.tool_call_id or "", "the tool")
+            note = f"({len(images)} image(s) follow in the next user message.)"
+            text = f"{text}\n\n{note}" if text else note
+            pending.append(TextPart(f"The image(s) returned by {name} ({m.tool_call_id}):"))
+            pending.extend(images)
+        out.append(Message(role="tool", content=text, tool_call_id=m.tool_call_id, name=m.name))
+    if pending:
+        out.append(Message(role="user", content=pending))
+    return out

@@ -31,8 +31,14 @@ def _input(messages: list[Message]) -> tuple[str | None, list[dict[str, Any]]]:
         if role in ("system", "developer"):
             instructions.append(m.text)
         elif role == "tool":
+            # A tool's images go in the output itself: a list of input_text/input_image.
+            output: Any = (
+                [_part(p, role) for p in m.content]
+                if isinstance(m.content, list) and any(isinstance(p, ImagePart) for p in m.content)
+                else m.text
+            )
             items.append(
-                {"type": "function_call_output", "call_id": m.tool_call_id or "", "output": m.text}
+                {"type": "function_call_output", "call_id": m.tool_call_id or "", "output": output}
             )
         elif role == "assistant":
             if m.content:

@@ -46,7 +46,7 @@ def broken(x: int) -> str:
 
 
 async def run(agent: Any, *args: Any, **kwargs: Any) -> list[Any]:
-    return [e async for e in agent(*args, **kwargs)]
+    return [e async for e in agent.events(*args, **kwargs)]
 
 
 @pytest.mark.parametrize("wire", WIRES)
@@ -292,7 +292,7 @@ async def test_consumer_stopping_closes_the_stream_and_releases_the_key(
         """Assistant."""
 
     server.push(Fault(kind="never_ending", seconds=20))
-    stream = agent("talk forever")
+    stream = agent.events("talk forever")
     async for event in stream:
         if isinstance(event, TextDelta):
             break
@@ -314,7 +314,7 @@ async def test_cancelling_the_task_closes_the_stream_and_releases_the_key(
     first = asyncio.Event()
 
     async def consume() -> None:
-        async for event in agent("talk forever"):
+        async for event in agent.events("talk forever"):
             if isinstance(event, TextDelta):
                 first.set()
 
@@ -440,14 +440,16 @@ def test_a_plain_def_agent_is_a_blocking_generator(server: LLMTestServer, stream
         Reply(text="Sunny in Oslo."),
         Reply(text="You are welcome."),
     )
-    events = list(agent("Weather in Oslo?"))
+    events = list(agent.events("Weather in Oslo?"))
     assert isinstance(events[-1], ChatDone) and events[-1].reply == "Sunny in Oslo."
     (result,) = [e.result for e in events if isinstance(e, ToolResultEvent)]
     assert "sunny" in result.content and not result.is_error
-    # A second call runs on a second event loop with a second client: still works.
+    # A second call runs on a second event loop with a second client, as SimpleLLMFunc's pairs.
     again = list(agent("thanks", events[-1].history))
-    assert isinstance(again[-1], ChatDone) and again[-1].reply == "You are welcome."
+    assert "".join(text for text, _ in again) == "You are welcome."
+    assert again[-1][1][-1] == {"role": "assistant", "content": "You are welcome."}
     assert len(server.requests[2].json["messages"]) == 6
+    assert llm._transport.open_clients == 0
 
 
 def test_stopping_a_plain_def_agent_early_frees_its_key(server: LLMTestServer) -> None:
@@ -458,7 +460,7 @@ def test_stopping_a_plain_def_agent_early_frees_its_key(server: LLMTestServer) -
         """Assistant."""
 
     server.push(Reply(text="one two three four", chunk_delay=0.01))
-    events = agent("count")
+    events = agent.events("count")
     assert isinstance(next(events), TextDelta)
     events.close()
     assert llm.key_pool.status()[0]["in_flight"] == 0

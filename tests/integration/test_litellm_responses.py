@@ -90,7 +90,7 @@ async def test_the_same_agent_code_runs_on_the_responses_wire(make_litellm: Make
     async def agent(message: str, history: list[dict[str, Any]] | None = None) -> None:
         """You are terse."""
 
-    events = [e async for e in agent("hello")]
+    events = [e async for e in agent.events("hello")]
     done = events[-1]
     assert isinstance(done, ChatDone)
     assert done.reply == "hi there from mock"

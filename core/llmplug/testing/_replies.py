@@ -201,6 +201,31 @@ class RecordedRequest:
                 return _content_text(item.get("content"))
         return ""
 
+    @property
+    def images(self) -> list[tuple[str, str | None]]:
+        """Every image in the request, in order, as ``(url, detail)``: Chat ``image_url``
+        parts and Responses ``input_image`` items, in messages and in tool outputs."""
+        if not isinstance(self.json, dict):
+            return []
+        found: list[tuple[str, str | None]] = []
+        _find_images(self.json.get("messages", self.json.get("input")), found)
+        return found
+
+
+def _find_images(node: Any, found: list[tuple[str, str | None]]) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _find_images(item, found)
+    elif isinstance(node, dict):
+        kind, image = node.get("type"), node.get("image_url")
+        if kind == "image_url" and isinstance(image, dict) and isinstance(image.get("url"), str):
+            found.append((image["url"], image.get("detail")))
+        elif kind == "input_image" and isinstance(image, str):
+            found.append((image, node.get("detail")))
+        else:
+            for key in ("content", "output"):
+                _find_images(node.get(key), found)
+
 
 def _content_text(content: Any) -> str:
     if isinstance(content, str):

@@ -161,3 +161,38 @@ async def test_default_reply_is_echo(server: LLMTestServer, make_llm: MakeLLM) -
     server.push(Reply(text="pong"))
     assert (await make_llm().chat("ping")).text == "pong"
     assert (await make_llm().chat("ping")).text == "echo: ping"
+
+
+async def test_a_tools_images_follow_the_turns_tool_results_in_one_user_message(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    # A Chat tool message takes text only, and nothing may come between a turn's tool results.
+    image = {"type": "image_url", "image_url": {"url": "https://x/chart.png"}}
+    calls = [
+        {"id": "c1", "type": "function", "function": {"name": "plot", "arguments": "{}"}},
+        {"id": "c2", "type": "function", "function": {"name": "count", "arguments": "{}"}},
+    ]
+    history: list[dict[str, Any]] = [
+        {"role": "user", "content": "plot and count"},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {
+            "role": "tool",
+            "tool_call_id": "c1",
+            "content": [{"type": "text", "text": "a chart"}, image],
+        },
+        {"role": "tool", "tool_call_id": "c2", "content": "3"},
+        {"role": "assistant", "content": "Done."},
+    ]
+    await make_llm().chat(history)
+    sent = server.requests[0].json["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "tool", "user", "assistant"]
+    assert sent[2] == {
+        "role": "tool",
+        "tool_call_id": "c1",
+        "content": "a chart\n\n(1 image(s) follow in the next user message.)",
+    }
+    assert sent[3] == {"role": "tool", "tool_call_id": "c2", "content": "3"}
+    assert sent[4]["content"] == [
+        {"type": "text", "text": "The image(s) returned by plot (c1):"},
+        image,
+    ]

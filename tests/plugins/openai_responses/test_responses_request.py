@@ -155,3 +155,28 @@ async def test_stream_flag(server: LLMTestServer, llm: OpenAIResponsesCompatible
     body = server.requests[0].json
     assert body["stream"] is True
     assert "stream_options" not in body
+
+
+async def test_a_tools_images_go_in_its_function_call_output(
+    server: LLMTestServer, llm: OpenAIResponsesCompatible
+) -> None:
+    content = [
+        {"type": "text", "text": "a chart"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}},
+    ]
+    call = {"id": "c1", "type": "function", "function": {"name": "plot", "arguments": "{}"}}
+    await llm.chat(
+        [
+            {"role": "user", "content": "plot"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": content},
+        ]
+    )
+    assert server.requests[0].json["input"][-1] == {
+        "type": "function_call_output",
+        "call_id": "c1",
+        "output": [
+            {"type": "input_text", "text": "a chart"},
+            {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "low"},
+        ],
+    }
