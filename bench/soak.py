@@ -48,11 +48,11 @@ def _serve(conn: Connection, seed: int) -> None:
         conn.recv()  # serve until the parent says stop
 
 
-async def soak(base_url: str, calls: int, in_flight: int) -> dict[str, Any]:
-    from llmplug import APIKeyPool, LLMError, OpenAICompatible
+def _unpaced(pool: Any, base_url: str) -> Any:
+    """An interface that retries quickly and whose limiter never makes anyone wait."""
+    from llmplug import OpenAICompatible
 
-    pool = APIKeyPool(KEYS, "soak")
-    llm = OpenAICompatible(
+    return OpenAICompatible(
         pool,
         "soak-model",
         base_url,
@@ -61,6 +61,13 @@ async def soak(base_url: str, calls: int, in_flight: int) -> dict[str, Any]:
         rate_limit_capacity=1e9,
         rate_limit_refill_rate=1e9,
     )
+
+
+async def soak(base_url: str, calls: int, in_flight: int) -> dict[str, Any]:
+    from llmplug import APIKeyPool, LLMError
+
+    pool = APIKeyPool(KEYS, "soak")
+    llm = _unpaced(pool, base_url)
     failures: Counter[str] = Counter()
     sem = asyncio.Semaphore(in_flight)
 
@@ -94,18 +101,10 @@ async def soak(base_url: str, calls: int, in_flight: int) -> dict[str, Any]:
 def threaded_soak(base_url: str, calls: int, threads: int) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor, wait
 
-    from llmplug import APIKeyPool, LLMError, OpenAICompatible, llm_function
+    from llmplug import APIKeyPool, LLMError, llm_function
 
     pool = APIKeyPool(KEYS, "soak-threads")
-    llm = OpenAICompatible(
-        pool,
-        "soak-model",
-        base_url,
-        max_retries=8,
-        retry_delay=0.05,
-        rate_limit_capacity=1e9,
-        rate_limit_refill_rate=1e9,
-    )
+    llm = _unpaced(pool, base_url)
 
     @llm_function(llm_interface=llm)
     def reply(text: str) -> str:

@@ -66,18 +66,12 @@ class Attempt:
         pipe.observe(headers, lease)
         lease.release()
         u = c.usage
-        log_event(
+        self._log(
             logging.DEBUG,
             "llm.attempt",
-            provider=pipe.provider,
-            model=pipe.model,
-            key=lease.fingerprint,
-            attempt=self.call.attempt,
             status=200,
-            latency_ms=self._latency(),
             input_tokens=u.input_tokens if u else None,
             output_tokens=u.output_tokens if u else None,
-            trace_id=self.call.trace_id,
         )
 
     def failed(self, error: LLMError) -> None:
@@ -93,7 +87,7 @@ class Attempt:
             error.key_id = error.key_id or lease.fingerprint
             lease.release(error=True)
         self._settle(None)
-        self._log(type(error).__name__, error.status, error.message)
+        self._failure(type(error).__name__, error.status, error.message)
 
     def end(self) -> None:
         """In ``finally``: an attempt neither ``ok`` nor ``failed`` was interrupted. Its key and
@@ -104,23 +98,25 @@ class Attempt:
         if self.lease is not None:
             self.lease.release()
         self._settle(None)
-        self._log("Interrupted", None, "the attempt was cancelled or its deadline passed")
+        self._failure("Interrupted", None, "the attempt was cancelled or its deadline passed")
 
     def _latency(self) -> float:
         return round((time.perf_counter() - self.t0) * 1000, 1)
 
-    def _log(self, error: str, status: int | None, message: str) -> None:
-        pipe = self.pipe
+    def _failure(self, error: str, status: int | None, message: str) -> None:
+        self._log(
+            logging.WARNING, "llm.attempt_failed", status=status, error=error, message=message
+        )
+
+    def _log(self, level: int, event: str, **fields: Any) -> None:
         log_event(
-            logging.WARNING,
-            "llm.attempt_failed",
-            provider=pipe.provider,
-            model=pipe.model,
+            level,
+            event,
+            provider=self.pipe.provider,
+            model=self.pipe.model,
             key=self.lease.fingerprint if self.lease is not None else None,
             attempt=self.call.attempt,
-            status=status,
-            error=error,
-            message=message,
             latency_ms=self._latency(),
             trace_id=self.call.trace_id,
+            **fields,
         )
