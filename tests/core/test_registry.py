@@ -298,6 +298,8 @@ async def test_disabling_a_default_plugin_makes_calls_fail_clearly(
         monkeypatch.delenv("LLMPLUG_DISABLE_PLUGINS", raising=False)
         registry = Registry(disable=[plugin])
     assert plugin in registry.disabled
+    if how == "env":  # a name no installed plugin has is kept apart (`llmplug plugins` says so)
+        assert registry.disabled_unknown == {"other-plugin"}
     assert plugin not in names(registry)
     assert set(names(registry)) >= set(DEFAULT_HOOKS) - {plugin}
     with pytest.raises(ConfigError, match=message):
