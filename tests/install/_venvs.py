@@ -85,17 +85,24 @@ def build_wheels(projects: list[Path], outdir: Path) -> None:
     run([sys.executable, "-c", code, str(outdir), *map(str, projects)])
 
 
-def repack_requirements(dist: str, outdir: Path) -> None:
-    """Wheels of ``dist``'s runtime dependencies (their closure), made from the installed files."""
-    todo = [Requirement(r) for r in md.requires(dist) or ()]
-    done: set[str] = set()
+def repack_requirements(requirements: list[str], outdir: Path, skip: set[str]) -> None:
+    """Wheels of ``requirements`` and their dependencies (the closure), made from the files
+    installed in the dev venv; distributions named in ``skip`` are built from source instead."""
+    todo = [Requirement(r) for r in requirements]
+    done = {canonicalize_name(name) for name in skip}
     while todo:
         req = todo.pop()
         name = canonicalize_name(req.name)
         if name in done or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
             continue
         done.add(name)
-        installed = md.distribution(req.name)
+        try:
+            installed = md.distribution(req.name)
+        except md.PackageNotFoundError:
+            raise AssertionError(
+                f"{req.name} is needed by a distribution under test but is not installed in the "
+                "dev venv: add it to pyproject.toml's dev extra"
+            ) from None
         _repack(installed, outdir)
         todo.extend(Requirement(r) for r in installed.requires or ())
 

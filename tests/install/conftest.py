@@ -5,6 +5,7 @@ llmplug's wheel (~4 s), one with llmplug and every plugin distribution (~5 s).""
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import textwrap
 import tomllib
 from dataclasses import dataclass
@@ -74,12 +75,13 @@ class Project:
     name: str
     version: str
     entry_points: dict[str, str]
+    requires: list[str]
 
     @classmethod
     def read(cls, path: Path) -> Project:
         meta = tomllib.loads((path / "pyproject.toml").read_text())["project"]
         eps = meta.get("entry-points", {}).get("llmplug", {})
-        return cls(path, meta["name"], meta["version"], dict(eps))
+        return cls(path, meta["name"], meta["version"], dict(eps), meta.get("dependencies", []))
 
 
 @dataclass(frozen=True)
@@ -118,11 +120,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """Slow (~3 s): the sdist, the wheels, and the runtime dependencies' wheels."""
     house = tmp_path_factory.mktemp("wheelhouse")
     sdist, wheel = build_sdist_and_wheel(house)
-    repack_requirements("llmplug", house)
     src = tmp_path_factory.mktemp("test-dists")
     tests = [Project.read(_write_test_dist(src, dist, *spec)) for dist, spec in TEST_DISTS.items()]
     plugins = [Project.read(p) for p in (CUSTOM_PLUGIN, *PLUGIN_PROJECTS)]
-    build_wheels([p.path for p in (*plugins, *tests)], house)
+    projects = [*plugins, *tests]
+    build_wheels([p.path for p in projects], house)
+    requirements = [*(md.requires("llmplug") or ()), *(r for p in projects for r in p.requires)]
+    repack_requirements(requirements, house, skip={"llmplug", *(p.name for p in projects)})
     return Built(house, sdist, wheel, plugins, tests)
 
 

@@ -128,6 +128,18 @@ def test_the_installed_wrapper_signs_every_request_on_every_wire(
         assert r.headers["x-llmplug-signature"] == expected
         assert r.json["model"] == "venv-model"  # the wrapped request is otherwise the default's
 
+    # The plugin's own check, for the gateway's side, agrees; a changed body fails it.
+    r = server.requests[0]
+    check = (
+        "import json, sys\n"
+        "from llmplug_request_signing import verify\n"
+        "headers, url, body = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3].encode()\n"
+        "print(verify('s3cret', headers, 'POST', url, body))\n"
+    )
+    for body, valid in ((r.body, "True"), (r.body + b" ", "False")):
+        args = (json.dumps(dict(r.headers)), server.base_url + "/chat/completions", body.decode())
+        assert plugin_venv.python_code(check, *args).stdout.strip() == valid
+
     server.clear()
     call(plugin_venv, server, "openai-chat")  # without the secret: ids, no signature
     assert {"x-request-id", "x-llmplug-signature"} & set(server.requests[0].headers) == {
