@@ -16,12 +16,15 @@ from llmplug.testing import LLMTestServer
 from ._venvs import DEFAULTS, Venv, rows
 from .conftest import Built
 
+pytestmark = pytest.mark.install  # slow: see conftest.py; `-m "not install"` skips
+
 BROKEN = "skipped acme-broken: RuntimeError: acme is broken"
 
 # Run inside the venv: calls through the default registry (the installed plugins), then prints
 # the replies' text and the plugin-load warnings as JSON.
 CALL = """
 import asyncio, json, sys, warnings
+
 from llmplug import APIKeyPool, OpenAICompatible, OpenAIResponsesCompatible, TextDelta
 
 base_url, wires = sys.argv[1], sys.argv[2].split(",")

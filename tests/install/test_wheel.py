@@ -16,6 +16,8 @@ import llmplug
 from ._venvs import DEFAULTS, ROOT, Venv, clean_env, rows
 from .conftest import Built
 
+pytestmark = pytest.mark.install  # slow: see conftest.py; `-m "not install"` skips
+
 
 @pytest.fixture(scope="module")
 def unpacked(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -103,6 +105,7 @@ def test_the_examples_in_the_sdist_run_on_the_installed_wheel(
 
 CALL = """
 import asyncio, sys
+
 from llmplug import APIKeyPool, Done, OpenAICompatible, OpenAIResponsesCompatible, TextDelta
 
 async def main() -> None:
