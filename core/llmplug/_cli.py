@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ._registry import Registry
+from ._registry import DISABLE_ENV, Registry
 
 __all__ = ["main"]
 
@@ -20,8 +20,11 @@ def _plugins(registry: Registry) -> int:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[3])
     for name, error in registry.failed:
         print(f"skipped {name}: {error}", file=sys.stderr)
-    if registry.disabled:
-        print("disabled: " + ", ".join(sorted(registry.disabled)))
+    if registry.disabled - registry.disabled_unknown:
+        print("disabled: " + ", ".join(sorted(registry.disabled - registry.disabled_unknown)))
+    if registry.disabled_unknown:
+        unknown = ", ".join(sorted(registry.disabled_unknown))
+        print(f"{DISABLE_ENV} names no installed plugin: {unknown}", file=sys.stderr)
     return 1 if registry.failed else 0
 
 

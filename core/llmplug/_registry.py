@@ -63,6 +63,8 @@ class Registry:
         #: (plugin name, error text) for each plugin that failed to load.
         self.failed: list[tuple[str, str]] = []
         self._dists: dict[str, tuple[str | None, str | None]] = {}
+        #: Disabled names that no installed entry point has (a typo leaves its plugin active).
+        self.disabled_unknown: frozenset[str] = frozenset()
         if entry_points:
             self._load_entry_points()
         for plugin in plugins:
@@ -110,6 +112,7 @@ class Registry:
             unique.append(ep)
         # Defaults first: pluggy calls later registrations first, so third parties override.
         unique.sort(key=lambda ep: (_dist_name(ep) != _DEFAULT_DIST, ep.name))
+        self.disabled_unknown = self.disabled - {ep.name for ep in unique}
         for ep in unique:
             if ep.name in self.disabled:
                 continue

@@ -80,6 +80,14 @@ def test_a_disabled_plugin_is_not_listed(how: str) -> None:
     assert done.stdout.splitlines()[-1] == "disabled: openai-chat, token-bucket"
 
 
+def test_a_disabled_name_that_matches_no_plugin_is_reported() -> None:
+    done = run("module", "plugins", disable="token-bucket,tokenbucket")
+    assert done.returncode == 0  # the installation is fine; the setting has a typo
+    assert done.stderr == "LLMPLUG_DISABLE_PLUGINS names no installed plugin: tokenbucket\n"
+    assert done.stdout.splitlines()[-1] == "disabled: token-bucket"
+    assert "token-bucket" not in table(done.stdout)
+
+
 def test_third_party_plugins_are_listed_and_broken_ones_reported(tmp_path: Path) -> None:
     hook = (
         "from llmplug import hookimpl\n\n"

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-import llmplug_openai_chat
 from llmplug import (
     APIKeyPool,
     Call,
@@ -27,6 +26,7 @@ from llmplug import (
     StreamParser,
     hookimpl,
 )
+from llmplug._plugins import openai_chat
 from llmplug.testing import Error, LLMTestServer
 
 Models = dict[str, dict[str, OpenAICompatible]]
@@ -348,15 +348,11 @@ class MyNames:
 
     @hookimpl
     def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
-        return (
-            llmplug_openai_chat.build_request("openai-chat", call, key)
-            if wire == "my-chat"
-            else None
-        )
+        return openai_chat.build_request("openai-chat", call, key) if wire == "my-chat" else None
 
     @hookimpl
     def parse_stream(self, wire: str, call: Call) -> StreamParser | None:
-        return llmplug_openai_chat.parse_stream("openai-chat", call) if wire == "my-chat" else None
+        return openai_chat.parse_stream("openai-chat", call) if wire == "my-chat" else None
 
     @hookimpl
     def select_key(self, strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:

@@ -18,10 +18,11 @@ LAZY = (
     "httpx",
     "structlog",
     "importlib.metadata",
-    "llmplug_openai_chat",
-    "llmplug_openai_responses",
-    "llmplug_key_strategies",
-    "llmplug_token_bucket",
+    "llmplug._plugins",
+    "llmplug._plugins.openai_chat",
+    "llmplug._plugins.openai_responses",
+    "llmplug._plugins.key_strategies",
+    "llmplug._plugins.token_bucket",
     "llmplug.testing",
 )
 

@@ -31,9 +31,9 @@ from llmplug import (
     ToolCallDelta,
     Usage,
 )
+from llmplug._plugins.openai_chat import ChatParser
+from llmplug._plugins.openai_responses import ResponsesParser
 from llmplug._sse import SSETooLarge
-from llmplug_openai_chat import ChatParser
-from llmplug_openai_responses import ResponsesParser
 
 # Deterministic (no database, derandomized) and free of wall-clock deadlines.
 FAST = settings(

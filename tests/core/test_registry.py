@@ -15,9 +15,6 @@ import pluggy
 import pytest
 
 import llmplug
-import llmplug_key_strategies
-import llmplug_openai_chat
-import llmplug_token_bucket
 from llmplug import (
     APIKeyPool,
     Call,
@@ -34,10 +31,11 @@ from llmplug import (
     hookimpl,
     set_default_registry,
 )
+from llmplug._plugins import key_strategies, openai_chat, token_bucket
 from llmplug.testing import LLMTestServer
 
 MakeLLM = Callable[..., OpenAICompatible]
-DEFAULTS: list[object] = [llmplug_openai_chat, llmplug_key_strategies, llmplug_token_bucket]
+DEFAULTS: list[object] = [openai_chat, key_strategies, token_bucket]
 DEFAULT_HOOKS = {
     "key-strategies": ("select_key",),
     "openai-chat": ("build_request", "parse_stream"),
@@ -152,9 +150,9 @@ async def test_isolated_registry_has_only_the_plugins_given(
 
     registry = Registry(entry_points=False, plugins=DEFAULTS)
     assert {p.name: p.hooks for p in registry.plugins()} == {
-        "llmplug_openai_chat": ("build_request", "parse_stream"),
-        "llmplug_key_strategies": ("select_key",),
-        "llmplug_token_bucket": ("acquire_rate",),
+        "llmplug._plugins.openai_chat": ("build_request", "parse_stream"),
+        "llmplug._plugins.key_strategies": ("select_key",),
+        "llmplug._plugins.token_bucket": ("acquire_rate",),
     }
     assert {(p.distribution, p.version) for p in registry.plugins()} == {(None, None)}
     assert (await make_llm(registry=registry).chat("hi")).text == "echo: hi"
@@ -300,6 +298,8 @@ async def test_disabling_a_default_plugin_makes_calls_fail_clearly(
         monkeypatch.delenv("LLMPLUG_DISABLE_PLUGINS", raising=False)
         registry = Registry(disable=[plugin])
     assert plugin in registry.disabled
+    if how == "env":  # a name no installed plugin has is kept apart (`llmplug plugins` says so)
+        assert registry.disabled_unknown == {"other-plugin"}
     assert plugin not in names(registry)
     assert set(names(registry)) >= set(DEFAULT_HOOKS) - {plugin}
     with pytest.raises(ConfigError, match=message):
@@ -457,4 +457,4 @@ def test_the_registry_says_which_wires_and_key_strategies_its_plugins_provide() 
 class OnlyRequests:
     @hookimpl
     def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
-        return llmplug_openai_chat.build_request(wire, call, key)
+        return openai_chat.build_request(wire, call, key)

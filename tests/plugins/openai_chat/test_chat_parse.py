@@ -22,8 +22,8 @@ from llmplug import (
     ToolCallDelta,
     Usage,
 )
+from llmplug._plugins.openai_chat import ChatParser
 from llmplug.testing import LLMTestServer, Raw, Reply, ToolCallReply
-from llmplug_openai_chat import ChatParser
 
 MakeLLM = Callable[..., OpenAICompatible]
 

@@ -17,8 +17,8 @@ from llmplug import (
     StreamEvent,
     ToolCallDelta,
 )
+from llmplug._plugins.openai_responses import ResponsesParser
 from llmplug.testing import LLMTestServer, Raw
-from llmplug_openai_responses import ResponsesParser
 
 MakeLLM = Callable[..., LLMInterface]
 ITEM = {"type": "function_call", "id": "fc_1", "call_id": "call_9", "name": "f"}

@@ -21,8 +21,8 @@ from llmplug import (
     TextDelta,
     Usage,
 )
+from llmplug._plugins.openai_responses import ResponsesParser
 from llmplug.testing import LLMTestServer, Raw
-from llmplug_openai_responses import ResponsesParser
 
 MakeLLM = Callable[..., LLMInterface]
 
