@@ -13,8 +13,8 @@ opening changes, and so may its key: the provider's cache of the old prefix is u
 anyway.
 
 Keys are chosen by rendezvous (highest random weight) hashing: every key scores the
-conversation with a hash keyed by the key's fingerprint, and the highest-scoring healthy key
-wins. Hence:
+conversation (a 64-bit mix of the conversation's hash and the key's, taken from its
+fingerprint), and the highest-scoring healthy key wins. Hence:
 
 - a conversation stays on its key while that key is healthy, in every process and every pool
   of those keys: the choice needs no state, so there is none to lose, share or bound;
@@ -43,7 +43,7 @@ import msgspec
 
 from llmplug import APIKeyPool, Call, KeyLease, Message, hookimpl
 
-__all__ = ["STRATEGY", "conversation_id", "opening", "ranking", "select_key"]
+__all__ = ["STRATEGY", "conversation_id", "key_seed", "opening", "ranking", "score", "select_key"]
 
 #: The name this plugin answers ``select_key`` for.
 STRATEGY = "sticky"
@@ -60,27 +60,49 @@ def opening(messages: Sequence[Message]) -> Sequence[Message]:
     return messages[:1]
 
 
-def conversation_id(call: Call) -> bytes:
-    """The conversation ``call`` belongs to: its ``session_id``, else a hash of its opening.
-    The two are prefixed apart, so a session named like a hash is still its own."""
+def conversation_id(call: Call) -> int:
+    """The conversation ``call`` belongs to, as 64 bits: a hash of its ``session_id``, else of
+    its opening. The two are hashed apart, so a session named like an opening is still its
+    own."""
     if call.session_id is not None:
-        return b"s:" + call.session_id.encode()
-    digest = hashlib.blake2b(_encode(list(opening(call.messages))), digest_size=16).digest()
-    return b"h:" + digest
+        data = b"s" + call.session_id.encode()
+    else:
+        data = b"h" + _encode(list(opening(call.messages)))
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
 
 
-def _score(conversation: bytes, fingerprint: str) -> int:
-    # Keyed by the key's fingerprint (a hash of the key, never the key), so a key's score for a
-    # conversation does not depend on which other keys the pool has or in what order.
-    digest = hashlib.blake2b(conversation, digest_size=8, key=fingerprint.encode()).digest()
-    return int.from_bytes(digest, "big")
+def key_seed(fingerprint: str) -> int:
+    """A key's 64 bits for scoring, from its fingerprint (a hash of the key, never the key): so
+    a key's score for a conversation does not depend on which other keys the pool has, nor in
+    what order."""
+    return int.from_bytes(hashlib.sha256(fingerprint.encode()).digest()[:8], "big")
 
 
-def ranking(conversation: bytes, fingerprints: Sequence[str]) -> list[int]:
+_M64 = (1 << 64) - 1
+
+
+def score(conversation: int, seed: int) -> int:
+    """The key's weight for the conversation: splitmix64's finalizer over the two, which turns
+    a one-bit difference in either into an unrelated result, as rendezvous hashing needs."""
+    x = conversation ^ seed
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def ranking(conversation: int, fingerprints: Sequence[str]) -> list[int]:
     """Indexes of the keys in ``conversation``'s order of preference: its home key first, then
-    where it goes while the keys before are resting."""
-    scores = [_score(conversation, fp) for fp in fingerprints]
+    where it goes while the keys before it are resting."""
+    scores = [score(conversation, key_seed(fp)) for fp in fingerprints]
     return sorted(range(len(fingerprints)), key=lambda i: (-scores[i], i))
+
+
+def _seeds(pool: APIKeyPool) -> list[int]:
+    # Kept in the pool's books: pools that share books have the same keys, so the same seeds.
+    seeds: list[int] | None = pool.strategy_state.get("sticky_seeds")
+    if seeds is None:
+        seeds = pool.strategy_state["sticky_seeds"] = [key_seed(f) for f in pool.fingerprints]
+    return seeds
 
 
 @hookimpl
@@ -91,8 +113,8 @@ def select_key(strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:
     if n == 1:
         return pool.lease(0)
     conversation = conversation_id(call)
-    fingerprints = pool.fingerprints
+    seeds = _seeds(pool)
     # The core asks only while some key is healthy; asked otherwise, stay on the home key.
     candidates = pool.healthy() or range(n)
-    best = max(candidates, key=lambda i: (_score(conversation, fingerprints[i]), -i))
+    best = max(candidates, key=lambda i: (score(conversation, seeds[i]), -i))
     return pool.lease(best)
