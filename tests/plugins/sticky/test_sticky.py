@@ -20,11 +20,13 @@ from llmplug import (
     LLMInterface,
     Message,
     OpenAICompatible,
+    OpenAIResponsesCompatible,
     Registry,
     llm_chat,
+    tool,
 )
 from llmplug._cli import main as llmplug_cli
-from llmplug.testing import Error, LLMTestServer
+from llmplug.testing import Error, LLMTestServer, Reply, ToolCallReply
 
 MakeLLM = Callable[..., LLMInterface]
 KEYS = ("sk-one", "sk-two", "sk-three")
@@ -49,7 +51,8 @@ async def one_turn(llm: LLMInterface, sessions: Iterable[str], turn: int) -> Non
         await llm.chat(f"{s}: turn {turn}", session_id=s)
 
 
-SESSIONS = [f"user-{i}" for i in range(30)]
+# Not a multiple of the key count: round robin would give each session one key too.
+SESSIONS = [f"user-{i}" for i in range(32)]
 
 
 async def test_calls_with_a_session_id_stay_on_one_key(
@@ -175,6 +178,42 @@ async def test_the_turns_of_an_llm_chat_conversation_stay_on_one_key(
     spread = Counter(home.values())
     assert set(spread) == set(KEYS)
     assert max(spread.values()) <= 25
+
+
+@tool
+async def get_weather(city: str) -> str:
+    """Args:
+    city: the city's name
+    """
+    return f"sunny in {city}"
+
+
+@pytest.mark.parametrize("wire", [OpenAICompatible, OpenAIResponsesCompatible])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_tool_turns_stay_on_the_conversations_key(
+    server: LLMTestServer, make_llm: MakeLLM, wire: type[LLMInterface], stream: bool
+) -> None:
+    llm = make_llm(keys=KEYS, strategy="sticky", interface=wire)
+
+    @llm_chat(llm_interface=llm, toolkit=[get_weather], stream=stream)
+    async def agent(message: str, history: list[dict[str, Any]] | None = None) -> None:
+        """You are a weather assistant."""
+
+    keys: dict[int, set[str | None]] = {}
+    for c in range(8):
+        # A tool call, its answer, then a second turn: three requests, one conversation.
+        call = ToolCallReply(name="get_weather", arguments={"city": f"City {c}"}, id=f"c{c}")
+        server.push(Reply(tool_calls=[call]), Reply(text="Sunny."))
+        start = len(server.requests)
+        history: list[dict[str, Any]] = []
+        for message in (f"Weather in city {c}?", "And tomorrow?"):
+            async for event in agent.events(message, history):
+                if isinstance(event, ChatDone):
+                    history = event.history
+        assert len(server.requests) - start == 3
+        keys[c] = {r.api_key for r in server.requests[start:]}
+    assert all(len(k) == 1 for k in keys.values())
+    assert len(set.union(*keys.values())) > 1  # and the conversations spread
 
 
 def test_a_conversation_is_named_by_its_opening() -> None:
