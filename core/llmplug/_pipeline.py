@@ -128,9 +128,13 @@ class Pipeline:
                 attempt.charged = charge
             with pool.lock:
                 if pool.healthy():
-                    lease = self.registry.hook.select_key(
-                        strategy=pool.strategy, pool=pool, call=call
-                    )
+                    try:
+                        lease = self.registry.hook.select_key(
+                            strategy=pool.strategy, pool=pool, call=call
+                        )
+                    except Exception as exc:
+                        plugin = raising_plugin(self.registry, "select_key", exc)
+                        self._fail(exc, plugin, "choosing a key")
                     break
             # Every key went cooling while this request queued. Its turn goes back to the
             # limiter and it waits for a key again: held here instead, the requests admitted
@@ -144,7 +148,11 @@ class Pipeline:
         return lease  # type: ignore[no-any-return]
 
     async def _wait_for(self, limiter: object, cost: float) -> None:
-        waiter = self.registry.hook.acquire_rate(limiter=limiter, cost=cost)
+        try:
+            waiter = self.registry.hook.acquire_rate(limiter=limiter, cost=cost)
+        except Exception as exc:
+            plugin = raising_plugin(self.registry, "acquire_rate", exc)
+            self._fail(exc, plugin, "asking a rate limiter")
         if waiter is None:
             kind = getattr(limiter, "kind", type(limiter).__name__)
             raise ConfigError(f"no plugin provides the rate limiter {kind!r}")

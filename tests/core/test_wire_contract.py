@@ -346,3 +346,22 @@ def test_default_plugins_leave_out_disabled_ones(monkeypatch: pytest.MonkeyPatch
 
 def test_every_error_names_the_plugin_only_when_one_raised() -> None:
     assert LLMError("x").plugin is None
+
+
+class Picky:
+    @hookimpl
+    def select_key(self, strategy: str, pool: Any, call: Call) -> Any:
+        if strategy != "picky":
+            return None
+        return pool.lease(call.params["preferred_key"])
+
+
+async def test_a_key_strategy_that_raises_is_a_plugin_error(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    llm = make_llm(strategy="picky", registry=registry(Picky()))
+    with pytest.raises(PluginError, match="choosing a key") as info:
+        await llm.chat("hi")
+    assert info.value.plugin == "Picky" and isinstance(info.value.__cause__, KeyError)
+    assert server.requests == []
+    assert llm.key_pool.status()[0]["in_flight"] == 0
