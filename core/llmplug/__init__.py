@@ -17,6 +17,7 @@ from ._errors import (
     NoKeyAvailableError,
     NotFoundError,
     PermissionDeniedError,
+    PluginError,
     RateLimitError,
     ResponseError,
     StreamError,
@@ -48,11 +49,14 @@ from ._multimodal import (
     Text,
     UserChatMessage,
 )
-from ._parser import StreamParser
+from ._ndjson import NDJSONDecoder
+from ._parser import Framing, StreamParser
+from ._ratelimits import RateLimits
 from ._registry import (
     PluginInfo,
     PluginLoadWarning,
     Registry,
+    default_plugins,
     default_registry,
     set_default_registry,
 )
@@ -100,6 +104,7 @@ __all__ = [
     "ConfigError",
     "ContentPart",
     "Done",
+    "Framing",
     "FunctionCall",
     "HTTPRequest",
     "HistoryList",
@@ -116,15 +121,18 @@ __all__ = [
     "MessageToolCall",
     "MultimodalContent",
     "MultimodalList",
+    "NDJSONDecoder",
     "NoKeyAvailableError",
     "NotFoundError",
     "OpenAICompatible",
     "OpenAIResponsesCompatible",
     "OutputValidationError",
     "PermissionDeniedError",
+    "PluginError",
     "PluginInfo",
     "PluginLoadWarning",
     "RateLimitError",
+    "RateLimits",
     "ReasoningDelta",
     "Registry",
     "ResponseError",
@@ -152,6 +160,7 @@ __all__ = [
     "__version__",
     "async_llm_chat",
     "async_llm_function",
+    "default_plugins",
     "default_registry",
     "fingerprint",
     "hookimpl",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._errors import LLMError
 from ._log import log_event
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._call import Call
     from ._keys import KeyLease
     from ._pipeline import Pipeline
+    from ._ratelimits import RateLimits
     from ._types import Completion
 
 __all__ = ["Attempt", "give_back"]
@@ -56,14 +57,14 @@ class Attempt:
         """The token budget's charge goes back: nothing was sent."""
         self._settle(None)
 
-    def ok(self, c: Completion, headers: Any) -> None:
+    def ok(self, c: Completion, limits: RateLimits | None) -> None:
         pipe, lease = self.pipe, self.lease
         assert lease is not None
         self.ended = True
         pipe.usage.add(c.usage)
         self._settle(c)
         # After settling: what the server says is left overrides the estimate's give-back.
-        pipe.observe(headers, lease)
+        pipe.observe(limits, lease)
         lease.release()
         u = c.usage
         self._log(

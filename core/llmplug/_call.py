@@ -9,7 +9,7 @@ import msgspec
 
 from ._types import Message, Tool
 
-__all__ = ["Call", "HTTPRequest"]
+__all__ = ["Call", "HTTPRequest", "merge_headers"]
 
 
 class Call(msgspec.Struct, kw_only=True):
@@ -49,15 +49,25 @@ class HTTPRequest(msgspec.Struct, kw_only=True):
     @classmethod
     def post_json(cls, url: str, body: Any, call: Call, key: str) -> HTTPRequest:
         """A JSON POST with a bearer key, asking for SSE when the call streams, plus the
-        interface's configured headers (which win)."""
+        interface's configured headers (which win; the core applies them again after
+        ``build_request`` in any case, so a wire not built on this gets them too)."""
         headers = {
             "authorization": f"Bearer {key}",
             "content-type": "application/json",
             "accept": "text/event-stream" if call.stream else "application/json",
         }
         if call.headers:
-            headers.update(call.headers)
+            headers = merge_headers(headers, call.headers)
         return cls(url=url, headers=headers, content=_encode(body))
+
+
+def merge_headers(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+    """``base`` with ``extra`` on top; header names compare without case, so a configured
+    ``X-Title`` replaces a plugin's ``x-title`` instead of both being sent."""
+    names = {k.lower() for k in extra}
+    merged = {k: v for k, v in base.items() if k.lower() not in names}
+    merged.update(extra)
+    return merged
 
 
 _encode = msgspec.json.Encoder().encode

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._ratelimits import RateLimits
     from ._types import Completion
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "NoKeyAvailableError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PluginError",
     "RateLimitError",
     "ResponseError",
     "StreamError",
@@ -29,6 +31,9 @@ __all__ = [
 
 class LLMError(Exception):
     """Base of every error llmplug raises about a call."""
+
+    #: An error response's rate limits as the wire's parser read them from its headers.
+    rate_limits: RateLimits | None = None
 
     def __init__(
         self,
@@ -42,6 +47,7 @@ class LLMError(Exception):
         key_id: str | None = None,
         attempts: int = 1,
         headers: dict[str, str] | None = None,
+        plugin: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -54,12 +60,16 @@ class LLMError(Exception):
         self.attempts = attempts
         #: The response's headers, when there was a response.
         self.headers = headers
+        #: The registered name of the plugin whose code raised this, when a plugin did.
+        self.plugin = plugin
 
     def __str__(self) -> str:
         where = "/".join(p for p in (self.provider, self.model) if p)
         bits = [f"HTTP {self.status}" if self.status is not None else None]
         if self.code is not None:
             bits.append(f"code={self.code}")
+        if self.plugin:
+            bits.append(f"plugin={self.plugin}")
         if self.key_id:
             bits.append(f"key={self.key_id}")
         if self.attempts > 1:
@@ -135,6 +145,14 @@ class APITimeoutError(APIConnectionError):
 
 class ResponseError(LLMError):
     """The server answered 2xx with something that is not a valid reply."""
+
+
+class PluginError(LLMError):
+    """A plugin's code raised something other than an :class:`LLMError` (a ``KeyError`` on a
+    body it did not expect, a bug) while building a request, parsing a reply or choosing a key.
+
+    ``plugin`` names it; the original exception is chained (``__cause__``). Not retried: the
+    same input would fail the same way."""
 
 
 class StreamError(LLMError):

@@ -25,18 +25,22 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 @hookspec(firstresult=True)
 def build_request(wire: str, call: Call, key: str) -> HTTPRequest | None:
     """Build the HTTP request of one attempt of ``call`` for the wire format ``wire``, sent with
-    API key ``key``. Called once per attempt."""
+    API key ``key``. Called once per attempt; the core then sets ``call.headers`` over the
+    request's own. See docs/plugins.md."""
 
 
 @hookspec(firstresult=True)
 def parse_stream(wire: str, call: Call) -> StreamParser | None:
-    """Return a new parser for one response of ``call`` on ``wire``. Called once per response."""
+    """Return a new parser for one response of ``call`` on ``wire`` (see
+    :class:`llmplug.StreamParser`). Called once per attempt, before the request is built, so a
+    wire without a parser never sends anything."""
 
 
 @hookspec(firstresult=True)
 def select_key(strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:
     """Lease a key from ``pool`` by the rotation strategy named ``strategy``. Called once per
-    attempt; the lease is released by the core in ``finally``."""
+    attempt, under ``pool.lock`` and only while ``pool.healthy()`` is not empty; the lease is
+    released by the core in ``finally``."""
 
 
 @hookspec(firstresult=True)

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 from ._sse import SSEEvent
 from ._types import Completion, StreamEvent
 
-__all__ = ["StreamParser"]
+__all__ = ["FRAMINGS", "Framing", "StreamParser"]
+
+#: How a streamed body is cut into the pieces ``feed`` gets: ``"sse"`` (Server-Sent Events;
+#: the default), ``"ndjson"`` (one JSON document per line, as the event's ``data``) or
+#: ``"json"`` (one whole body even when streaming: ``parse_body``, then the core replays it as
+#: events).
+Framing = Literal["sse", "ndjson", "json"]
+FRAMINGS: tuple[Framing, ...] = ("sse", "ndjson", "json")
 
 
 class StreamParser(Protocol):
     """Turns one response into neutral events. Stateful: one parser per response.
 
-    ``feed`` gets each SSE event in order and returns the events it produces (often none or one;
-    never ``Done``, which the pipeline adds). It sets ``done`` when the wire format's terminator
-    arrives; a stream that ends before that is truncated. ``result`` is the whole answer so far,
-    used for ``Done`` and as the partial output of a failed stream. ``parse_body`` handles a whole
-    non-streamed body. Errors are raised as :class:`llmplug.StreamError` or
-    :class:`llmplug.ResponseError`."""
+    ``feed`` gets each framed piece in order as an :class:`llmplug.SSEEvent` (for NDJSON: an
+    empty ``event`` and the line as ``data``) and returns the events it produces (often none or
+    one; never ``Done``, which the pipeline adds). It sets ``done`` when the wire format's
+    terminator arrives; a stream that ends before that is truncated. ``result`` is the whole
+    answer so far, used for ``Done`` and as the partial output of a failed stream.
+    ``parse_body`` handles a whole non-streamed body. Errors are raised as
+    :class:`llmplug.StreamError` or :class:`llmplug.ResponseError`; anything else a parser
+    raises reaches the user as a :class:`llmplug.PluginError`.
+
+    Two members are optional, read with ``getattr`` once per response: ``framing`` (a
+    :data:`Framing`; ``"sse"`` when absent) and ``rate_limits(headers) -> RateLimits | None``
+    (when absent, the core reads OpenAI's ``x-ratelimit-*`` headers). docs/plugins.md has the
+    whole contract."""
 
     done: bool
 

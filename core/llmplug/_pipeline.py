@@ -7,10 +7,11 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 from ._attempt import Attempt, give_back
-from ._call import Call
+from ._blame import answering_plugin, plugin_error, raising_plugin
+from ._call import Call, merge_headers
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -24,8 +25,10 @@ from ._errors import (
 from ._estimate import estimate_call_tokens
 from ._keys import APIKeyPool, KeyLease
 from ._log import log_event
-from ._parser import StreamParser
-from ._policy import RetryPolicy, rate_limit_reset
+from ._ndjson import NDJSONDecoder
+from ._parser import FRAMINGS, StreamParser
+from ._policy import RetryPolicy
+from ._ratelimits import RateLimits, openai_rate_limits
 from ._registry import Registry
 from ._retry import parse_error_body
 from ._sse import SSEDecoder, SSETooLarge
@@ -125,9 +128,13 @@ class Pipeline:
                 attempt.charged = charge
             with pool.lock:
                 if pool.healthy():
-                    lease = self.registry.hook.select_key(
-                        strategy=pool.strategy, pool=pool, call=call
-                    )
+                    try:
+                        lease = self.registry.hook.select_key(
+                            strategy=pool.strategy, pool=pool, call=call
+                        )
+                    except Exception as exc:
+                        plugin = raising_plugin(self.registry, "select_key", exc)
+                        self._fail(exc, plugin, "choosing a key")
                     break
             # Every key went cooling while this request queued. Its turn goes back to the
             # limiter and it waits for a key again: held here instead, the requests admitted
@@ -141,33 +148,70 @@ class Pipeline:
         return lease  # type: ignore[no-any-return]
 
     async def _wait_for(self, limiter: object, cost: float) -> None:
-        waiter = self.registry.hook.acquire_rate(limiter=limiter, cost=cost)
+        try:
+            waiter = self.registry.hook.acquire_rate(limiter=limiter, cost=cost)
+        except Exception as exc:
+            plugin = raising_plugin(self.registry, "acquire_rate", exc)
+            self._fail(exc, plugin, "asking a rate limiter")
         if waiter is None:
             kind = getattr(limiter, "kind", type(limiter).__name__)
             raise ConfigError(f"no plugin provides the rate limiter {kind!r}")
         await waiter
 
-    def observe(self, headers: Any, lease: KeyLease) -> None:
-        """Rate-limit headers of a successful reply: a key with nothing left rests until its
-        reset; with one key, the local budgets also believe the server when it says less."""
-        rem_req = _number(headers.get("x-ratelimit-remaining-requests"))
-        rem_tok = _number(headers.get("x-ratelimit-remaining-tokens"))
-        if rem_req is None and rem_tok is None:
+    def observe(self, limits: RateLimits | None, lease: KeyLease) -> None:
+        """What a successful reply's rate-limit headers said: a key with nothing left rests
+        until its reset; with one key, the local budgets also believe the server when it says
+        less."""
+        if limits is None:
             return
-        if rem_req == 0 or rem_tok == 0:
-            reset = rate_limit_reset(headers)
+        if limits.used_up:
+            reset = limits.reset
             if reset:
-                self.pool.cool_down(lease.index, reset, "rate limit used up (x-ratelimit headers)")
+                self.pool.cool_down(lease.index, reset, "rate limit used up (rate-limit headers)")
         if len(self.pool) == 1:
-            for limiter, remaining in ((self.limiter, rem_req), (self.token_limiter, rem_tok)):
+            for limiter, remaining in (
+                (self.limiter, limits.remaining_requests),
+                (self.token_limiter, limits.remaining_tokens),
+            ):
                 tighten = getattr(limiter, "tighten", None)
                 if remaining is not None and callable(tighten):
                     tighten(remaining)
 
+    def _limits(self, parser: StreamParser, headers: Any, call: Call) -> RateLimits | None:
+        """The reply's rate limits, read by the wire's parser when it offers ``rate_limits``
+        (its answer is final, None included), else as OpenAI's ``x-ratelimit-*``."""
+        reader = getattr(parser, "rate_limits", None)
+        if reader is None:
+            return openai_rate_limits(headers)
+        try:
+            return reader(headers)  # type: ignore[no-any-return]
+        except Exception as exc:
+            self._parser_failed(exc, call, "reading rate-limit headers")
+
+    def _fail(self, exc: Exception, plugin: str | None, doing: str) -> NoReturn:
+        """Raise what the user gets for a plugin's exception (see ``_blame.plugin_error``)."""
+        err = plugin_error(exc, plugin, doing, self.provider, self.model)
+        if err is exc:
+            raise exc
+        raise err from exc
+
+    def _parser_failed(self, exc: Exception, call: Call, doing: str) -> NoReturn:
+        plugin = answering_plugin(self.registry, "parse_stream", {"wire": call.wire, "call": call})
+        self._fail(exc, plugin, doing)
+
     async def _send(self, call: Call, lease: KeyLease) -> Any:
-        request = self.registry.hook.build_request(wire=call.wire, call=call, key=lease.key)
+        try:
+            request = self.registry.hook.build_request(wire=call.wire, call=call, key=lease.key)
+        except Exception as exc:
+            self._fail(
+                exc, raising_plugin(self.registry, "build_request", exc), "building a request"
+            )
         if request is None:
             raise ConfigError(f"no plugin provides the wire format {call.wire!r}")
+        if call.headers:
+            # The interface's configured headers win over the plugin's: applied here, every
+            # wire honours them without merging them itself.
+            request.headers = merge_headers(request.headers, call.headers)
         try:
             response = await self.transport.send(request, call.timeout or self.timeout)
         except self.transport.timeout_error as exc:
@@ -177,10 +221,46 @@ class Pipeline:
         return response
 
     def _parser(self, call: Call) -> StreamParser:
-        parser = self.registry.hook.parse_stream(wire=call.wire, call=call)
+        """The attempt's parser, asked for before anything is sent: a wire with a request
+        builder but no parser never sends a (billable) request."""
+        try:
+            parser = self.registry.hook.parse_stream(wire=call.wire, call=call)
+        except Exception as exc:
+            self._fail(exc, raising_plugin(self.registry, "parse_stream", exc), "making a parser")
         if parser is None:
-            raise ConfigError(f"no plugin parses the wire format {call.wire!r}")
+            raise ConfigError(
+                f"no plugin parses the wire format {call.wire!r}; nothing was sent",
+                provider=self.provider,
+                model=self.model,
+            )
         return parser  # type: ignore[no-any-return]
+
+    def _framing(self, parser: StreamParser, call: Call) -> str:
+        framing: str = getattr(parser, "framing", "sse")
+        if framing not in FRAMINGS:
+            plugin = answering_plugin(
+                self.registry, "parse_stream", {"wire": call.wire, "call": call}
+            )
+            raise ConfigError(
+                f"the parser of the wire format {call.wire!r} declares framing={framing!r}; "
+                f"expected one of {', '.join(FRAMINGS)}",
+                provider=self.provider,
+                model=self.model,
+                plugin=plugin,
+            )
+        return framing
+
+    def _parse_body(self, parser: StreamParser, body: bytes, call: Call) -> Completion:
+        try:
+            return parser.parse_body(body)
+        except Exception as exc:
+            self._parser_failed(exc, call, "parsing a response body")
+
+    def _result(self, parser: StreamParser, call: Call) -> Completion:
+        try:
+            return parser.result()
+        except Exception as exc:
+            self._parser_failed(exc, call, "putting a streamed reply together")
 
     async def _read(self, response: Any, lease: KeyLease) -> bytes:
         """The whole body, with the key (should the server echo it) already replaced, so no
@@ -210,10 +290,12 @@ class Pipeline:
             key_id=lease.fingerprint,
         )
 
-    def _status_error(self, response: Any, body: bytes, lease: KeyLease) -> APIStatusError:
+    def _status_error(
+        self, response: Any, body: bytes, lease: KeyLease, parser: StreamParser, call: Call
+    ) -> APIStatusError:
         status: int = response.status_code
         err = parse_error_body(body, status, getattr(response, "reason_phrase", "") or "")
-        return status_error_class(status)(
+        error = status_error_class(status)(
             err.message,
             provider=self.provider,
             model=self.model,
@@ -223,6 +305,9 @@ class Pipeline:
             key_id=lease.fingerprint,
             headers=dict(response.headers),
         )
+        # Read by the wire's own parser, as for a reply: a 429's cooldown is its reset.
+        error.rate_limits = self._limits(parser, response.headers, call)
+        return error
 
     def _total_timeout_error(self, total: float) -> APITimeoutError:
         """The call's deadline passed (raised ``from`` the last provider error, if any)."""
@@ -250,6 +335,7 @@ class Pipeline:
             attempt = Attempt(self, call)
             try:
                 async with asyncio.timeout_at(deadline):
+                    parser = self._parser(call)
                     lease = await self._admit(attempt)
                     response = await self._send(call, lease)
                     try:
@@ -257,9 +343,9 @@ class Pipeline:
                     finally:
                         await self._close(response)
                 if response.status_code >= 400:
-                    raise self._status_error(response, body, lease)
-                completion = self._parser(call).parse_body(body)
-                attempt.ok(completion, response.headers)
+                    raise self._status_error(response, body, lease, parser, call)
+                completion = self._parse_body(parser, body, call)
+                attempt.ok(completion, self._limits(parser, response.headers, call))
                 return completion
             except TimeoutError:
                 if total is None:
@@ -304,22 +390,27 @@ class Pipeline:
                 # A deadline scope around each await only, never across a yield: the caller's
                 # own code between events must not be cancelled by our timeout.
                 async with asyncio.timeout_at(deadline):
+                    parser = self._parser(call)
                     lease = await self._admit(attempt)
                     response = await self._send(call, lease)
                     if response.status_code >= 400:
-                        raise self._status_error(response, await self._read(response, lease), lease)
-                    parser = self._parser(call)
-                    whole = response.headers.get("content-type", "").startswith("application/json")
+                        got = await self._read(response, lease)
+                        raise self._status_error(response, got, lease, parser, call)
+                    framing = self._framing(parser, call)
+                    whole = framing == "json" or response.headers.get(
+                        "content-type", ""
+                    ).startswith("application/json")
                     body = await self._read(response, lease) if whole else None
                 if body is not None:
-                    # The server ignored "stream": answer with the same events a stream gives.
-                    completion = parser.parse_body(body)
-                    attempt.ok(completion, response.headers)
+                    # A whole body (the wire's framing, or a server that ignored "stream"):
+                    # answer with the same events a stream gives.
+                    completion = self._parse_body(parser, body, call)
+                    attempt.ok(completion, self._limits(parser, response.headers, call))
                     for event in _events_of(completion):
                         emitted = True
                         yield event
                     return
-                events = self._events(response, parser, lease)
+                events = self._events(response, parser, lease, framing, call)
                 try:
                     while True:
                         async with asyncio.timeout_at(deadline):
@@ -330,8 +421,8 @@ class Pipeline:
                         yield nxt
                 finally:
                     await events.aclose()
-                completion = parser.result()
-                attempt.ok(completion, response.headers)
+                completion = self._result(parser, call)
+                attempt.ok(completion, self._limits(parser, response.headers, call))
                 yield Done(completion)
                 return
             except TimeoutError:
@@ -365,17 +456,19 @@ class Pipeline:
     ) -> StreamError:
         return StreamError(
             f"the stream broke after output reached the caller: {exc.message}",
-            partial=parser.result() if parser is not None else None,
+            partial=_partial(parser),
             provider=self.provider,
             model=self.model,
             status=exc.status,
             key_id=lease.fingerprint if lease else None,
+            plugin=exc.plugin,
         )
 
     async def _events(
-        self, response: Any, parser: StreamParser, lease: KeyLease
+        self, response: Any, parser: StreamParser, lease: KeyLease, framing: str, call: Call
     ) -> AsyncGenerator[StreamEvent, None]:
-        decoder = SSEDecoder()
+        # Framing is chosen once per response; per chunk it is one decoder call, as before.
+        decoder = NDJSONDecoder() if framing == "ndjson" else SSEDecoder()
         chunks = response.aiter_bytes()
         try:
             async for chunk in chunks:
@@ -391,7 +484,7 @@ class Pipeline:
         except SSETooLarge as exc:
             raise StreamError(
                 str(exc),
-                partial=parser.result(),
+                partial=_partial(parser),
                 provider=self.provider,
                 model=self.model,
                 key_id=lease.fingerprint,
@@ -400,10 +493,12 @@ class Pipeline:
             raise self._connection_error(APITimeoutError, exc, lease) from None
         except self.transport.request_error as exc:
             raise self._connection_error(APIConnectionError, exc, lease) from None
+        except Exception as exc:  # the parser's, the only other code that runs here
+            self._parser_failed(exc, call, "parsing a stream event")
         if not parser.done:
             raise StreamError(
                 "the stream ended before its end marker (truncated)",
-                partial=parser.result(),
+                partial=_partial(parser),
                 provider=self.provider,
                 model=self.model,
                 key_id=lease.fingerprint,
@@ -429,12 +524,13 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         return
 
 
-def _number(value: str | None) -> float | None:
-    if value is None:
+def _partial(parser: StreamParser | None) -> Completion | None:
+    """A failed stream's partial output, if the parser can still give it."""
+    if parser is None:
         return None
     try:
-        return float(value)
-    except ValueError:
+        return parser.result()
+    except Exception:  # the stream failed already; that error is the one to report
         return None
 
 

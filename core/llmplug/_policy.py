@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from ._errors import APIConnectionError, APIStatusError, LLMError, StreamError
 from ._keys import APIKeyPool, KeyLease
 from ._retry import (
     MAX_SERVER_DELAY,
     backoff_delay,
     is_retryable_status,
-    parse_go_duration,
     server_delay,
 )
 
-__all__ = ["DISABLE_SECONDS", "RetryPolicy", "rate_limit_reset"]
+__all__ = ["DISABLE_SECONDS", "RetryPolicy"]
 
 #: How long a key the server refused (401/403) or whose quota is gone stays out of rotation.
 DISABLE_SECONDS = 3600.0
-
-
-def rate_limit_reset(headers: Mapping[str, str]) -> float | None:
-    """When the key's window resets, from ``x-ratelimit-reset-requests`` / ``-tokens`` (Go
-    durations such as ``6m0s``); the later of the two when both are there."""
-    resets = [
-        parse_go_duration(v)
-        for v in (
-            headers.get("x-ratelimit-reset-requests"),
-            headers.get("x-ratelimit-reset-tokens"),
-        )
-        if v
-    ]
-    known = [r for r in resets if r is not None and r > 0]
-    return max(known) if known else None
 
 
 def _quota_gone(error: LLMError) -> bool:
@@ -93,8 +75,9 @@ class RetryPolicy:
     def _rate_limited(
         self, error: LLMError, lease: KeyLease, retries: int, told: float | None, left: bool
     ) -> float:
-        headers = error.headers or {}
-        cool = told if told is not None and told > 0 else rate_limit_reset(headers)
+        # The reset as the wire's parser read it (x-ratelimit-* unless the parser reads its own).
+        reset = error.rate_limits.reset if error.rate_limits is not None else None
+        cool = told if told is not None and told > 0 else reset
         if cool is None:
             cool = backoff_delay(retries, self.retry_delay)
         self.pool.cool_down(lease.index, cool, "rate limited (429)")

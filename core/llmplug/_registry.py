@@ -23,6 +23,7 @@ __all__ = [
     "PluginInfo",
     "PluginLoadWarning",
     "Registry",
+    "default_plugins",
     "default_registry",
     "set_default_registry",
 ]
@@ -209,6 +210,22 @@ def _answers(ask: Callable[[], object]) -> bool:
 
 def _dist_name(ep: md.EntryPoint) -> str | None:
     return ep.dist.name if ep.dist is not None else None
+
+
+def default_plugins() -> list[object]:
+    """The default plugins (wire formats, key strategies, token bucket): the objects the
+    ``llmplug`` distribution declares in its own ``llmplug`` entry points, loaded, in the order
+    ``Registry()`` registers them. For an explicit registry::
+
+        Registry(entry_points=False, plugins=[my_plugin, *llmplug.default_plugins()])
+
+    Plugins named in ``$LLMPLUG_DISABLE_PLUGINS`` are left out, as ``Registry()`` leaves them."""
+    import importlib.metadata as md
+
+    env = os.environ.get(DISABLE_ENV, "")
+    disabled = {n.strip() for n in env.split(",") if n.strip()}
+    eps = md.distribution(_DEFAULT_DIST).entry_points.select(group=PROJECT)
+    return [ep.load() for ep in sorted(eps, key=lambda ep: ep.name) if ep.name not in disabled]
 
 
 _default: Registry | None = None

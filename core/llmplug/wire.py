@@ -13,9 +13,17 @@ import msgspec
 
 from ._call import Call
 from ._errors import ResponseError, StreamError
+from ._ratelimits import RateLimits, openai_rate_limits
 from ._types import Completion
 
-__all__ = ["JSON_ERRORS", "decode_body", "decode_event", "text_of"]
+__all__ = [
+    "JSON_ERRORS",
+    "RateLimits",
+    "decode_body",
+    "decode_event",
+    "openai_rate_limits",
+    "text_of",
+]
 
 T = TypeVar("T")
 

@@ -418,7 +418,7 @@ async def test_remaining_requests_zero_on_a_success_rests_the_key(
         await llm.chat("hi")
     assert [r.api_key for r in server.requests] == ["sk-a", "sk-b", "sk-b"]
     a = llm.key_pool.status()[0]
-    assert a["state"] == "cooling" and "x-ratelimit" in str(a["cooldown_reason"])
+    assert a["state"] == "cooling" and "rate-limit headers" in str(a["cooldown_reason"])
     assert 25 < a["cooldown_seconds"] <= 30
     no_leases(llm)
 

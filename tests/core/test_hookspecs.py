@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
+from collections.abc import Awaitable
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from llmplug import _hookspecs
+import llmplug
+from llmplug import (
+    APIKeyPool,
+    Call,
+    HTTPRequest,
+    KeyLease,
+    OpenAICompatible,
+    Registry,
+    StreamParser,
+    _hookspecs,
+    hookimpl,
+)
+from llmplug.testing import LLMTestServer, Raw
+from tests.core._wires import OLLAMA, Ollama, OllamaParser, ndjson
 
 ROOT = Path(__file__).parent.parent.parent
+GUIDE = ROOT / "docs" / "plugins.md"
 HOOKS = sorted(
     name
     for name, fn in inspect.getmembers(_hookspecs, inspect.isfunction)
     if hasattr(fn, "llmplug_spec")
 )
+
+
+def signature(hook: str) -> str:
+    """``build_request(wire, call, key)``: the hook as the docs must name it."""
+    return f"{hook}({', '.join(inspect.signature(getattr(_hookspecs, hook)).parameters)})"
 
 
 def test_there_are_four_hooks() -> None:
@@ -28,6 +50,28 @@ def test_every_hook_is_documented(hook: str) -> None:
     assert spec.__doc__ and len(spec.__doc__) > 40
     for doc in ("docs/architecture.md", "CONTRIBUTING.md", "README.md"):
         assert f"`{hook}(" in (ROOT / doc).read_text(), f"{hook} is not described in {doc}"
+    # The guide has a section for the hook, named with all its arguments, and says what each
+    # argument is.
+    guide = GUIDE.read_text()
+    heading = f"### `{signature(hook)}`"
+    assert heading in guide, f"docs/plugins.md has no section {heading!r}"
+    section = guide.split(heading, 1)[1].split("\n### ", 1)[0]
+    for arg in inspect.signature(spec).parameters:
+        assert f"`{arg}`" in section, f"docs/plugins.md does not say what {hook}'s {arg} is"
+    assert "Returns" in section, f"docs/plugins.md does not say what {hook} returns"
+
+
+def test_the_guide_describes_every_field_of_call_and_member_of_the_parser() -> None:
+    guide = GUIDE.read_text()
+    for field in msgspec.structs.fields(Call):
+        assert f"| `{field.name}` |" in guide, f"Call.{field.name} is not in docs/plugins.md"
+    members = [m for m in vars(StreamParser) if not m.startswith("_")]
+    members += list(StreamParser.__annotations__)
+    for member in {*members, "framing", "rate_limits"}:
+        assert f"`{member}" in guide, f"the parser's {member} is not in docs/plugins.md"
+    for name in ("HTTPRequest.post_json", "LLMTestServer", "Raw", "Reply", "Error", "Fault"):
+        assert name in guide
+    assert "docs/plugins.md" in (ROOT / "CONTRIBUTING.md").read_text()
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -37,3 +81,60 @@ def test_every_hook_has_a_test_plugin(hook: str) -> None:
     pattern = re.compile(rf"@hookimpl[^\n]*\n\s*(?:async )?def {hook}\(")
     sources = [*ROOT.glob("tests/**/*.py"), *ROOT.glob("examples/*.py")]
     assert any(pattern.search(p.read_text()) for p in sources), f"no test plugin for {hook}"
+
+
+# -- every hook answered by a plugin of the tests' own, in one call over HTTP ----------------
+
+answered: list[str] = []
+
+
+class RecordingWire(Ollama):
+    @hookimpl
+    def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
+        answered.append("build_request")
+        return super().build_request(wire, call, key)
+
+    @hookimpl
+    def parse_stream(self, wire: str, call: Call) -> OllamaParser | None:
+        answered.append("parse_stream")
+        return super().parse_stream(wire, call)
+
+
+class FirstHealthy:
+    @hookimpl
+    def select_key(self, strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:
+        if strategy != "first_healthy":
+            return None
+        answered.append("select_key")
+        return pool.lease(pool.healthy()[0])
+
+
+class Open:
+    kind = "open"
+
+
+class OpenPlugin:
+    @hookimpl
+    def acquire_rate(self, limiter: object, cost: float) -> Awaitable[None] | None:
+        if not isinstance(limiter, Open):
+            return None
+        answered.append("acquire_rate")
+        return asyncio.sleep(0)
+
+
+async def test_every_hook_is_answered_by_a_test_plugin_over_http(server: LLMTestServer) -> None:
+    ours = [RecordingWire(), FirstHealthy(), OpenPlugin()]
+    registry = Registry(entry_points=False, plugins=[*ours, *llmplug.default_plugins()])
+    pool = APIKeyPool(["sk-a"], "test", strategy="first_healthy", shared=False)
+    body = ndjson({"message": {"content": "ok"}, "done": True})
+    server.push(Raw(chunks=body, content_type="application/x-ndjson"))
+    answered.clear()
+    async with OpenAICompatible(
+        pool, "m", server.base_url, wire=OLLAMA, limiter=Open(), registry=registry
+    ) as llm:
+        answered.clear()  # what the interface asked when it was made does not count
+        events = [e async for e in llm.chat_stream("hi")]
+    assert events[-1].completion.text == "ok"  # type: ignore[union-attr]
+    assert len(server.requests) == 1
+    # A new hook fails here until a plugin of the tests' own answers it in this call.
+    assert sorted(set(answered)) == HOOKS

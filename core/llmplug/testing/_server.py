@@ -187,7 +187,8 @@ class LLMTestServer:
 
     def push(self, *replies: ReplyLike, key: str | None = None) -> None:
         """Queue replies, consumed first in, first out; with `key`, only by requests with that
-        API key (a key's queue is tried before the shared one)."""
+        API key (a key's queue is tried before the shared one). A POST to a path of no known
+        API (a plugin's own wire) takes a queued reply too, typically a `Raw`."""
         with self._cond:
             queue = self._queue if key is None else self._keyed.setdefault(key, deque())
             queue.extend(replies)
@@ -399,7 +400,7 @@ class LLMTestServer:
                 self.requests.append(rec)
             self._changed()
         keep = request.keep_alive
-        if rec.api == "other":
+        if rec.api == "other" and not (rec.method == "POST" and self._scripted(rec)):
             if rec.method == "GET" and rec.path.endswith("/models"):
                 return await self._out.send(
                     conn, 200, render.models_body(self.models), JSON_TYPE, keep
@@ -424,6 +425,14 @@ class LLMTestServer:
                 with self._cond:
                     self._aborts += 1
                     self._changed()
+
+    def _scripted(self, rec: RecordedRequest) -> bool:
+        """Whether a reply is scripted for ``rec``: a POST to a path of no known API (a
+        plugin's own endpoint, such as Ollama's ``/api/chat``) is answered from the script like
+        any other, and is a 404 only when nothing is scripted."""
+        with self._cond:
+            keyed = self._keyed.get(rec.api_key) if rec.api_key is not None else None
+            return self.handler is not None or bool(self._queue) or bool(keyed)
 
     def _resolve(self, rec: RecordedRequest) -> Reply | Error | Raw | Fault:
         try:

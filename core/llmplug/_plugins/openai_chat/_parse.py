@@ -20,7 +20,7 @@ from llmplug import (
     ToolCallDelta,
     Usage,
 )
-from llmplug.wire import JSON_ERRORS, decode_body, decode_event, text_of
+from llmplug.wire import JSON_ERRORS, decode_body, decode_event, openai_rate_limits, text_of
 
 __all__ = ["ChatParser"]
 
@@ -157,6 +157,10 @@ def _status_of(code: Any) -> int | None:
 
 class ChatParser:
     """One response's parser (see :class:`llmplug.StreamParser`)."""
+
+    #: OpenAI streams SSE and states its limits in ``x-ratelimit-*`` headers.
+    framing = "sse"
+    rate_limits = staticmethod(openai_rate_limits)
 
     __slots__ = (
         "_call",

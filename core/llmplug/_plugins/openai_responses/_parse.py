@@ -19,7 +19,7 @@ from llmplug import (
     ToolCall,
     Usage,
 )
-from llmplug.wire import JSON_ERRORS, decode_body, decode_event, text_of
+from llmplug.wire import JSON_ERRORS, decode_body, decode_event, openai_rate_limits, text_of
 
 from . import _shapes as s
 from ._calls import Calls
@@ -54,6 +54,10 @@ def _finish(status: str | None, incomplete: s.Incomplete | None, has_calls: bool
 
 class ResponsesParser:
     """One response's parser (see :class:`llmplug.StreamParser`)."""
+
+    #: OpenAI streams SSE and states its limits in ``x-ratelimit-*`` headers.
+    framing = "sse"
+    rate_limits = staticmethod(openai_rate_limits)
 
     __slots__ = (
         "_answer",
