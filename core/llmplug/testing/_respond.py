@@ -36,7 +36,7 @@ def _events(reply: Reply, rec: RecordedRequest) -> list[bytes]:
 def _text_stream(rec: RecordedRequest) -> render.TextStream | anthropic.MessagesTextStream:
     if rec.api == "anthropic":
         return anthropic.MessagesTextStream(rec)
-    return _text_stream(rec)
+    return render.TextStream(rec.api, rec)
 
 
 def _error_body(err: Error, rec: RecordedRequest) -> bytes:
