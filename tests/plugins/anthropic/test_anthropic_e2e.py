@@ -3,7 +3,9 @@ the test server speaking Anthropic's shapes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -228,3 +230,22 @@ async def test_images_go_as_base64_and_url_sources(server: LLMTestServer, anthro
         {"type": "url", "url": "https://example.com/cat.jpg"},
         {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
     ]
+
+
+async def test_selected_by_wire_in_provider_json(server: LLMTestServer, tmp_path: Path) -> None:
+    entry = {
+        "model_name": "claude-x",
+        "api_keys": ["sk-ant-file"],
+        "base_url": server.base_url,
+        "wire": "anthropic-messages",
+        "api_params": {"max_tokens": 64},
+    }
+    path = tmp_path / "provider.json"
+    path.write_text(json.dumps({"anthropic": [entry]}))
+    llm = LLMInterface.load_from_json_file(path)["anthropic"]["claude-x"]
+    try:
+        assert (await llm.chat("hello")).text == "echo: hello"
+    finally:
+        await llm.aclose()
+    (req,) = server.requests
+    assert (req.api, req.api_key, req.json["max_tokens"]) == ("anthropic", "sk-ant-file", 64)
