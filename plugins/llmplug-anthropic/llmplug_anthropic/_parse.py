@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -310,7 +309,11 @@ class MessagesParser:
     # -- whole bodies --------------------------------------------------------------------------
 
     def parse_body(self, body: bytes) -> Completion:
-        b = self._strict_body(s.body_decoder, body)
+        b: s.KnownBody | s.Body
+        try:
+            b = s.known_body_decoder.decode(body)
+        except JSON_ERRORS:  # a block type we skip, or broken: block by block, errors raised
+            b = self._strict_body(s.body_decoder, body)
         if b.type == "error" or (b.error is not None and b.content is None):
             raise ResponseError(
                 f"error in a 200 reply: {text_of(b.error.message if b.error else None)}",
@@ -320,8 +323,12 @@ class MessagesParser:
         reasoning: list[str] = []
         tools: list[_Tool] = []
         answer: _Tool | None = None
-        for raw in b.content or ():
-            block = _pick(raw, s.BLOCK_TAGS, s.block_decoder, self._strict_body)
+        for entry in b.content or ():
+            block = (
+                _pick(entry, s.BLOCK_TAGS, s.block_decoder, self._strict_body)
+                if isinstance(entry, msgspec.Raw)
+                else entry
+            )
             if isinstance(block, s.TextBlock):
                 text.append(block.text)
             elif isinstance(block, s.ThinkingBlock):
@@ -371,6 +378,8 @@ def _int(v: str | None) -> int | None:
 def _seconds_until(v: str | None, now: float | None) -> float | None:
     if v is None:
         return None
+    from datetime import datetime  # only when a response has these headers
+
     try:
         when = datetime.fromisoformat(v.strip())
     except ValueError:
