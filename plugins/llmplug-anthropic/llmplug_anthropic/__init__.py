@@ -5,7 +5,7 @@ as a third party's plugin would be."""
 
 from __future__ import annotations
 
-from llmplug import Call, HTTPRequest, hookimpl
+from llmplug import Call, HTTPRequest, LLMInterface, hookimpl
 
 from ._parse import MessagesParser, RateLimits, rate_limits
 from ._request import (
@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "THINKING_BUDGETS",
     "WIRE",
+    "AnthropicCompatible",
     "MessagesParser",
     "RateLimits",
     "build_request",
@@ -28,6 +29,14 @@ __all__ = [
 ]
 
 WIRE = "anthropic-messages"
+
+
+class AnthropicCompatible(LLMInterface):
+    """Any server that speaks the Anthropic Messages API (``POST {base_url}/messages``), such
+    as ``https://api.anthropic.com/v1``: ``LLMInterface(..., wire="anthropic-messages")`` by
+    another name, as :class:`llmplug.OpenAICompatible` is for ``openai-chat``."""
+
+    default_wire = WIRE
 
 
 @hookimpl

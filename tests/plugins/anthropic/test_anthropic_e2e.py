@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from llmplug import (
+    APIKeyPool,
     AuthenticationError,
     BadRequestError,
     ChatDone,
@@ -25,6 +26,7 @@ from llmplug import (
     tool,
 )
 from llmplug.testing import Error, LLMTestServer, RecordedRequest, Reply, ToolCallReply
+from llmplug_anthropic import AnthropicCompatible
 
 Make = Callable[..., LLMInterface]
 
@@ -249,3 +251,15 @@ async def test_selected_by_wire_in_provider_json(server: LLMTestServer, tmp_path
         await llm.aclose()
     (req,) = server.requests
     assert (req.api, req.api_key, req.json["max_tokens"]) == ("anthropic", "sk-ant-file", 64)
+
+
+async def test_anthropic_compatible_defaults_to_the_wire(server: LLMTestServer) -> None:
+    llm = AnthropicCompatible(
+        APIKeyPool(["sk-ant"], "a", shared=False), "claude-x", server.base_url
+    )
+    try:
+        assert llm.wire == "anthropic-messages"
+        assert (await llm.chat("hello")).text == "echo: hello"
+    finally:
+        await llm.aclose()
+    assert server.requests[0].api == "anthropic"
