@@ -244,3 +244,16 @@ async def test_interface_headers_win(server: LLMTestServer, anthropic: Make) -> 
     await llm.chat("hi")
     headers = server.requests[0].headers
     assert (headers["anthropic-version"], headers["anthropic-beta"]) == ("2099-01-01", "x-2025")
+
+
+async def test_typed_output_with_thinking_offers_the_answer_tool_unforced(
+    server: LLMTestServer, anthropic: Make
+) -> None:
+    # Thinking allows no forced tool: the answer tool is offered, and its call is the answer.
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "Out", "schema": schema}}
+    await anthropic().chat("hi", response_format=fmt, reasoning_effort="low")
+    body = server.requests[0].json
+    assert body["tool_choice"] == {"type": "auto"}
+    assert body["tools"][0]["name"] == "Out" and body["tools"][0]["input_schema"] == schema
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
