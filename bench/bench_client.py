@@ -12,10 +12,11 @@
 Measured:
 
 1. Client CPU per call (``time.process_time()`` around a batch, after a warm-up) for the same
-   work: get the reply text, or iterate every chunk of a 20-chunk stream and join the text. Eight
-   cells: {Chat Completions, Responses API} x {no stream, 20-chunk stream} x {one at a time,
-   64 in flight}; each cell is repeated and the median reported; clients run interleaved so that
-   machine noise spreads evenly. On the Responses API llmplug is ``OpenAIResponsesCompatible``,
+   work: get the reply text, or iterate every chunk of a 20-chunk stream and join the text.
+   Twelve cells: {Chat Completions, Responses API, Anthropic Messages} x {no stream, 20-chunk
+   stream} x {one at a time, 64 in flight} (no openai SDK cell on Anthropic Messages); each
+   cell is repeated and the median reported; clients run interleaved so that machine noise
+   spreads evenly. On the Responses API llmplug is ``OpenAIResponsesCompatible``,
    raw httpx2 POSTs to ``/responses`` (walking ``output[].content[]``, or joining the
    ``response.output_text.delta`` events up to ``response.completed``) and the SDK is
    ``client.responses.create()``.
