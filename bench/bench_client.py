@@ -12,10 +12,11 @@
 Measured:
 
 1. Client CPU per call (``time.process_time()`` around a batch, after a warm-up) for the same
-   work: get the reply text, or iterate every chunk of a 20-chunk stream and join the text. Eight
-   cells: {Chat Completions, Responses API} x {no stream, 20-chunk stream} x {one at a time,
-   64 in flight}; each cell is repeated and the median reported; clients run interleaved so that
-   machine noise spreads evenly. On the Responses API llmplug is ``OpenAIResponsesCompatible``,
+   work: get the reply text, or iterate every chunk of a 20-chunk stream and join the text.
+   Twelve cells: {Chat Completions, Responses API, Anthropic Messages} x {no stream, 20-chunk
+   stream} x {one at a time, 64 in flight} (no openai SDK cell on Anthropic Messages); each
+   cell is repeated and the median reported; clients run interleaved so that machine noise
+   spreads evenly. On the Responses API llmplug is ``OpenAIResponsesCompatible``,
    raw httpx2 POSTs to ``/responses`` (walking ``output[].content[]``, or joining the
    ``response.output_text.delta`` events up to ``response.completed``) and the SDK is
    ``client.responses.create()``.
@@ -80,9 +81,10 @@ FIRST_EVENT = (
     b'"content":"Hello"},"finish_reason":null}]}\n\n'
 )
 CLIENTS = ("llmplug", "httpx2", "openai")
-#: The wire formats: OpenAI Chat Completions, and the OpenAI Responses API.
-APIS = ("chat", "responses")
-API_NAMES = {"chat": "Chat Completions", "responses": "Responses"}
+#: The wire formats: OpenAI Chat Completions, the OpenAI Responses API, and Anthropic Messages
+#: (the llmplug-anthropic plugin; no openai SDK cell there).
+APIS = ("chat", "responses", "anthropic")
+API_NAMES = {"chat": "Chat Completions", "responses": "Responses", "anthropic": "Anthropic"}
 CONCURRENCY = 64
 TARGET_RATIO = 1.25
 SERVER_START_TIMEOUT = 30.0
@@ -182,16 +184,24 @@ class LLMPlugClient:
     name = "llmplug"
 
     def __init__(self, base_url: str, model: str = MODEL, api: str = "chat") -> None:
-        from llmplug import APIKeyPool, OpenAICompatible, OpenAIResponsesCompatible, TextDelta
+        from llmplug import (
+            APIKeyPool,
+            LLMInterface,
+            OpenAICompatible,
+            OpenAIResponsesCompatible,
+            TextDelta,
+        )
 
         self._text_delta = TextDelta
         cls = OpenAIResponsesCompatible if api == "responses" else OpenAICompatible
-        self.llm: LLMInterface = cls(
+        wire = "anthropic-messages" if api == "anthropic" else None
+        self.llm: LLMInterface = (LLMInterface if wire else cls)(
             APIKeyPool([API_KEY], "bench"),
             model,
             base_url,
             rate_limit_capacity=1e9,
             rate_limit_refill_rate=1e9,
+            wire=wire,
         )
         self.messages = _messages()
 
@@ -317,6 +327,42 @@ class HttpxResponsesClient(HttpxClient):
         return "".join(parts)
 
 
+class HttpxAnthropicClient(HttpxClient):
+    """The same by hand on Anthropic Messages: the body llmplug's ``anthropic-messages`` wire
+    sends for one user message (``max_tokens`` is required: the plugin's default)."""
+
+    def __init__(self, base_url: str, model: str = MODEL, api: str = "anthropic") -> None:
+        super().__init__(base_url, model, api)
+        self.url = base_url + "/messages"
+        self.headers = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
+        self.body = {"model": model, "messages": _messages(), "max_tokens": 4096}
+        self.stream_body = {**self.body, "stream": True}
+
+    async def complete(self) -> str:
+        response = await self.client.post(self.url, json=self.body, headers=self.headers)
+        response.raise_for_status()
+        blocks = response.json()["content"]
+        return "".join(b["text"] for b in blocks if b["type"] == "text")
+
+    async def stream(self) -> str:
+        parts: list[str] = []
+        async with self.client.stream(
+            "POST", self.url, json=self.stream_body, headers=self.headers
+        ) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # the "event:" lines repeat the type the data carries
+                event = json.loads(line[5:])
+                kind = event["type"]
+                if kind == "content_block_delta":
+                    if event["delta"]["type"] == "text_delta":
+                        parts.append(event["delta"]["text"])
+                elif kind == "error":
+                    raise RuntimeError(f"the stream ended with an error: {line[:200]}")
+        return "".join(parts)
+
+
 class OpenAIClient:
     name = "openai"
 
@@ -393,9 +439,11 @@ def make_client(name: str, base_url: str, model: str = MODEL, api: str = "chat")
     responses = api == "responses"
     if name == "llmplug":
         return LLMPlugClient(base_url, model, api)
+    if name == "httpx2" and api == "anthropic":
+        return HttpxAnthropicClient(base_url, model, api)
     if name == "httpx2":
         return (HttpxResponsesClient if responses else HttpxClient)(base_url, model, api)
-    if name == "openai":
+    if name == "openai" and api != "anthropic":
         return (OpenAIResponsesClient if responses else OpenAIClient)(base_url, model, api)
     raise ValueError(f"unknown client {name!r}")
 
@@ -428,7 +476,16 @@ CELLS = (
     Cell("responses no stream, 64 in flight", False, CONCURRENCY, "responses"),
     Cell("responses stream, 1 at a time", True, 1, "responses"),
     Cell("responses stream, 64 in flight", True, CONCURRENCY, "responses"),
+    Cell("anthropic no stream, 1 at a time", False, 1, "anthropic"),
+    Cell("anthropic no stream, 64 in flight", False, CONCURRENCY, "anthropic"),
+    Cell("anthropic stream, 1 at a time", True, 1, "anthropic"),
+    Cell("anthropic stream, 64 in flight", True, CONCURRENCY, "anthropic"),
 )
+
+
+def clients_for(cell: Cell, clients: tuple[str, ...]) -> list[str]:
+    """The clients that speak the cell's API (the openai SDK does not speak Anthropic's)."""
+    return [n for n in clients if not (n == "openai" and cell.api == "anthropic")]
 
 
 @dataclass
@@ -486,22 +543,23 @@ async def run_cpu(base_url: str, plan: Plan) -> dict[str, Any]:
     """Every batch gets a fresh client (closed afterwards): a pool left with 64 idle
     connections by an earlier cell otherwise changes the next cell's cost."""
     samples: dict[str, dict[str, list[float]]] = {
-        c.label: {name: [] for name in plan.clients} for c in plan.cells
+        c.label: {name: [] for name in clients_for(c, plan.clients)} for c in plan.cells
     }
     walls: dict[str, dict[str, list[float]]] = {
-        c.label: {name: [] for name in plan.clients} for c in plan.cells
+        c.label: {name: [] for name in clients_for(c, plan.clients)} for c in plan.cells
     }
-    for api in dict.fromkeys(c.api for c in plan.cells):
-        clients = [make_client(name, base_url, api=api) for name in plan.clients]
+    for first in {c.api: c for c in plan.cells}.values():
+        api = first.api
+        clients = [make_client(n, base_url, api=api) for n in clients_for(first, plan.clients)]
         try:
             await check_clients(clients, api)
         finally:
             for client in clients:
                 await client.aclose()
-    names = list(plan.clients)
     width = max(len(c.label) for c in plan.cells)
     for rep in range(plan.repeats):
         for i, cell in enumerate(plan.cells):
+            names = clients_for(cell, plan.clients)
             shift = (rep + i) % len(names)
             for name in names[shift:] + names[:shift]:
                 client = make_client(name, base_url, api=cell.api)
@@ -718,8 +776,13 @@ def print_report(r: Results) -> None:
         print("-" * len(head))
         for label, cell in r.cpu.items():
             med = cell["median_us"]
-            line = f"{label:<{width}}" + "".join(f"{med[n]:>17.1f}" for n in names)
+            line = f"{label:<{width}}" + "".join(
+                f"{med[n]:>17.1f}" if n in med else f"{'-':>17}" for n in names
+            )
             for n in others:
+                if n not in med:
+                    line += f"{'-':>15} "
+                    continue
                 ratio = med[n] / med[base] if base else 0.0
                 mark = " " if n != "llmplug" else ("*" if ratio > TARGET_RATIO else " ")
                 line += f"{ratio:>15.2f}{mark}"
@@ -763,8 +826,11 @@ def markdown_report(r: Results) -> str:
         for cell in r.cpu.values():
             med = cell["median_us"]
             row = [API_NAMES.get(cell["api"], cell["api"]), cell["kind"]]
-            row += [f"{med[n]:,.0f}" for n in names]
+            row += [f"{med[n]:,.0f}" if n in med else "-" for n in names]
             for n in others:
+                if n not in med:
+                    row.append("-")
+                    continue
                 ratio = med[n] / med[base] if base else 0.0
                 text = f"{ratio:.2f}x"
                 if n == "llmplug" and ratio > TARGET_RATIO:
@@ -819,7 +885,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="short run: noisier numbers")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--markdown", action="store_true", help="print the results as Markdown tables")
-    p.add_argument("--api", default=",".join(APIS), help="comma-separated: chat,responses")
+    p.add_argument(
+        "--api", default=",".join(APIS), help="comma-separated: chat,responses,anthropic"
+    )
     p.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset")
     p.add_argument("--repeats", type=int, help="batches per cell and client (median taken)")
     p.add_argument(

@@ -30,10 +30,12 @@ __all__ = [
 ]
 
 
-class TextPart(msgspec.Struct, tag="text", tag_field="type", frozen=True):
-    """A piece of text inside a message's content."""
+class TextPart(msgspec.Struct, tag="text", tag_field="type", frozen=True, omit_defaults=True):
+    """A piece of text inside a message's content. ``cache_control`` (Anthropic's prompt-cache
+    marker, which OpenRouter and LiteLLM also take on Chat) is kept and sent when given."""
 
     text: str
+    cache_control: dict[str, Any] | None = None
 
 
 class ImageURL(msgspec.Struct, omit_defaults=True, frozen=True):
@@ -43,10 +45,11 @@ class ImageURL(msgspec.Struct, omit_defaults=True, frozen=True):
     detail: str | None = None
 
 
-class ImagePart(msgspec.Struct, tag="image_url", tag_field="type", frozen=True):
-    """An image inside a user message's content."""
+class ImagePart(msgspec.Struct, tag="image_url", tag_field="type", frozen=True, omit_defaults=True):
+    """An image inside a user message's content (``cache_control`` as on :class:`TextPart`)."""
 
     image_url: ImageURL
+    cache_control: dict[str, Any] | None = None
 
 
 ContentPart = TextPart | ImagePart
@@ -76,6 +79,9 @@ class Message(msgspec.Struct, omit_defaults=True, frozen=True):
     name: str | None = None
     tool_calls: list[MessageToolCall] | None = None
     tool_call_id: str | None = None
+    #: A prompt-cache marker for the whole message (Anthropic's ``{"type": "ephemeral"}``):
+    #: wires that know it send it, the Chat wire sends it as it is (OpenRouter, LiteLLM).
+    cache_control: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:

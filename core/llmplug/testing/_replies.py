@@ -10,7 +10,7 @@ import msgspec
 
 UsageStyle = Literal["include_usage", "always", "finish_chunk", "groq", "none"]
 FaultKind = Literal["reset_before_headers", "cut_stream", "stall_after_headers", "never_ending"]
-Api = Literal["chat", "responses", "other"]
+Api = Literal["chat", "responses", "anthropic", "other"]
 
 _encode_json = msgspec.json.Encoder().encode
 
@@ -165,8 +165,9 @@ class RecordedRequest:
     """One request as the server received it.
 
     `headers` has lowercased names; `json` is the decoded body (None if empty or invalid);
-    `api_key` comes from ``Authorization: Bearer ...`` (else an ``api-key`` header); `stream` is
-    true when the body's "stream" is true; `api` is "chat", "responses" or "other" (by path);
+    `api_key` comes from ``Authorization: Bearer ...`` (else an ``x-api-key`` or ``api-key``
+    header); `stream` is true when the body's "stream" is true; `api` is "chat", "responses",
+    "anthropic" (``/messages``) or "other" (by path);
     `path` excludes the query string, which is in `query`.
     """
 
@@ -204,7 +205,8 @@ class RecordedRequest:
     @property
     def images(self) -> list[tuple[str, str | None]]:
         """Every image in the request, in order, as ``(url, detail)``: Chat ``image_url``
-        parts and Responses ``input_image`` items, in messages and in tool outputs."""
+        parts, Responses ``input_image`` items and Anthropic ``image`` blocks, in messages and
+        in tool outputs."""
         if not isinstance(self.json, dict):
             return []
         found: list[tuple[str, str | None]] = []
@@ -222,6 +224,13 @@ def _find_images(node: Any, found: list[tuple[str, str | None]]) -> None:
             found.append((image["url"], image.get("detail")))
         elif kind == "input_image" and isinstance(image, str):
             found.append((image, node.get("detail")))
+        elif kind == "image" and isinstance(node.get("source"), dict):
+            # Anthropic's: a url source, or base64 given back as the data: URL it came from.
+            src = node["source"]
+            if src.get("type") == "url":
+                found.append((str(src.get("url")), None))
+            else:
+                found.append((f"data:{src.get('media_type')};base64,{src.get('data')}", None))
         else:
             for key in ("content", "output"):
                 _find_images(node.get(key), found)

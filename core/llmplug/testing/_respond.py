@@ -6,12 +6,41 @@ import asyncio
 from collections.abc import Mapping
 from contextlib import suppress
 
+from . import _anthropic as anthropic
 from . import _render as render
 from ._http import LAST_CHUNK, SSE_TYPE, ClientGone, Connection, chunk, response_head
 from ._replies import Error, Fault, Raw, RecordedRequest, Reply
 
 JSON_TYPE = "application/json"
 _TICK = 0.01
+
+
+def _body(reply: Reply, rec: RecordedRequest) -> bytes:
+    """The whole body of `reply` in the shape of the request's API."""
+    if rec.api == "chat":
+        return render.chat_json(reply, rec)
+    if rec.api == "anthropic":
+        return anthropic.messages_json(reply, rec)
+    return render.responses_json(reply, rec)
+
+
+def _events(reply: Reply, rec: RecordedRequest) -> list[bytes]:
+    """The SSE events of `reply` in the shape of the request's API."""
+    if rec.api == "chat":
+        return render.chat_events(reply, rec)
+    if rec.api == "anthropic":
+        return anthropic.messages_events(reply, rec)
+    return render.responses_events(reply, rec)
+
+
+def _text_stream(rec: RecordedRequest) -> render.TextStream | anthropic.MessagesTextStream:
+    if rec.api == "anthropic":
+        return anthropic.MessagesTextStream(rec)
+    return render.TextStream(rec.api, rec)
+
+
+def _error_body(err: Error, rec: RecordedRequest) -> bytes:
+    return anthropic.error_body(err) if rec.api == "anthropic" else render.error_body(err)
 
 
 class ResponseWriter:
@@ -87,21 +116,19 @@ class ResponseWriter:
         await self._pause(conn, reply.delay)
         if isinstance(reply, Error):
             if reply.in_stream_after is None or not rec.stream:
-                body = render.error_body(reply)
+                body = _error_body(reply, rec)
                 return await self.send(
                     conn, reply.status, body, reply.content_type, keep, reply.headers
                 )
-            text = render.TextStream(rec.api, rec)
+            text = _text_stream(rec)
             events = text.prelude() + [text.delta(p) for p in render.filler(reply.in_stream_after)]
             events.append(text.error(reply))
             conn.write(response_head(200, SSE_TYPE, None, keep, reply.headers))
             await self._stream(conn, events, 0.0)
             return keep
-        chat = rec.api == "chat"
         if not rec.stream:
-            body = render.chat_json(reply, rec) if chat else render.responses_json(reply, rec)
-            return await self.send(conn, 200, body, JSON_TYPE, keep, reply.headers)
-        events = render.chat_events(reply, rec) if chat else render.responses_events(reply, rec)
+            return await self.send(conn, 200, _body(reply, rec), JSON_TYPE, keep, reply.headers)
+        events = _events(reply, rec)
         conn.write(response_head(200, SSE_TYPE, None, keep, reply.headers))
         await self._stream(conn, events, reply.chunk_delay)
         return keep
@@ -133,7 +160,7 @@ class ResponseWriter:
         conn.watch()
         if fault.kind == "stall_after_headers":
             return await self._stall(conn, rec, fault, keep)
-        text = render.TextStream(rec.api, rec)
+        text = _text_stream(rec)
         conn.write(response_head(200, SSE_TYPE, None, keep, {}))
         if fault.kind == "cut_stream":
             events = text.prelude() + [text.delta(p) for p in render.filler(fault.after)]
@@ -160,12 +187,11 @@ class ResponseWriter:
         self, conn: Connection, rec: RecordedRequest, fault: Fault, keep: bool
     ) -> bool:
         reply = Reply(text="a b c")
-        chat = rec.api == "chat"
         body = b""
         if rec.stream:
             head = response_head(200, SSE_TYPE, None, keep, {})
         else:
-            body = render.chat_json(reply, rec) if chat else render.responses_json(reply, rec)
+            body = _body(reply, rec)
             head = response_head(200, JSON_TYPE, len(body), keep, {})
         # Registered before the headers go out: once a client has seen them, release_stalls()
         # is guaranteed to find this stall.
@@ -187,6 +213,5 @@ class ResponseWriter:
             conn.completed = True
             await conn.drain()
             return keep
-        events = render.chat_events(reply, rec) if chat else render.responses_events(reply, rec)
-        await self._stream(conn, events, 0.0)
+        await self._stream(conn, _events(reply, rec), 0.0)
         return keep

@@ -42,7 +42,8 @@ def _set_done(fut: asyncio.Future[None]) -> None:
 
 
 class LLMTestServer:
-    """A local OpenAI-compatible server (Chat Completions and Responses) for tests and demos.
+    """A local OpenAI-compatible server (Chat Completions and Responses) for tests and demos,
+    which also speaks Anthropic Messages (``POST /v1/messages``).
 
     Replies come from, in order: `handler` (if it returns non-None), the queue pushed for the
     request's API key, the shared queue, then `default` (a reply or a callable). Handlers and
@@ -368,6 +369,8 @@ class LLMTestServer:
             api = "chat"
         elif path.endswith("/responses"):
             api = "responses"
+        elif path.endswith("/messages"):
+            api = "anthropic"
         data: Any = None
         valid = True
         if request.body:
@@ -376,7 +379,8 @@ class LLMTestServer:
             except msgspec.DecodeError:
                 valid = False
         auth = request.headers.get("authorization", "")
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("api-key")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        key = key or request.headers.get("x-api-key") or request.headers.get("api-key")
         stream = isinstance(data, dict) and data.get("stream") is True
         rec = RecordedRequest(
             method=request.method,

@@ -196,3 +196,14 @@ async def test_a_tools_images_follow_the_turns_tool_results_in_one_user_message(
         {"type": "text", "text": "The image(s) returned by plot (c1):"},
         image,
     ]
+
+
+async def test_cache_control_is_sent_as_given(server: LLMTestServer, make_llm: MakeLLM) -> None:
+    # OpenRouter and LiteLLM take Anthropic's cache marker on Chat messages and parts.
+    eph = {"type": "ephemeral"}
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "long", "cache_control": eph},
+        {"role": "user", "content": [{"type": "text", "text": "doc", "cache_control": eph}]},
+    ]
+    await make_llm().chat(messages)
+    assert server.requests[0].json["messages"] == messages

@@ -1,0 +1,405 @@
+"""Parsing Messages API answers: whole bodies, and streams dispatched on each event's ``type``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from llmplug import (
+    Call,
+    Completion,
+    ReasoningDelta,
+    ResponseError,
+    SSEEvent,
+    StreamError,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from llmplug.wire import JSON_ERRORS, decode_body, decode_event, text_of
+
+from . import _shapes as s
+from ._request import answer_tool_name
+
+__all__ = ["MessagesParser", "RateLimits", "rate_limits"]
+
+# The Chat finish reasons, so code above the wire cannot tell the wires apart.
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+# The HTTP status each error type comes with when it is not in a stream, so the retry policy
+# treats an error event like the status it stands for (overloaded_error: 529, retried).
+ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+_Strict = Callable[[msgspec.json.Decoder[Any], bytes], Any]
+
+
+def _usage(u: s.Usage) -> Usage:
+    # Anthropic's input_tokens leaves out the cache reads and writes; the neutral input is the
+    # whole prompt, with the cache reads as its cached part (as OpenAI counts them).
+    read = u.cache_read_input_tokens or 0
+    inp = (u.input_tokens or 0) + read + (u.cache_creation_input_tokens or 0)
+    out = u.output_tokens or 0
+    return Usage(input_tokens=inp, output_tokens=out, total_tokens=inp + out, cached_tokens=read)
+
+
+def _merge(old: s.Usage | None, new: s.Usage) -> s.Usage:
+    # message_delta's counts are cumulative and may repeat or leave out message_start's.
+    if old is None:
+        return new
+    return s.Usage(
+        input_tokens=new.input_tokens if new.input_tokens is not None else old.input_tokens,
+        output_tokens=new.output_tokens if new.output_tokens is not None else old.output_tokens,
+        cache_read_input_tokens=(
+            new.cache_read_input_tokens
+            if new.cache_read_input_tokens is not None
+            else old.cache_read_input_tokens
+        ),
+        cache_creation_input_tokens=(
+            new.cache_creation_input_tokens
+            if new.cache_creation_input_tokens is not None
+            else old.cache_creation_input_tokens
+        ),
+    )
+
+
+def _pick(raw: msgspec.Raw, tags: frozenset[str], decoder: Any, strict: _Strict) -> Any:
+    """A nested block or delta decoded by its type, or None when the type is not ours."""
+    data = bytes(raw)
+    if not data:
+        return None
+    probe = strict(s.probe_decoder, data)
+    if probe is None or probe.type not in tags:
+        return None
+    return strict(decoder, data)
+
+
+class _Tool:
+    __slots__ = ("answer", "id", "index", "input", "name", "pieces")
+
+    def __init__(self, index: int, block: s.ToolUseBlock, answer: bool) -> None:
+        self.index = index
+        self.id = block.id
+        self.name = block.name
+        self.input = bytes(block.input).decode() or None
+        self.pieces: list[str] = []
+        self.answer = answer
+
+    @property
+    def arguments(self) -> str:
+        return "".join(self.pieces) if self.pieces else (self.input or "")
+
+
+class MessagesParser:
+    """One response's parser (see :class:`llmplug.StreamParser`)."""
+
+    __slots__ = (
+        "_answer",
+        "_blocks",
+        "_call",
+        "_model",
+        "_reasoning",
+        "_stop",
+        "_text",
+        "_tools",
+        "_usage",
+        "done",
+    )
+
+    #: The core frames the bytes as SSE for this parser (the contract's ``framing``).
+    framing = "sse"
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+        self._answer = answer_tool_name(call)
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._tools: list[_Tool] = []
+        self._blocks: dict[int, _Tool] = {}  # content block index -> its tool call
+        self._stop: str | None = None
+        self._usage: s.Usage | None = None
+        self._model: str | None = None
+        self.done = False
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def _strict_event(self, decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
+        return decode_event(decoder, data, self._call, self.result)
+
+    def _strict_body(self, decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
+        return decode_body(decoder, data, self._call, "Anthropic Messages")
+
+    def _error_fields(self, err: s.Error | None) -> dict[str, Any]:
+        etype = err.type if err is not None and isinstance(err.type, str) else None
+        return {
+            "provider": self._call.provider,
+            "model": self._call.model,
+            "status": ERROR_STATUS.get(etype or ""),
+            "code": etype,
+            "type": etype,
+        }
+
+    # -- streams -------------------------------------------------------------------------------
+
+    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        try:
+            ev = s.event_decoder.decode(event.data)
+        except JSON_ERRORS:
+            ev = self._slow(event.data, event.event)
+            if ev is None:
+                return []  # a type we skip
+        if isinstance(ev, s.BlockDelta):
+            d = ev.delta
+            if isinstance(d, s.TextDelta):
+                if d.text:
+                    self._text.append(d.text)
+                    return [TextDelta(d.text)]
+                return []
+            if isinstance(d, s.JsonDelta):
+                return self._arguments(ev.index, d.partial_json)
+            if isinstance(d, s.ThinkingDelta) and d.thinking:
+                self._reasoning.append(d.thinking)
+                return [ReasoningDelta(d.thinking)]
+            return []  # signature_delta: the signature has no neutral home
+        if isinstance(ev, s.BlockStart):
+            return self._start(ev.index, ev.content_block)
+        if isinstance(ev, s.BlockStop):
+            return self._stop_block(ev.index)
+        if isinstance(ev, s.MessageStart):
+            m = ev.message
+            if m is not None:
+                self._model = m.model or self._model
+                if m.usage is not None:
+                    self._usage = _merge(self._usage, m.usage)
+            return []
+        if isinstance(ev, s.MessageDelta):
+            if ev.delta is not None and ev.delta.stop_reason is not None:
+                self._stop = ev.delta.stop_reason
+            if ev.usage is not None:
+                self._usage = _merge(self._usage, ev.usage)
+            return []
+        if isinstance(ev, s.MessageStop):
+            self.done = True
+            return []
+        if isinstance(ev, s.ErrorEvent):
+            err = ev.error
+            message = text_of(err.message if err else None) or "no message"
+            raise StreamError(
+                f"error event in the stream: {message}",
+                partial=self.result(),
+                **self._error_fields(err),
+            )
+        return []  # ping
+
+    def _slow(self, data: bytes, tag: str) -> Any:
+        """An event the one-pass decoder refused: skipped when it (or its block or delta) is of
+        a type we do not use, raised (StreamError) when it is bad JSON or one of ours broken."""
+        probe = self._strict_event(s.probe_decoder, data)
+        if probe is None:
+            return None
+        kind = tag if probe.type is None else probe.type
+        if kind not in s.EVENT_TAGS:
+            return None
+        if kind == "content_block_start":
+            rs = self._strict_event(s.raw_start_decoder, data)
+            block = _pick(rs.content_block, s.BLOCK_TAGS, s.block_decoder, self._strict_event)
+            return None if block is None else s.BlockStart(index=rs.index, content_block=block)
+        if kind == "content_block_delta":
+            rd = self._strict_event(s.raw_delta_decoder, data)
+            delta = _pick(rd.delta, s.DELTA_TAGS, s.delta_decoder, self._strict_event)
+            return None if delta is None else s.BlockDelta(index=rd.index, delta=delta)
+        return self._strict_event(s.event_decoders[kind], data)
+
+    def _start(self, index: int, block: s.Block | None) -> list[StreamEvent]:
+        if isinstance(block, s.TextBlock):
+            if block.text:
+                self._text.append(block.text)
+                return [TextDelta(block.text)]
+            return []
+        if isinstance(block, s.ThinkingBlock):
+            if block.thinking:
+                self._reasoning.append(block.thinking)
+                return [ReasoningDelta(block.thinking)]
+            return []
+        if isinstance(block, s.ToolUseBlock):
+            answer = self._answer is not None and block.name == self._answer
+            calls = sum(1 for t in self._tools if not t.answer)
+            tool = self._blocks[index] = _Tool(calls, block, answer)
+            self._tools.append(tool)
+            if answer:
+                return []
+            return [ToolCallDelta(index=tool.index, id=tool.id, name=tool.name)]
+        return []
+
+    def _arguments(self, index: int, piece: str) -> list[StreamEvent]:
+        tool = self._blocks.get(index)
+        if tool is None or not piece:
+            return []
+        tool.pieces.append(piece)
+        if tool.answer:
+            return [TextDelta(piece)]
+        return [ToolCallDelta(index=tool.index, arguments=piece)]
+
+    def _stop_block(self, index: int) -> list[StreamEvent]:
+        # A call sent whole in its start event, without deltas: its input is its arguments.
+        tool = self._blocks.get(index)
+        if tool is None or tool.pieces or not tool.input:
+            return []
+        return self._arguments(index, tool.input)
+
+    def result(self) -> Completion:
+        answer = next((t for t in self._tools if t.answer), None)
+        return self._completion(
+            "".join(self._text) if answer is None else answer.arguments,
+            [t for t in self._tools if not t.answer],
+            "".join(self._reasoning) or None,
+            self._stop,
+            self._usage,
+            self._model,
+            None,
+        )
+
+    def _completion(
+        self,
+        text: str,
+        tools: list[_Tool],
+        reasoning: str | None,
+        stop: str | None,
+        usage: s.Usage | None,
+        model: str | None,
+        raw: bytes | None,
+    ) -> Completion:
+        calls = [
+            ToolCall(id=t.id or f"call_{t.index}", name=t.name or "", arguments=t.arguments)
+            for t in tools
+        ]
+        finish = _FINISH.get(stop, stop) if stop is not None else None
+        if finish == "tool_calls" and not calls:
+            finish = "stop"  # only the typed-output tool was called: that is the answer
+        return Completion(
+            text=text,
+            tool_calls=calls,
+            reasoning=reasoning,
+            finish_reason=finish,
+            usage=_usage(usage) if usage is not None else None,
+            model=model,
+            raw=raw,
+        )
+
+    # -- whole bodies --------------------------------------------------------------------------
+
+    def parse_body(self, body: bytes) -> Completion:
+        b: s.KnownBody | s.Body
+        try:
+            b = s.known_body_decoder.decode(body)
+        except JSON_ERRORS:  # a block type we skip, or broken: block by block, errors raised
+            b = self._strict_body(s.body_decoder, body)
+        if b.type == "error" or (b.error is not None and b.content is None):
+            raise ResponseError(
+                f"error in a 200 reply: {text_of(b.error.message if b.error else None)}",
+                **{**self._error_fields(b.error), "status": 200},
+            )
+        text: list[str] = []
+        reasoning: list[str] = []
+        tools: list[_Tool] = []
+        answer: _Tool | None = None
+        for entry in b.content or ():
+            block = (
+                _pick(entry, s.BLOCK_TAGS, s.block_decoder, self._strict_body)
+                if isinstance(entry, msgspec.Raw)
+                else entry
+            )
+            if isinstance(block, s.TextBlock):
+                text.append(block.text)
+            elif isinstance(block, s.ThinkingBlock):
+                reasoning.append(block.thinking)
+            elif isinstance(block, s.ToolUseBlock):
+                is_answer = self._answer is not None and block.name == self._answer
+                tool = _Tool(len(tools), block, is_answer)
+                if is_answer:
+                    answer = answer or tool
+                else:
+                    tools.append(tool)
+        return self._completion(
+            "".join(text) if answer is None else answer.arguments,
+            tools,
+            "".join(reasoning) or None,
+            b.stop_reason,
+            b.usage,
+            b.model,
+            body,
+        )
+
+    # -- rate limits ---------------------------------------------------------------------------
+
+    def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
+        """The ``anthropic-ratelimit-*`` headers of a response (see :func:`rate_limits`)."""
+        return rate_limits(headers)
+
+
+class RateLimits(msgspec.Struct, frozen=True):
+    """What a response's ``anthropic-ratelimit-*`` headers say: what is left of the key's
+    limits, and in how many seconds each is back in full (resets are RFC 3339 timestamps on
+    the wire). None where a header is missing or unreadable."""
+
+    requests_remaining: int | None = None
+    tokens_remaining: int | None = None
+    requests_reset: float | None = None
+    tokens_reset: float | None = None
+
+
+def _int(v: str | None) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except ValueError:
+        return None
+
+
+def _seconds_until(v: str | None, now: float | None) -> float | None:
+    if v is None:
+        return None
+    from datetime import datetime  # only when a response has these headers
+
+    try:
+        when = datetime.fromisoformat(v.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    base = datetime.now(when.tzinfo).timestamp() if now is None else now
+    return max(0.0, when.timestamp() - base)
+
+
+def rate_limits(headers: Mapping[str, str], now: float | None = None) -> RateLimits | None:
+    """Read ``anthropic-ratelimit-{requests,tokens}-{remaining,reset}`` (``tokens`` is the
+    tighter of the key's token limits; Anthropic also sends ``input-tokens``/``output-tokens``,
+    used when ``tokens`` is missing). None when the response has none of them."""
+    p = "anthropic-ratelimit-"
+    tok = "tokens" if f"{p}tokens-remaining" in headers else "input-tokens"
+    limits = RateLimits(
+        requests_remaining=_int(headers.get(f"{p}requests-remaining")),
+        tokens_remaining=_int(headers.get(f"{p}{tok}-remaining")),
+        requests_reset=_seconds_until(headers.get(f"{p}requests-reset"), now),
+        tokens_reset=_seconds_until(headers.get(f"{p}{tok}-reset"), now),
+    )
+    return None if limits == RateLimits() else limits
