@@ -32,11 +32,10 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from llmplug_sticky import conversation_id, ranking
-
 from llmplug import APIKeyPool, Call, ChatDone, Message, OpenAICompatible, fingerprint, llm_chat
 from llmplug._registry import default_registry
 from llmplug.testing import LLMTestServer
+from llmplug_sticky import conversation_id, ranking
 
 STRATEGIES = ["sticky", "round_robin", "least_loaded"]
 

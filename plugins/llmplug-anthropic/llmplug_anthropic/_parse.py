@@ -10,6 +10,7 @@ import msgspec
 from llmplug import (
     Call,
     Completion,
+    RateLimits,
     ReasoningDelta,
     ResponseError,
     SSEEvent,
@@ -357,17 +358,6 @@ class MessagesParser:
         return rate_limits(headers)
 
 
-class RateLimits(msgspec.Struct, frozen=True):
-    """What a response's ``anthropic-ratelimit-*`` headers say: what is left of the key's
-    limits, and in how many seconds each is back in full (resets are RFC 3339 timestamps on
-    the wire). None where a header is missing or unreadable."""
-
-    requests_remaining: int | None = None
-    tokens_remaining: int | None = None
-    requests_reset: float | None = None
-    tokens_reset: float | None = None
-
-
 def _int(v: str | None) -> int | None:
     try:
         return int(v) if v is not None else None
@@ -397,9 +387,9 @@ def rate_limits(headers: Mapping[str, str], now: float | None = None) -> RateLim
     p = "anthropic-ratelimit-"
     tok = "tokens" if f"{p}tokens-remaining" in headers else "input-tokens"
     limits = RateLimits(
-        requests_remaining=_int(headers.get(f"{p}requests-remaining")),
-        tokens_remaining=_int(headers.get(f"{p}{tok}-remaining")),
-        requests_reset=_seconds_until(headers.get(f"{p}requests-reset"), now),
-        tokens_reset=_seconds_until(headers.get(f"{p}{tok}-reset"), now),
+        remaining_requests=_int(headers.get(f"{p}requests-remaining")),
+        remaining_tokens=_int(headers.get(f"{p}{tok}-remaining")),
+        reset_requests=_seconds_until(headers.get(f"{p}requests-reset"), now),
+        reset_tokens=_seconds_until(headers.get(f"{p}{tok}-reset"), now),
     )
     return None if limits == RateLimits() else limits

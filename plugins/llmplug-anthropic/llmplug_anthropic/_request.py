@@ -259,8 +259,6 @@ def build_messages_request(call: Call, key: str) -> HTTPRequest:
         "content-type": "application/json",
         "accept": "text/event-stream" if call.stream else "application/json",
     }
-    if call.headers:
-        # Until the core applies call.headers itself; the interface's headers win, so a user can
-        # pin another anthropic-version or add anthropic-beta.
-        headers.update(call.headers)
+    # The interface's configured headers are applied over these by the core (a user can pin
+    # another anthropic-version or add anthropic-beta).
     return HTTPRequest(url=call.base_url + "/messages", headers=headers, content=_encode(body))

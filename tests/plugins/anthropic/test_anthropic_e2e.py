@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,26 @@ async def test_overloaded_and_rate_limited_are_retried(
     assert len(keys) == 3
     assert keys[2] != keys[1]  # the 429's key rests; the next attempt goes to the other key
     assert server.requests[0].api == "anthropic"
+
+
+async def test_anthropic_rate_limit_headers_rest_a_used_up_key(
+    server: LLMTestServer, anthropic: Make
+) -> None:
+    """Read through the parser's rate_limits(), as the core does for every wire: a key whose
+    anthropic-ratelimit-requests-remaining is 0 rests until its reset (an RFC 3339 time)."""
+    reset = datetime.now(UTC) + timedelta(seconds=40)
+    used_up = {
+        "anthropic-ratelimit-requests-remaining": "0",
+        "anthropic-ratelimit-requests-reset": reset.isoformat().replace("+00:00", "Z"),
+    }
+    llm = anthropic(keys=("sk-a", "sk-b"))
+    server.push(Reply(text="last one", headers=used_up), Reply(text="ok"), Reply(text="ok"))
+    assert (await llm.chat("hi")).text == "last one"
+    status = llm.key_pool.status()
+    assert status[0]["state"] == "cooling" and 30 < status[0]["cooldown_seconds"] <= 40
+    await llm.chat("hi")
+    await llm.chat("hi")
+    assert [r.api_key for r in server.requests] == ["sk-a", "sk-b", "sk-b"]
 
 
 async def test_anthropic_error_bodies_become_typed_errors(

@@ -358,8 +358,9 @@ def test_rate_limit_headers() -> None:
     now = 1767225600.0  # 2026-01-01T00:00:00Z
     limits = rate_limits(headers, now=now)
     assert limits is not None
-    assert (limits.requests_remaining, limits.tokens_remaining) == (49, 0)
-    assert (limits.requests_reset, limits.tokens_reset) == (30.0, 60.0)
+    assert (limits.remaining_requests, limits.remaining_tokens) == (49, 0)
+    assert (limits.reset_requests, limits.reset_tokens) == (30.0, 60.0)
+    assert limits.used_up and limits.reset == 60.0
     assert rate_limits({"content-type": "application/json"}) is None
     odd = rate_limits(
         {
@@ -368,5 +369,5 @@ def test_rate_limit_headers() -> None:
             "anthropic-ratelimit-input-tokens-reset": "soon",
         }
     )
-    assert odd is not None and (odd.requests_remaining, odd.tokens_remaining) == (None, 7)
-    assert odd.tokens_reset is None
+    assert odd is not None and (odd.remaining_requests, odd.remaining_tokens) == (None, 7)
+    assert odd.reset_tokens is None

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llmplug_sticky import opening
 
 from llmplug import (
     APIKeyPool,
@@ -27,6 +26,7 @@ from llmplug import (
 )
 from llmplug._cli import main as llmplug_cli
 from llmplug.testing import Error, LLMTestServer, Reply, ToolCallReply
+from llmplug_sticky import opening
 
 MakeLLM = Callable[..., LLMInterface]
 KEYS = ("sk-one", "sk-two", "sk-three")
