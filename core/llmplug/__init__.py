@@ -49,6 +49,7 @@ from ._multimodal import (
     UserChatMessage,
 )
 from ._parser import StreamParser
+from ._pricing import Pricing
 from ._registry import (
     PluginInfo,
     PluginLoadWarning,
@@ -124,6 +125,7 @@ __all__ = [
     "PermissionDeniedError",
     "PluginInfo",
     "PluginLoadWarning",
+    "Pricing",
     "RateLimitError",
     "ReasoningDelta",
     "Registry",

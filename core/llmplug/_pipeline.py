@@ -26,6 +26,7 @@ from ._keys import APIKeyPool, KeyLease
 from ._log import log_event
 from ._parser import StreamParser
 from ._policy import RetryPolicy, rate_limit_reset
+from ._pricing import Pricing
 from ._registry import Registry
 from ._retry import parse_error_body
 from ._sse import SSEDecoder, SSETooLarge
@@ -44,6 +45,7 @@ class Pipeline:
         "model",
         "policy",
         "pool",
+        "pricing",
         "provider",
         "registry",
         "timeout",
@@ -67,8 +69,10 @@ class Pipeline:
         usage: UsageTracker,
         timeout: Any = None,
         total_timeout: float | None = None,
+        pricing: Pricing | None = None,
     ) -> None:
         self.registry = registry
+        self.pricing = pricing
         self.pool = pool
         self.limiter = limiter
         self.token_limiter = token_limiter
@@ -258,9 +262,7 @@ class Pipeline:
                         await self._close(response)
                 if response.status_code >= 400:
                     raise self._status_error(response, body, lease)
-                completion = self._parser(call).parse_body(body)
-                attempt.ok(completion, response.headers)
-                return completion
+                return attempt.ok(self._parser(call).parse_body(body), response.headers)
             except TimeoutError:
                 if total is None:
                     raise
@@ -313,8 +315,7 @@ class Pipeline:
                     body = await self._read(response, lease) if whole else None
                 if body is not None:
                     # The server ignored "stream": answer with the same events a stream gives.
-                    completion = parser.parse_body(body)
-                    attempt.ok(completion, response.headers)
+                    completion = attempt.ok(parser.parse_body(body), response.headers)
                     for event in _events_of(completion):
                         emitted = True
                         yield event
@@ -330,9 +331,7 @@ class Pipeline:
                         yield nxt
                 finally:
                     await events.aclose()
-                completion = parser.result()
-                attempt.ok(completion, response.headers)
-                yield Done(completion)
+                yield Done(attempt.ok(parser.result(), response.headers))
                 return
             except TimeoutError:
                 if total is None:
