@@ -82,7 +82,7 @@ def test_killed_halfway_then_resumed_every_id_once(server: LLMTestServer, tmp_pa
     config = provider_file(tmp_path, server)
     src = write_input(tmp_path / "in.jsonl", 2000)
     out = tmp_path / "out.jsonl"
-    args = ["batch", "-c", config, "-m", "local/test-model", src, "-o", out]
+    args: list[str | Path] = ["batch", "-c", config, "-m", "local/test-model", src, "-o", out]
     proc = subprocess.Popen(
         [*LLMPLUG, *map(str, args), "--max-in-flight", "32"],
         env=env(),
@@ -178,9 +178,9 @@ def test_responses_lines_on_the_responses_wire(server: LLMTestServer, tmp_path: 
     assert parsed.response is not None
     # The Responses body as the server sent it (the test server's leaves out fields the SDK's
     # Response type requires, so only its shape is checked here).
-    body = parsed.response.body
-    assert body["object"] == "response"
-    assert body["output"][0]["content"][0]["text"] == "echo: hi"
+    answer = parsed.response.body
+    assert answer["object"] == "response"
+    assert answer["output"][0]["content"][0]["text"] == "echo: hi"
     assert server.requests[0].json["instructions"] == "be brief"
     assert server.requests[0].json["max_output_tokens"] == 50
     assert "batch summary" in done.stderr
