@@ -110,12 +110,13 @@ def test_errors_are_one_line_and_an_exit_code(server: LLMTestServer, tmp_path: P
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"local": [{"model_name": "m", "api_keys": [], "base_url": "ftp://x"}]}')
-    for args, code, says in (
+    cases: list[tuple[list[str | Path], int, str]] = [
         (["-c", bad, "-m", "m"], 3, "bad.json: provider 'local', model entry 0 (m)"),
         (["-c", tmp_path / "none.json", "-m", "m"], 3, "none.json: no such provider file"),
         (["-c", config, "-m", "local/other"], 3, "no model 'local/other'"),
         (["-c", config, "-m", "local/test-model", "-p", "novalue"], 2, "--param wants key=value"),
-    ):
+    ]
+    for args, code, says in cases:
         done = run("chat", *args, "hi")
         assert done.returncode == code, done.stderr
         assert done.stderr.startswith("llmplug: error: ") and says in done.stderr
