@@ -143,7 +143,7 @@ def summary_rows(stats: Stats, wall: float) -> list[tuple[str, str]]:
         ("  reasoning", f"{u.reasoning_tokens:,}"),
     ]
     if stats.cost is not None:
-        rows.append(("cost", f"{stats.cost:,.4f}"))
+        rows.append(("cost", f"{stats.cost:,.4f}" if stats.cost >= 1 else f"{stats.cost:.6f}"))
     rate = stats.finished / wall * 60 if wall > 0 else 0.0
     rows += [("wall time", _duration(wall)), ("requests/min", f"{rate:,.0f}")]
     return rows
