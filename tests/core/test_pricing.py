@@ -8,7 +8,6 @@ import pytest
 
 from llmplug import ConfigError, Done, OpenAICompatible, Pricing, Usage
 from llmplug.testing import LLMTestServer, Reply
-
 from tests.conftest import MakeLLM
 
 USAGE = {
