@@ -112,6 +112,8 @@ class BatchRun:
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.cancelled = False
+        #: Why the output could not be written (the run then stops at once), or None.
+        self.write_error: OSError | None = None
         self._slot = asyncio.Event()
 
     def stop(self) -> None:
@@ -182,7 +184,13 @@ class BatchRun:
         self._write(line)
 
     def _write(self, line: bytes) -> None:
-        self.out.write(line)
+        if self.write_error is not None:
+            return
+        try:
+            self.out.write(line)
+        except OSError as exc:  # a full disk, a closed pipe: nothing more can be kept
+            self.write_error = exc
+            self.cancel()
 
 
 def _body(c: Completion) -> bytes:

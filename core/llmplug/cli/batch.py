@@ -192,6 +192,11 @@ async def _main(
         await progress.close()
         loop.remove_signal_handler(signal.SIGINT)
         await llm.aclose()
+    if batch.write_error is not None:
+        if isinstance(batch.write_error, BrokenPipeError):
+            raise batch.write_error  # the reader of -o - went away: end quietly
+        what = batch.write_error.strerror or batch.write_error
+        fail(f"{args.output}: cannot write the output: {what}", EXIT_USAGE)
     print_summary(view, batch.stats, time.monotonic() - t0)  # type: ignore[arg-type]
     if interrupts:
         return EXIT_INTERRUPTED

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +60,21 @@ def run(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProc
 
 def output_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def pane(session: str) -> str:
+    done = subprocess.run(
+        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=False
+    )
+    return done.stdout
+
+
+def wait_for(
+    predicate: Callable[[], bool], what: str, limit: float = 20.0, screen: Callable[[], str] = str
+) -> None:
+    """Polls the terminal: tmux offers no event for "this text appeared"."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; the screen:\n{screen()}")
+        time.sleep(0.05)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shlex
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from openai.types.chat import ChatCompletion
 
 from llmplug.testing import Error, Fault, LLMTestServer, RecordedRequest, Reply
 
-from ._run import LLMPLUG, env, output_lines, provider_file, run
+from ._run import LLMPLUG, env, output_lines, pane, provider_file, run, wait_for
 
 
 class BatchResponse(pydantic.BaseModel, extra="forbid"):
@@ -365,3 +367,28 @@ def test_bad_arguments_are_one_line_and_an_exit_code(
     assert done.returncode == code
     assert done.stderr.startswith("llmplug: error: ") and message in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_on_a_terminal_the_progress_is_live_and_the_summary_a_table(
+    server: LLMTestServer, tmp_path: Path, tmux: Callable[..., str]
+) -> None:
+    config = provider_file(tmp_path, server, pricing={"input": 1.0, "output": 2.0})
+    src = write_input(tmp_path / "in.jsonl", 50)
+    out = tmp_path / "out.jsonl"
+    rc = tmp_path / "rc"
+    command = " ".join(
+        shlex.quote(str(x))
+        for x in [*LLMPLUG, "batch", "-c", config, "-m", "local/test-model", src, "-o", out]
+    )
+    script = tmp_path / "batch.sh"
+    script.write_text(f"{command}\necho $? > {rc}\nsleep 60\n")
+    session = tmux(f"sh {shlex.quote(str(script))}")
+    wait_for(lambda: rc.exists() and rc.read_text().strip() != "", "the run to end")
+    assert rc.read_text().strip() == "0"
+    screen = pane(session)
+    assert "done 50" in screen and "failed 0" in screen  # the live view's last frame
+    for key in ("key-", "state", "requests"):
+        assert key in screen
+    assert "batch summary" in screen and "succeeded" in screen and "cost" in screen
+    assert "│" in screen or "┃" in screen  # drawn as a table
+    assert len(output_lines(out)) == 50

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import subprocess
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ import pytest
 import llmplug
 from llmplug.testing import LLMTestServer, Reply, ToolCallReply
 
-from ._run import LLMPLUG, provider_file, run
+from ._run import LLMPLUG, pane, provider_file, run, wait_for
 
 
 def test_version() -> None:
@@ -141,45 +138,6 @@ def test_models_lists_models_keys_by_fingerprint_and_limits(
 
 
 # -- the interactive chat, in a real terminal ----------------------------------------------------
-
-
-@pytest.fixture
-def tmux() -> Iterator[Callable[..., str]]:
-    if shutil.which("tmux") is None:
-        subprocess.run(["apt-get", "install", "-y", "-q", "tmux"], check=True, capture_output=True)
-    session = f"llmplug-{uuid.uuid4().hex[:8]}"
-    made = False
-
-    def start(command: str) -> str:
-        nonlocal made
-        subprocess.run(
-            ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", command],
-            check=True,
-        )
-        made = True
-        return session
-
-    yield start
-    if made:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
-
-
-def pane(session: str) -> str:
-    done = subprocess.run(
-        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=False
-    )
-    return done.stdout
-
-
-def wait_for(
-    predicate: Callable[[], bool], what: str, limit: float = 20.0, screen: Callable[[], str] = str
-) -> None:
-    """Polls the terminal: tmux offers no event for "this text appeared"."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; the screen:\n{screen()}")
-        time.sleep(0.05)
 
 
 def test_interactive_chat_keeps_the_history(
