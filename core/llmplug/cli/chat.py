@@ -134,7 +134,9 @@ async def _once(llm: LLMInterface, messages: list[Any], params: dict[str, Any], 
     return EXIT_OK
 
 
-async def _interactive(llm: LLMInterface, history: list[Any], params: dict[str, Any]) -> int:
+def _interactive(llm: LLMInterface, history: list[Any], params: dict[str, Any]) -> int:
+    """Turns until Ctrl-D or /exit. The prompt is read on the main thread, outside the loop,
+    so Ctrl-C there ends the chat at once; Ctrl-C during a reply cancels only that reply."""
     import contextlib
 
     from llmplug._errors import LLMError
@@ -142,29 +144,33 @@ async def _interactive(llm: LLMInterface, history: list[Any], params: dict[str, 
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()
 
-    loop = asyncio.get_running_loop()
     print(f"chat with {llm.provider_id}/{llm.model_name} (Ctrl-D or /exit to end)", flush=True)
-    try:
-        while True:
-            try:
-                line = await loop.run_in_executor(None, input, "> ")
-            except EOFError:
-                print()
-                return EXIT_OK
-            if line.strip() in ("/exit", "/quit"):
-                return EXIT_OK
-            if not line.strip():
-                continue
-            history.append({"role": "user", "content": line})
-            try:
-                reply = await _stream(llm, history, params)
-            except LLMError as exc:  # the chat goes on; that message is not in the history
-                history.pop()
-                print(f"\nerror: {exc}", file=sys.stderr, flush=True)
-                continue
-            history.append(msgspec.structs.asdict(reply.to_message()))
-    finally:
-        await llm.aclose()
+    with asyncio.Runner() as runner:
+        try:
+            while True:
+                try:
+                    line = input("> ")
+                except EOFError:
+                    print()
+                    return EXIT_OK
+                if line.strip() in ("/exit", "/quit"):
+                    return EXIT_OK
+                if not line.strip():
+                    continue
+                history.append({"role": "user", "content": line})
+                try:
+                    reply = runner.run(_stream(llm, history, params))
+                except KeyboardInterrupt:
+                    history.pop()  # a cut reply is not kept: that message was not answered
+                    print("\n[interrupted]", file=sys.stderr, flush=True)
+                    continue
+                except LLMError as exc:  # the chat goes on; that message is not kept either
+                    history.pop()
+                    print(f"\nerror: {exc}", file=sys.stderr, flush=True)
+                    continue
+                history.append(msgspec.structs.asdict(reply.to_message()))
+        finally:
+            runner.run(llm.aclose())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -185,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         fail("--json needs a prompt (an argument or piped stdin)", EXIT_USAGE)
     try:
-        return asyncio.run(_interactive(llm, messages, params))
-    except KeyboardInterrupt:
+        return _interactive(llm, messages, params)
+    except KeyboardInterrupt:  # at the prompt
         print(file=sys.stderr)
         return EXIT_INTERRUPTED

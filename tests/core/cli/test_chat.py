@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import llmplug
-from llmplug.testing import LLMTestServer, Reply, ToolCallReply
+from llmplug.testing import Fault, LLMTestServer, Reply, ToolCallReply
 
 from ._run import LLMPLUG, pane, provider_file, run, wait_for
 
@@ -150,7 +150,9 @@ def test_interactive_chat_keeps_the_history(
         for x in [*LLMPLUG, "chat", "-c", str(config), "-m", "local/test-model", "-s", "be kind"]
     )
     script = tmp_path / "chat.sh"
-    script.write_text(f"{command}\necho $? > {rc}\nsleep 60\n")
+    # The shell gets the terminal's Ctrl-C too: a trap (not an ignore, which the chat would
+    # inherit) keeps it alive to write the exit code.
+    script.write_text(f"trap true INT\n{command}\necho $? > {rc}\nsleep 60\n")
     session = tmux(f"sh {shlex.quote(str(script))}")
     # capture-pane drops trailing spaces: the prompt "> " shows as ">".
     wait_for(lambda: "\n>" in pane(session), "the prompt", screen=lambda: pane(session))
@@ -171,7 +173,21 @@ def test_interactive_chat_keeps_the_history(
     ]
     screen = pane(session)
     assert "a greeting" in screen  # the reasoning is shown (dimmed) before the reply
+
+    # Ctrl-C during a reply cancels that reply only; the chat goes on without it.
+    server.push(Fault("never_ending", seconds=60))
+    subprocess.run(["tmux", "send-keys", "-t", session, "go on forever", "Enter"], check=True)
+    wait_for(lambda: len(server.requests) == 3 and " z" in pane(session), "the endless reply")
+    subprocess.run(["tmux", "send-keys", "-t", session, "C-c"], check=True)
+    wait_for(lambda: "[interrupted]" in pane(session), "the interruption")
+    server.wait_for_client_aborts(1)
+    subprocess.run(["tmux", "send-keys", "-t", session, "still there?", "Enter"], check=True)
+    wait_for(lambda: "echo: still there?" in pane(session), "the reply after it")
+    assert [m["content"] for m in server.requests[3].json["messages"]][-2:] == [
+        "echo: who am I?",
+        "still there?",
+    ]
     subprocess.run(["tmux", "send-keys", "-t", session, "C-d"], check=True)
-    wait_for(rc.exists, "the chat to end")
+    wait_for(rc.exists, "the chat to end", screen=lambda: pane(session))
     wait_for(lambda: rc.read_text().strip() != "", "the exit code")
     assert rc.read_text().strip() == "0"
