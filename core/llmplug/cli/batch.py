@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from ._batch_output import Output, done_ids
 from ._batch_run import BatchRun, Stats
@@ -91,19 +91,14 @@ def _lines(path: str) -> Iterator[bytes]:
 def _count(path: str, shard: tuple[int, int], stats: Stats) -> None:
     """The number of requests, for the remaining count and the ETA, counted beside the run."""
     n = 0
+    last = b"\n"
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             n += chunk.count(b"\n")
-        f.seek(0, os.SEEK_END)
-        if f.tell() and not _ends_with_newline(f):
-            n += 1
+            last = chunk[-1:]
+    n += last != b"\n"  # a last line without its newline
     k, parts = shard
     stats.total = n // parts + (1 if k < n % parts else 0)
-
-
-def _ends_with_newline(f: object) -> bool:
-    f.seek(-1, os.SEEK_END)  # type: ignore[attr-defined]
-    return f.read(1) == b"\n"  # type: ignore[attr-defined,no-any-return]
 
 
 def _share_budget(llm: LLMInterface, url: str) -> None:
@@ -147,7 +142,7 @@ async def _main(
     out: Output,
     done: set[str],
     shard: tuple[int, int],
-    view: object,
+    view: TextIO,
 ) -> int:
     batch = BatchRun(
         llm,
@@ -161,7 +156,7 @@ async def _main(
     if args.input != "-":
         threading.Thread(target=_count, args=(args.input, shard, batch.stats), daemon=True).start()
     progress = Progress(
-        view,  # type: ignore[arg-type]
+        view,
         llm,
         batch.stats,
         lambda: len(batch.tasks),
@@ -197,7 +192,7 @@ async def _main(
             raise batch.write_error  # the reader of -o - went away: end quietly
         what = batch.write_error.strerror or batch.write_error
         fail(f"{args.output}: cannot write the output: {what}", EXIT_USAGE)
-    print_summary(view, batch.stats, time.monotonic() - t0)  # type: ignore[arg-type]
+    print_summary(view, batch.stats, time.monotonic() - t0)
     if interrupts:
         return EXIT_INTERRUPTED
     return EXIT_FAILED_LINES if batch.stats.failed else EXIT_OK
