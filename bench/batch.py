@@ -93,9 +93,10 @@ def main() -> None:
     ap.add_argument(
         "--burst",
         type=int,
-        default=10,
-        help="the limiter's capacity; it refills at (rpm - burst) a minute, so that no 60 s "
-        "window can hold more than rpm requests (default 10)",
+        default=5,
+        help="the limiter's capacity; it refills at (rpm - 2 * burst) a minute, so that no 60 s "
+        "window can hold more than rpm - burst requests: a margin for the arrival times' "
+        "jitter at the server (default 5)",
     )
     ap.add_argument("--skip-budget", action="store_true")
     ap.add_argument("--skip-free", action="store_true")
@@ -127,7 +128,7 @@ def main() -> None:
                 "api_keys": ["sk-bench-1", "sk-bench-2", "sk-bench-3"],
                 "base_url": server.base_url,
                 "rate_limit_capacity": args.burst if rpm else 100_000,
-                "rate_limit_refill_rate": (rpm - args.burst) / 60 if rpm else 100_000,
+                "rate_limit_refill_rate": (rpm - 2 * args.burst) / 60 if rpm else 100_000,
             }
             path = tmp / ("budget.json" if rpm else "free.json")
             path.write_text(json.dumps({"local": [entry]}))
@@ -165,7 +166,7 @@ def main() -> None:
             allowed = args.rpm * window / 60
             print(
                 f"  budget {args.rpm:,.0f}/min: limiter capacity {args.burst}, "
-                f"refill {args.rpm - args.burst:,.0f}/min; {args.concurrency} in flight"
+                f"refill {args.rpm - 2 * args.burst:,.0f}/min; {args.concurrency} in flight"
             )
             print(f"    rate held       {held:,.1f}/min ({(held / args.rpm - 1) * 100:+.2f}%)")
             print(
