@@ -165,7 +165,7 @@ def ok_line(custom_id: str, raw: bytes, request_id: str | None) -> bytes:
             b'","custom_id":',
             _encode(custom_id),
             b',"response":{"status_code":200,"request_id":',
-            _encode(request_id or _request_id().replace("batch_req_", "req_")),
+            _encode(request_id),  # the provider's x-request-id; null when it sent none
             b',"body":',
             raw,
             b'},"error":null}\n',
