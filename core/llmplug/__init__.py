@@ -51,6 +51,7 @@ from ._multimodal import (
 )
 from ._ndjson import NDJSONDecoder
 from ._parser import Framing, StreamParser
+from ._pricing import Pricing
 from ._ratelimits import RateLimits
 from ._registry import (
     PluginInfo,
@@ -131,6 +132,7 @@ __all__ = [
     "PluginError",
     "PluginInfo",
     "PluginLoadWarning",
+    "Pricing",
     "RateLimitError",
     "RateLimits",
     "ReasoningDelta",

@@ -11,6 +11,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from ._errors import LLMError
 from ._log import log_event
 
@@ -57,11 +59,16 @@ class Attempt:
         """The token budget's charge goes back: nothing was sent."""
         self._settle(None)
 
-    def ok(self, c: Completion, limits: RateLimits | None) -> None:
+    def ok(self, c: Completion, headers: Any, limits: RateLimits | None) -> Completion:
+        """The books of a reply; returns it with its cost and the server's request id."""
         pipe, lease = self.pipe, self.lease
         assert lease is not None
         self.ended = True
-        pipe.usage.add(c.usage)
+        cost = pipe.pricing.cost(c.usage) if pipe.pricing is not None and c.usage else None
+        request_id = headers.get("x-request-id")
+        if cost is not None or request_id is not None:
+            c = msgspec.structs.replace(c, cost=cost, request_id=request_id)
+        pipe.usage.add(c.usage, cost)
         self._settle(c)
         # After settling: what the server says is left overrides the estimate's give-back.
         pipe.observe(limits, lease)
@@ -74,6 +81,7 @@ class Attempt:
             input_tokens=u.input_tokens if u else None,
             output_tokens=u.output_tokens if u else None,
         )
+        return c
 
     def failed(self, error: LLMError) -> None:
         """The attempt failed with ``error``: its text loses any piece of the key first, then

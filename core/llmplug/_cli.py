@@ -1,4 +1,7 @@
-"""The ``llmplug`` command: ``llmplug plugins`` lists what is installed."""
+"""The ``llmplug`` command: ``batch``, ``chat``, ``models`` and ``plugins``.
+
+Each subcommand lives in ``llmplug.cli`` and is imported only when it runs. Every failure is one
+line on stderr and a documented exit code (``llmplug.cli._common``), never a traceback."""
 
 from __future__ import annotations
 
@@ -28,18 +31,69 @@ def _plugins(registry: Registry) -> int:
     return 1 if registry.failed else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llmplug", description=__doc__)
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .cli import batch, chat, models
+
+    parser = argparse.ArgumentParser(
+        prog="llmplug",
+        description="One interface to every LLM provider: bulk runs, chat, models, plugins.",
+        epilog="exit codes: 0 ok, 1 a batch ended with failed requests (or a plugin failed to "
+        "load), 2 bad arguments or input, 3 bad config or unknown model, 4 the call failed, "
+        "130 interrupted",
+    )
+    parser.add_argument("--version", action="version", version=f"llmplug {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    batch.add_parser(sub)
+    chat.add_parser(sub)
+    models.add_parser(sub)
     sub.add_parser("plugins", help="list installed plugins, their distributions and hooks")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "plugins":
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # failures are listed below the table instead
             return _plugins(Registry())
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    from .cli import batch, chat, models
+
+    command = {"batch": batch.run, "chat": chat.run, "models": models.run}[args.command]
+    return command(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    from ._errors import ConfigError, LLMError
+    from .cli._common import EXIT_CALL, EXIT_CONFIG, EXIT_INTERRUPTED, CLIError, err
+
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except CLIError as exc:
+        err(exc.message)
+        return exc.code
+    except ConfigError as exc:
+        err(exc.message)
+        return EXIT_CONFIG
+    except LLMError as exc:
+        err(str(exc))
+        return EXIT_CALL
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing more to say, and nowhere to say it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # a bug: one line, and the traceback only when asked for
+        if os.environ.get("LLMPLUG_DEBUG"):
+            raise
+        err(f"unexpected {type(exc).__name__}: {exc} (LLMPLUG_DEBUG=1 shows the traceback)")
+        return 1
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ class _Entry(msgspec.Struct, forbid_unknown_fields=True):
     key_strategy: str = "round_robin"
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     tokens_per_minute: int | None = None
+    pricing: dict[str, float] | None = None
 
 
 def load_file(
@@ -100,6 +101,7 @@ def load_data(
                     api_params=entry.api_params,
                     headers=entry.headers,
                     tokens_per_minute=entry.tokens_per_minute,
+                    pricing=entry.pricing,
                     **options,
                 )
             except ConfigError as exc:

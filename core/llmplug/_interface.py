@@ -14,6 +14,7 @@ from ._errors import ConfigError
 from ._keys import APIKeyPool
 from ._pipeline import Pipeline
 from ._policy import RetryPolicy
+from ._pricing import Pricing, as_pricing
 from ._registry import Registry, default_registry
 from ._transport import Transport
 from ._types import Completion, Message, StreamEvent, Tool
@@ -65,6 +66,7 @@ class LLMInterface:
         key_wait_timeout: float = 60.0,
         limiter: object | None = None,
         registry: Registry | None = None,
+        pricing: Pricing | Mapping[str, float] | None = None,
     ) -> None:
         if not isinstance(api_key_pool, APIKeyPool):
             raise ConfigError(
@@ -115,6 +117,8 @@ class LLMInterface:
             TokenBucket(tokens_per_minute, tokens_per_minute / 60.0) if tokens_per_minute else None
         )
         self.total_timeout = total_timeout
+        #: Prices per million tokens: each Completion's ``cost`` and ``usage.cost`` (None: none).
+        self.pricing: Pricing | None = as_pricing(pricing)
         self._registry = registry
         self._transport = Transport(http_client, timeout)
         self._timeout = timeout
@@ -178,6 +182,7 @@ class LLMInterface:
                 usage=self.usage,
                 timeout=self._timeout,
                 total_timeout=self.total_timeout,
+                pricing=self.pricing,
             )
         return self._pipeline
 

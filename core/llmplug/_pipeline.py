@@ -28,6 +28,7 @@ from ._log import log_event
 from ._ndjson import NDJSONDecoder
 from ._parser import FRAMINGS, StreamParser
 from ._policy import RetryPolicy
+from ._pricing import Pricing
 from ._ratelimits import RateLimits, openai_rate_limits
 from ._registry import Registry
 from ._retry import parse_error_body
@@ -47,6 +48,7 @@ class Pipeline:
         "model",
         "policy",
         "pool",
+        "pricing",
         "provider",
         "registry",
         "timeout",
@@ -70,8 +72,10 @@ class Pipeline:
         usage: UsageTracker,
         timeout: Any = None,
         total_timeout: float | None = None,
+        pricing: Pricing | None = None,
     ) -> None:
         self.registry = registry
+        self.pricing = pricing
         self.pool = pool
         self.limiter = limiter
         self.token_limiter = token_limiter
@@ -345,8 +349,9 @@ class Pipeline:
                 if response.status_code >= 400:
                     raise self._status_error(response, body, lease, parser, call)
                 completion = self._parse_body(parser, body, call)
-                attempt.ok(completion, self._limits(parser, response.headers, call))
-                return completion
+                return attempt.ok(
+                    completion, response.headers, self._limits(parser, response.headers, call)
+                )
             except TimeoutError:
                 if total is None:
                     raise
@@ -404,8 +409,11 @@ class Pipeline:
                 if body is not None:
                     # A whole body (the wire's framing, or a server that ignored "stream"):
                     # answer with the same events a stream gives.
-                    completion = self._parse_body(parser, body, call)
-                    attempt.ok(completion, self._limits(parser, response.headers, call))
+                    completion = attempt.ok(
+                        self._parse_body(parser, body, call),
+                        response.headers,
+                        self._limits(parser, response.headers, call),
+                    )
                     for event in _events_of(completion):
                         emitted = True
                         yield event
@@ -421,8 +429,11 @@ class Pipeline:
                         yield nxt
                 finally:
                     await events.aclose()
-                completion = self._result(parser, call)
-                attempt.ok(completion, self._limits(parser, response.headers, call))
+                completion = attempt.ok(
+                    self._result(parser, call),
+                    response.headers,
+                    self._limits(parser, response.headers, call),
+                )
                 yield Done(completion)
                 return
             except TimeoutError:

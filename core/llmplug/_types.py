@@ -137,7 +137,10 @@ class Usage(msgspec.Struct, frozen=True):
 
 
 class Completion(msgspec.Struct, frozen=True):
-    """The whole answer of one call."""
+    """The whole answer of one call.
+
+    ``cost`` is what the call cost when the interface has a ``pricing`` and the server sent
+    usage, else None; ``request_id`` is the server's ``x-request-id`` header, when it sent one."""
 
     text: str = ""
     tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
@@ -147,6 +150,8 @@ class Completion(msgspec.Struct, frozen=True):
     refusal: str | None = None
     model: str | None = None
     raw: Any = None
+    cost: float | None = None
+    request_id: str | None = None
 
     def to_message(self) -> Message:
         """The assistant message to append to a history so the conversation can go on."""

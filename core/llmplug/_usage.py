@@ -11,9 +11,10 @@ __all__ = ["UsageTracker"]
 
 class UsageTracker:
     """What an interface has spent. ``last`` is the latest result's usage (None if the server
-    sent none); :meth:`total` adds every result's usage."""
+    sent none); :meth:`total` adds every result's usage. With a ``pricing`` on the interface,
+    ``cost`` adds what the results cost and ``last_cost`` is the latest one's (else None)."""
 
-    __slots__ = ("_lock", "_total", "calls", "last")
+    __slots__ = ("_lock", "_total", "calls", "cost", "last", "last_cost")
 
     def __init__(self) -> None:
         # Calls on other threads' loops add to the same totals; none may be lost.
@@ -25,13 +26,18 @@ class UsageTracker:
             self.calls = 0
             self.last: Usage | None = None
             self._total = Usage()
+            self.cost = 0.0
+            self.last_cost: float | None = None
 
-    def add(self, usage: Usage | None) -> None:
+    def add(self, usage: Usage | None, cost: float | None = None) -> None:
         with self._lock:
             self.calls += 1
             self.last = usage
+            self.last_cost = cost
             if usage is not None:
                 self._total = self._total + usage
+            if cost is not None:
+                self.cost += cost
 
     def total(self) -> Usage:
         return self._total
@@ -53,4 +59,4 @@ class UsageTracker:
         return self._total.reasoning_tokens
 
     def __repr__(self) -> str:
-        return f"UsageTracker(calls={self.calls}, total={self._total!r})"
+        return f"UsageTracker(calls={self.calls}, total={self._total!r}, cost={self.cost!r})"

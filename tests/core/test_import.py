@@ -12,7 +12,7 @@ from pathlib import Path
 import llmplug
 
 # Imported only when first needed: the HTTP client, the logger, the entry-point machinery, the
-# default plugins and the test server.
+# default plugins, the test server, and the command line with its display library.
 LAZY = (
     "httpx2",
     "httpx",
@@ -24,6 +24,8 @@ LAZY = (
     "llmplug._plugins.key_strategies",
     "llmplug._plugins.token_bucket",
     "llmplug.testing",
+    "llmplug.cli",
+    "rich",
 )
 
 

@@ -1,0 +1,171 @@
+"""What a batch shows while it runs and when it ends: rich's live display on a terminal, plain
+periodic lines otherwise, and a summary table."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from llmplug._interface import LLMInterface
+
+    from ._batch_run import Stats
+
+__all__ = ["Progress", "summary_rows"]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def budget(llm: LLMInterface) -> tuple[float | None, float | None]:
+    """The interface's requests and tokens per minute budgets (None: none known)."""
+    status = llm.get_rate_limit_status()
+    rpm = status.get("refill_rate")
+    tpm = llm.token_limiter.refill_rate * 60 if llm.token_limiter is not None else None
+    return (float(rpm) * 60 if isinstance(rpm, int | float) else None), tpm
+
+
+def _of(value: float, limit: float | None) -> str:
+    return f"{value:,.0f}" + (f" / {limit:,.0f}" if limit else "")
+
+
+def status_line(stats: Stats, llm: LLMInterface, in_flight: int) -> str:
+    rpm, tpm = stats.per_minute()
+    brpm, btpm = budget(llm)
+    left = stats.remaining()
+    keys = " ".join(f"{k['key']}:{k['state']}" for k in llm.key_pool.status())
+    return (
+        f"done {stats.ok:,}  failed {stats.failed:,}  "
+        f"remaining {'-' if left is None else f'{left:,}'}  in flight {in_flight}  "
+        f"req/min {_of(rpm, brpm)}  tok/min {_of(tpm, btpm)}  eta {_duration(stats.eta())}  "
+        f"keys {keys}"
+    )
+
+
+class Progress:
+    """Draws the progress until :meth:`close`: live on a terminal, a line every ``interval``
+    seconds otherwise."""
+
+    def __init__(
+        self, stream: TextIO, llm: LLMInterface, stats: Stats, in_flight: Any, interval: float
+    ) -> None:
+        self.stream = stream
+        self.llm = llm
+        self.stats = stats
+        self.in_flight = in_flight
+        self.interval = interval
+        self.live: Any = None
+        self.task: asyncio.Task[None] | None = None
+        self.tty = stream.isatty()
+
+    def start(self) -> None:
+        if self.tty:
+            try:
+                from rich.console import Console
+                from rich.live import Live
+            except ImportError:
+                self.tty = False  # without the cli extra: plain lines
+            else:
+                console = Console(file=self.stream)
+                self.live = Live(get_renderable=self._table, console=console, refresh_per_second=4)
+                self.live.start()
+                return
+        self.task = asyncio.create_task(self._lines())
+
+    def say(self, text: str) -> None:
+        if self.live is not None:
+            self.live.console.print(text)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    async def _lines(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            stamp = time.strftime("%H:%M:%S")
+            line = status_line(self.stats, self.llm, self.in_flight())
+            print(f"{stamp} {line}", file=self.stream, flush=True)
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        s, llm = self.stats, self.llm
+        rpm, tpm = s.per_minute()
+        brpm, btpm = budget(llm)
+        left = s.remaining()
+        head = Table.grid(padding=(0, 2))
+        head.add_row(
+            f"[green]done {s.ok:,}[/]",
+            f"[red]failed {s.failed:,}[/]",
+            f"remaining {'-' if left is None else f'{left:,}'}",
+            f"in flight {self.in_flight()}",
+            f"ETA {_duration(s.eta())}",
+        )
+        head.add_row(f"req/min {_of(rpm, brpm)}", f"tok/min {_of(tpm, btpm)}", "", "", "")
+        keys = Table("key", "state", "in flight", "requests", "errors", box=None)
+        for k in llm.key_pool.status():
+            style = {"ok": "green", "cooling": "yellow"}.get(k["state"], "red")
+            state = k["state"] + (f" {k['cooldown_seconds']:.1f}s" if k["state"] != "ok" else "")
+            keys.add_row(
+                k["key"],
+                f"[{style}]{state}[/]",
+                str(k["in_flight"]),
+                f"{k['requests']:,}",
+                f"{k['errors']:,}",
+            )
+        outer = Table.grid()
+        outer.add_row(head)
+        outer.add_row(keys)
+        return outer
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        if self.live is not None:
+            self.live.stop()
+
+
+def summary_rows(stats: Stats, wall: float) -> list[tuple[str, str]]:
+    u = stats.usage
+    rows = [("succeeded", f"{stats.ok:,}"), ("failed", f"{stats.failed:,}")]
+    rows += [(f"  {kind}", f"{n:,}") for kind, n in stats.errors.most_common()]
+    if stats.skipped:
+        rows.append(("already in the output", f"{stats.skipped:,}"))
+    rows += [
+        ("input tokens", f"{u.input_tokens:,}"),
+        ("  cached", f"{u.cached_tokens:,}"),
+        ("output tokens", f"{u.output_tokens:,}"),
+        ("  reasoning", f"{u.reasoning_tokens:,}"),
+    ]
+    if stats.cost is not None:
+        rows.append(("cost", f"{stats.cost:,.4f}" if stats.cost >= 1 else f"{stats.cost:.6f}"))
+    rate = stats.finished / wall * 60 if wall > 0 else 0.0
+    rows += [("wall time", _duration(wall)), ("requests/min", f"{rate:,.0f}")]
+    return rows
+
+
+def print_summary(stream: TextIO, stats: Stats, wall: float) -> None:
+    rows = summary_rows(stats, wall)
+    if stream.isatty():
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:
+            pass
+        else:
+            table = Table("outcome", "count", title="batch summary")
+            for name, value in rows:
+                table.add_row(name, value)
+            Console(file=stream).print(table)
+            return
+    width = max(len(r[0]) for r in rows)
+    vwidth = max(len(r[1]) for r in rows)
+    print("batch summary", file=stream)
+    for name, value in rows:
+        print(f"  {name.ljust(width)}  {value.rjust(vwidth)}", file=stream)
+    stream.flush()

@@ -1,0 +1,198 @@
+"""``llmplug batch``: run an OpenAI Batch JSONL file against any provider, resumably."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, TextIO
+
+from ._batch_output import Output, done_ids
+from ._batch_run import BatchRun, Stats
+from ._batch_view import Progress, print_summary
+from ._common import (
+    EXIT_CONFIG,
+    EXIT_FAILED_LINES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_config_argument,
+    fail,
+    load_models,
+    pick_model,
+)
+
+if TYPE_CHECKING:
+    from llmplug._interface import LLMInterface
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "batch",
+        help="run an OpenAI Batch JSONL file against a provider (resumable)",
+        description="Run every request of INPUT (OpenAI Batch request lines, or plain "
+        '{"id", "messages"|"prompt", params...} lines) and append one OpenAI Batch output '
+        "line per request to OUTPUT as each finishes. Ids already in OUTPUT are skipped, so "
+        "running the same command again resumes a stopped or killed run.",
+    )
+    add_config_argument(p)
+    p.add_argument("-m", "--model", required=True, help="provider/model from provider.json")
+    p.add_argument("input", help="the requests, one JSON object a line ('-': stdin)")
+    p.add_argument("-o", "--output", required=True, help="output JSONL ('-': stdout)")
+    p.add_argument(
+        "--max-in-flight", type=int, default=64, help="calls running at once (default 64)"
+    )
+    p.add_argument("--limit", type=int, help="start at most this many new requests")
+    p.add_argument(
+        "--shard",
+        default="0/1",
+        help="K/N: take only every N-th line, from line K+1 (one shard per machine)",
+    )
+    p.add_argument(
+        "--progress-every",
+        type=float,
+        default=10.0,
+        help="seconds between progress lines when not on a terminal (default 10)",
+    )
+    p.add_argument("--redis", metavar="URL", help="share the budget through llmplug-redis")
+
+
+def _shard(text: str) -> tuple[int, int]:
+    k, slash, n = text.partition("/")
+    try:
+        shard = (int(k), int(n))
+    except ValueError:
+        shard = (-1, 0)
+    if not slash or not 0 <= shard[0] < shard[1]:
+        fail(f"--shard wants K/N with 0 <= K < N, got {text!r}", EXIT_USAGE)
+    return shard
+
+
+def _lines(path: str) -> Iterator[bytes]:
+    if path == "-":
+        yield from sys.stdin.buffer
+        return
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - a generator's file, closed when it ends
+    except OSError as exc:
+        fail(f"{path}: cannot read the input: {exc.strerror or exc}", EXIT_USAGE)
+    with f:
+        yield from f
+
+
+def _count(path: str, shard: tuple[int, int], stats: Stats) -> None:
+    """The number of requests, for the remaining count and the ETA, counted beside the run."""
+    n = 0
+    last = b"\n"
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    n += last != b"\n"  # a last line without its newline
+    k, parts = shard
+    stats.total = n // parts + (1 if k < n % parts else 0)
+
+
+def _share_budget(llm: LLMInterface, url: str) -> None:
+    if importlib.util.find_spec("llmplug_redis") is None:
+        fail(
+            "--redis needs the llmplug-redis plugin, which is not installed "
+            "(pip install llmplug-redis); without it, split the input with --shard and give "
+            "each machine its share of the budget in its provider.json",
+            EXIT_CONFIG,
+        )
+    import llmplug_redis  # type: ignore[import-not-found]
+
+    llmplug_redis.share(llm, url)  # pragma: no cover - the plugin does not exist yet
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.max_in_flight < 1:
+        fail("--max-in-flight must be >= 1", EXIT_USAGE)
+    shard = _shard(args.shard)
+    llm = pick_model(load_models(args.config), args.model, args.config)
+    if args.redis:
+        _share_budget(llm, args.redis)
+    if args.input != "-" and not os.path.isfile(args.input):
+        fail(f"{args.input}: no such input file", EXIT_USAGE)
+    to_stdout = args.output == "-"
+    done, torn = (set(), 0) if to_stdout else done_ids(args.output)
+    # The output owns stdout when it is '-': progress and summary go to stderr then.
+    view = sys.stderr if to_stdout else sys.stdout
+    if torn:
+        print(f"redoing a torn last line ({torn} bytes cut from {args.output})", file=view)
+    out = Output(args.output)
+    try:
+        return asyncio.run(_main(args, llm, out, done, shard, view))
+    finally:
+        out.close()
+
+
+async def _main(
+    args: argparse.Namespace,
+    llm: LLMInterface,
+    out: Output,
+    done: set[str],
+    shard: tuple[int, int],
+    view: TextIO,
+) -> int:
+    batch = BatchRun(
+        llm,
+        _lines(args.input),
+        out,
+        done,
+        max_in_flight=args.max_in_flight,
+        shard=shard,
+        limit=args.limit,
+    )
+    if args.input != "-":
+        threading.Thread(target=_count, args=(args.input, shard, batch.stats), daemon=True).start()
+    progress = Progress(
+        view,
+        llm,
+        batch.stats,
+        lambda: len(batch.tasks),
+        args.progress_every,
+    )
+    loop = asyncio.get_running_loop()
+    interrupts = 0
+
+    def interrupted() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            batch.stop()
+            progress.say(
+                f"stopping: finishing {len(batch.tasks)} calls in flight "
+                "(Ctrl-C again cancels them)"
+            )
+        else:
+            batch.cancel()
+            progress.say(f"cancelling {len(batch.tasks)} calls in flight")
+
+    loop.add_signal_handler(signal.SIGINT, interrupted)
+    t0 = time.monotonic()
+    progress.start()
+    try:
+        await batch.run()
+    finally:
+        await progress.close()
+        loop.remove_signal_handler(signal.SIGINT)
+        await llm.aclose()
+    if batch.write_error is not None:
+        if isinstance(batch.write_error, BrokenPipeError):
+            raise batch.write_error  # the reader of -o - went away: end quietly
+        what = batch.write_error.strerror or batch.write_error
+        fail(f"{args.output}: cannot write the output: {what}", EXIT_USAGE)
+    print_summary(view, batch.stats, time.monotonic() - t0)
+    if interrupts:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED_LINES if batch.stats.failed else EXIT_OK
