@@ -39,7 +39,7 @@ from ._interface import (
     OpenAICompatible,
     OpenAIResponsesCompatible,
 )
-from ._keys import APIKeyPool, KeyLease, fingerprint
+from ._keys import APIKeyPool, KeyHealth, KeyLease, SharedKeyState, fingerprint
 from ._multimodal import (
     ImgPath,
     ImgUrl,
@@ -108,6 +108,7 @@ __all__ = [
     "ImgPath",
     "ImgUrl",
     "InternalServerError",
+    "KeyHealth",
     "KeyLease",
     "LLMError",
     "LLMInterface",
@@ -130,6 +131,7 @@ __all__ = [
     "ResponseError",
     "SSEDecoder",
     "SSEEvent",
+    "SharedKeyState",
     "StreamError",
     "StreamEvent",
     "StreamParser",

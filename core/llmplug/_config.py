@@ -36,6 +36,7 @@ class _Entry(msgspec.Struct, forbid_unknown_fields=True):
     key_strategy: str = "round_robin"
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     tokens_per_minute: int | None = None
+    rate_limit_backend: dict[str, Any] | None = None
 
 
 def load_file(
@@ -100,6 +101,7 @@ def load_data(
                     api_params=entry.api_params,
                     headers=entry.headers,
                     tokens_per_minute=entry.tokens_per_minute,
+                    rate_limit_backend=entry.rate_limit_backend,
                     **options,
                 )
             except ConfigError as exc:

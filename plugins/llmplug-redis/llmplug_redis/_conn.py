@@ -1,0 +1,179 @@
+"""The connection to Redis: one client per event loop (redis.asyncio connections belong to the
+loop that opened them), scripts run by ``EVALSHA`` with the ``NOSCRIPT`` fallback, every call
+bounded by a short timeout, and a short rest after a failure so that an outage costs each call
+nothing (no connect attempt, no timeout) until it is time to try again."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+
+from llmplug import LLMError
+
+__all__ = ["Conn", "RedisUnavailableError", "Unavailable"]
+
+_log = logging.getLogger("llmplug.redis")
+
+Arg = str | int | float
+
+
+class RedisUnavailableError(LLMError):
+    """Redis did not answer within ``timeout`` (or refused), and ``on_unavailable`` is
+    ``"fail"``."""
+
+
+class Unavailable(Exception):
+    """Internal: this call did not reach Redis (the caller decides: fail or go local)."""
+
+
+class _Script:
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+
+class _LoopClient:
+    __slots__ = ("client", "sentinel")
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.sentinel: AsyncGenerator[None, None] | None = None
+
+
+class Conn:
+    """One Redis (or Cluster) reached from any threads and loops of this process."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        retry_interval: float,
+        cluster: bool,
+        options: dict[str, Any],
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.retry_interval = retry_interval
+        self.cluster = cluster
+        self.options = options
+        self._clients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._down = False
+        #: Called (synchronously) on the first success after an outage.
+        self.on_recover: list[Any] = []
+
+    @property
+    def down(self) -> bool:
+        """Whether the last call failed (and Redis has not answered since)."""
+        return self._down
+
+    def resting(self) -> bool:
+        return self._down and time.monotonic() < self._down_until
+
+    def _new_client(self) -> Any:
+        opts: dict[str, Any] = {
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+            **self.options,
+        }
+        if self.cluster:
+            from redis.asyncio.cluster import RedisCluster
+
+            return RedisCluster.from_url(self.url, **opts)
+        import redis.asyncio
+
+        return redis.asyncio.from_url(self.url, **opts)
+
+    async def _client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        lc = self._clients.get(loop)
+        if lc is not None:
+            return lc.client
+        lc = _LoopClient(self._new_client())
+        with self._lock:
+            for old in [lp for lp in self._clients if lp.is_closed()]:
+                del self._clients[old]
+            self._clients[loop] = lc
+        lc.sentinel = self._close_with_loop(loop, lc)
+        await anext(lc.sentinel)
+        return lc.client
+
+    async def _close_with_loop(
+        self, loop: asyncio.AbstractEventLoop, lc: _LoopClient
+    ) -> AsyncGenerator[None, None]:
+        # Closed by the loop's shutdown_asyncgens(), while the loop still runs: the client's
+        # sockets are closed on their own loop when it ends (as llmplug's HTTP transport does).
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._clients.get(loop) is lc:
+                    del self._clients[loop]
+            await lc.client.aclose()
+
+    async def warm(self, connections: int = 1) -> None:
+        """Open ``connections`` connections on this loop now rather than at the first calls."""
+        client = await self._client()
+        async with asyncio.timeout(self.timeout * 4):
+            await asyncio.gather(*(client.ping() for _ in range(connections)))
+
+    async def aclose(self) -> None:
+        """Close this loop's client (others close when their loops end)."""
+        lc = self._clients.get(asyncio.get_running_loop())
+        if lc is not None and lc.sentinel is not None:
+            sentinel, lc.sentinel = lc.sentinel, None
+            await sentinel.aclose()
+
+    async def run(self, script: _Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """Run ``script`` once, within the timeout; raise :class:`Unavailable` otherwise."""
+        if self.resting():
+            raise Unavailable(f"Redis at {self._where()} is unavailable (resting after a failure)")
+        from redis.exceptions import NoScriptError, RedisError
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                client = await self._client()
+                try:
+                    result = await client.evalsha(script.sha, len(keys), *keys, *args)
+                except NoScriptError:
+                    # A restarted or failed-over server lost its script cache: EVAL runs it
+                    # and caches it again.
+                    result = await client.eval(script.source, len(keys), *keys, *args)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._failed(exc)
+            what = "did not answer in time" if isinstance(exc, TimeoutError) else "failed"
+            raise Unavailable(
+                f"Redis at {self._where()} {what} ({type(exc).__name__}: {exc}; "
+                f"timeout={self.timeout:g}s)"
+            ) from None
+        if self._down:
+            self._recovered()
+        return result
+
+    def _where(self) -> str:
+        # The URL without its password.
+        head, at, tail = self.url.rpartition("@")
+        return f"{head.partition('://')[0]}://***@{tail}" if at else self.url
+
+    def _failed(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + self.retry_interval
+        self._down = True
+
+    def _recovered(self) -> None:
+        self._down = False
+        _log.warning("llmplug.redis: Redis at %s answers again", self._where())
+        for cb in self.on_recover:
+            cb()
+
+
+def script(source: str) -> _Script:
+    return _Script(source)

@@ -1,0 +1,66 @@
+"""A worker process: ``admit URL PREFIX START END``: acquire from the shared bucket with 16
+concurrent callers between two wall-clock instants, print how many were admitted. ``hold URL
+PREFIX N``: lease N keys through the shared health, print "held" and wait to be killed."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+from llmplug import APIKeyPool
+from llmplug_redis import backend
+
+CAPACITY = 20.0
+RATE = 200.0
+KEYS = ["sk-one", "sk-two"]
+
+
+def make(url: str, prefix: str, lease_ttl: float = 30.0) -> tuple[APIKeyPool, object]:
+    pool = APIKeyPool(KEYS, "shared", shared=False)
+    b = backend(
+        {"kind": "redis", "url": url, "prefix": prefix, "timeout": 2.0, "lease_ttl": lease_ttl},
+        pool=pool,
+        model="m",
+        capacity=CAPACITY,
+        refill_rate=RATE,
+        tokens_per_minute=None,
+    )
+    return pool, b
+
+
+async def admit(url: str, prefix: str, start: float, end: float) -> int:
+    _, b = make(url, prefix)
+    limiter = b.limiter  # type: ignore[attr-defined]
+    admitted = 0
+
+    async def caller() -> None:
+        nonlocal admitted
+        while True:
+            await limiter.acquire(1.0)
+            if time.time() >= end:
+                return
+            admitted += 1
+
+    await limiter.conn.warm(16)
+    await asyncio.sleep(max(0.0, start - time.time()))
+    tasks = [asyncio.create_task(caller()) for _ in range(16)]
+    await asyncio.gather(*tasks)
+    await limiter.conn.aclose()
+    return admitted
+
+
+async def hold(url: str, prefix: str, n: int, ttl: float) -> None:
+    pool, b = make(url, prefix, ttl)
+    leases = [pool.lease(0) for _ in range(n)]
+    await b.health.flush()  # type: ignore[attr-defined]
+    print("held", len(leases), flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    cmd, url, prefix, *rest = sys.argv[1:]
+    if cmd == "admit":
+        print(asyncio.run(admit(url, prefix, float(rest[0]), float(rest[1]))), flush=True)
+    else:
+        asyncio.run(hold(url, prefix, int(rest[0]), float(rest[1])))
