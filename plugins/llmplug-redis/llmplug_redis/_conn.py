@@ -137,7 +137,7 @@ class Conn:
         """Run ``script`` once, within the timeout; raise :class:`Unavailable` otherwise."""
         if self.resting():
             raise Unavailable(f"Redis at {self._where()} is unavailable (resting after a failure)")
-        from redis.exceptions import NoScriptError, RedisError
+        from redis.exceptions import ConnectionError, NoScriptError, RedisError
 
         try:
             async with asyncio.timeout(self.timeout):
@@ -149,7 +149,8 @@ class Conn:
                     # and caches it again.
                     result = await client.eval(script.source, len(keys), *keys, *args)
         except (TimeoutError, RedisError, OSError) as exc:
-            self._failed(exc)
+            if isinstance(exc, (TimeoutError, ConnectionError, OSError)):
+                self._failed(exc)
             what = "did not answer in time" if isinstance(exc, TimeoutError) else "failed"
             raise Unavailable(
                 f"Redis at {self._where()} {what} ({type(exc).__name__}: {exc}; "

@@ -1,0 +1,144 @@
+"""Shared key health, and what happens when Redis is slow or gone."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+
+from llmplug import APIKeyPool, OpenAICompatible
+from llmplug.testing import Error, LLMTestServer
+from llmplug_redis import RedisUnavailableError
+
+from ._redis import RedisServer
+
+
+def interface(server: LLMTestServer, url: str, prefix: str, **backend: object) -> OpenAICompatible:
+    # Books of its own, as another process has: only Redis joins them.
+    pool = APIKeyPool(["sk-a", "sk-b"], "prov", shared=False)
+    return OpenAICompatible(
+        pool,
+        "m",
+        server.base_url,
+        retry_delay=0.001,
+        rate_limit_capacity=1000,
+        rate_limit_refill_rate=1000.0,
+        rate_limit_backend={"kind": "redis", "url": url, "prefix": prefix, **backend},
+    )
+
+
+async def test_a_429_seen_by_one_worker_cools_the_key_for_the_others(
+    redis_server: RedisServer, prefix: str, server: LLMTestServer
+) -> None:
+    one = interface(server, redis_server.url, prefix)
+    two = interface(server, redis_server.url, prefix)
+    server.push(Error(status=429, message="slow down", headers={"retry-after": "30"}), key="sk-a")
+    assert (await one.chat("hi")).text == "echo: hi"  # 429 on sk-a, then sk-b
+    await one.key_pool.health.flush()  # type: ignore[union-attr]
+    for _ in range(3):
+        await two.chat("hi")
+    assert [r.api_key for r in server.requests] == ["sk-a", "sk-b", "sk-b", "sk-b", "sk-b"]
+    a = two.key_pool.status()[0]
+    assert a["state"] == "cooling" and a["cooldown_reason"] == "rate limited (429)"
+    assert redis_server.cli("hgetall", f"{prefix}:{{prov}}:health").count("key-") == 1
+    assert "sk-a" not in redis_server.cli("keys", "*")  # fingerprints, never keys
+    for llm in (one, two):
+        await llm.aclose()
+    await one.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+
+
+async def test_least_loaded_sees_the_other_process_leases(
+    redis_server: RedisServer, prefix: str, server: LLMTestServer
+) -> None:
+    one = interface(server, redis_server.url, prefix)
+    two = interface(server, redis_server.url, prefix)
+    held = [one.key_pool.lease(0) for _ in range(3)]
+    await one.key_pool.health.flush()  # type: ignore[union-attr]
+    await two.rate_limiter.acquire(1.0)  # type: ignore[attr-defined]
+    assert two.key_pool.in_flight(0) == 3 and two.key_pool.status()[0]["in_flight"] == 3
+    for lease in held:
+        lease.release()
+    await one.key_pool.health.flush()  # type: ignore[union-attr]
+    await two.rate_limiter.acquire(1.0)  # type: ignore[attr-defined]
+    assert two.key_pool.in_flight(0) == 0
+    await one.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_killed_process_leaks_no_in_flight_count(
+    redis_server: RedisServer, prefix: str, server: LLMTestServer
+) -> None:
+    import sys
+    from pathlib import Path
+
+    worker = str(Path(__file__).with_name("_worker.py"))
+    proc = subprocess.Popen(
+        [sys.executable, worker, "hold", redis_server.url, prefix, "2", "1.0"],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert (await asyncio.to_thread(proc.stdout.readline)).startswith(b"held")
+    pool = APIKeyPool(["sk-one", "sk-two"], "shared", shared=False)
+    from llmplug_redis import backend
+
+    b = backend(
+        {"kind": "redis", "url": redis_server.url, "prefix": prefix},
+        pool=pool, model="m", capacity=100, refill_rate=100.0, tokens_per_minute=None,
+    )  # fmt: skip
+    await b.limiter.acquire(1.0)
+    assert pool.in_flight(0) == 2
+    proc.kill()
+    proc.wait()
+    await asyncio.sleep(1.1)  # the lease TTL itself is what is under test
+    await b.limiter.acquire(1.0)
+    assert pool.in_flight(0) == 0
+    await b.limiter.conn.aclose()
+
+
+@pytest.mark.parametrize("mode", ["fail", "local"])
+async def test_a_slow_redis_takes_the_timeout_path(
+    redis_server: RedisServer, prefix: str, server: LLMTestServer, mode: str
+) -> None:
+    llm = interface(server, redis_server.url, prefix, timeout=0.1, on_unavailable=mode)
+    await llm.chat("warm")  # connected
+    sleeper = await asyncio.create_subprocess_exec(
+        "redis-cli", "-p", str(redis_server.port), "debug", "sleep", "1",
+        stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await asyncio.sleep(0.2)  # DEBUG SLEEP has begun
+    if mode == "fail":
+        with pytest.raises(RedisUnavailableError, match="did not answer in time"):
+            await llm.chat("hi")
+    else:
+        assert (await llm.chat("hi")).text == "echo: hi"  # the local share
+    await sleeper.wait()
+    await llm.aclose()
+    await llm.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+
+
+async def test_redis_restarted_mid_run_rebuilds_the_shared_view(
+    prefix: str, server: LLMTestServer
+) -> None:
+    redis = RedisServer().start()
+    try:
+        one = interface(server, redis.url, prefix, on_unavailable="local", retry_interval=0.05)
+        two = interface(server, redis.url, prefix, on_unavailable="fail", retry_interval=0.05)
+        server.push(Error(status=429, message="x", headers={"retry-after": "60"}), key="sk-a")
+        await one.chat("hi")
+        redis.stop()
+        assert (await one.chat("during")).text == "echo: during"  # local bucket
+        with pytest.raises(RedisUnavailableError):
+            await two.chat("during")
+        redis.start()  # empty: the shared view is gone
+        await asyncio.sleep(0.06)  # past retry_interval
+        await one.chat("after")  # reconnects, and republishes its view
+        await one.key_pool.health.flush()  # type: ignore[union-attr]
+        await asyncio.sleep(0.06)
+        await two.chat("after")
+        assert two.key_pool.status()[0]["state"] == "cooling"
+        assert server.requests[-1].api_key == "sk-b"
+        for llm in (one, two):
+            await llm.aclose()
+        await one.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+    finally:
+        redis.close()
