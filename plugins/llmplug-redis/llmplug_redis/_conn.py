@@ -10,7 +10,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Sequence
 from typing import Any
 
 from llmplug import LLMError
@@ -47,6 +47,11 @@ class _LoopClient:
         self.sentinel: AsyncGenerator[None, None] | None = None
 
 
+#: Background sends (give-backs, reconciliations, health changes), by loop: held so they are
+#: not collected before they run, and awaited by ``Conn.aclose()`` so nothing is cut short.
+_background: dict[asyncio.AbstractEventLoop, set[asyncio.Task[Any]]] = {}
+
+
 class Conn:
     """One Redis (or Cluster) reached from any threads and loops of this process."""
 
@@ -68,6 +73,7 @@ class Conn:
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._down = False
+        self._last_error = ""
         #: Called (synchronously) on the first success after an outage.
         self.on_recover: list[Any] = []
 
@@ -126,8 +132,30 @@ class Conn:
         async with asyncio.timeout(self.timeout * 4):
             await asyncio.gather(*(client.ping() for _ in range(connections)))
 
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background on the running loop (dropped if there is none: it is
+        called from synchronous code, e.g. a reconciliation after a reply)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            coro.close()
+            return
+        tasks = _background.setdefault(loop, set())
+        task = loop.create_task(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for this loop's background sends."""
+        loop = asyncio.get_running_loop()
+        while tasks := _background.get(loop):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        _background.pop(loop, None)
+
     async def aclose(self) -> None:
-        """Close this loop's client (others close when their loops end)."""
+        """Finish this loop's background sends, then close its client (others close when their
+        loops end)."""
+        await self.drain()
         lc = self._clients.get(asyncio.get_running_loop())
         if lc is not None and lc.sentinel is not None:
             sentinel, lc.sentinel = lc.sentinel, None
@@ -136,9 +164,12 @@ class Conn:
     async def run(self, script: _Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """Run ``script`` once, within the timeout; raise :class:`Unavailable` otherwise."""
         if self.resting():
-            raise Unavailable(f"Redis at {self._where()} is unavailable (resting after a failure)")
+            raise Unavailable(
+                f"{self._last_error} (not tried again for {self.retry_interval:g}s after a failure)"
+            )
         from redis.exceptions import ConnectionError, NoScriptError, RedisError
 
+        client = None
         try:
             async with asyncio.timeout(self.timeout):
                 client = await self._client()
@@ -149,13 +180,17 @@ class Conn:
                     # and caches it again.
                     result = await client.eval(script.source, len(keys), *keys, *args)
         except (TimeoutError, RedisError, OSError) as exc:
-            if isinstance(exc, (TimeoutError, ConnectionError, OSError)):
+            loop = asyncio.get_running_loop()
+            closing = client is None or self._clients.get(loop, None) is None
+            # A client closed under us by its ending loop says nothing about Redis.
+            if not closing and isinstance(exc, (TimeoutError, ConnectionError, OSError)):
                 self._failed(exc)
-            what = "did not answer in time" if isinstance(exc, TimeoutError) else "failed"
-            raise Unavailable(
-                f"Redis at {self._where()} {what} ({type(exc).__name__}: {exc}; "
-                f"timeout={self.timeout:g}s)"
-            ) from None
+            if isinstance(exc, TimeoutError):
+                what = f"did not answer in time (timeout={self.timeout:g}s)"
+            else:
+                what = f"failed ({type(exc).__name__}: {exc})"
+            self._last_error = f"Redis at {self._where()} {what}"
+            raise Unavailable(self._last_error) from None
         if self._down:
             self._recovered()
         return result

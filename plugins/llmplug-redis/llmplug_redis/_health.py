@@ -16,7 +16,6 @@ import itertools
 import os
 import threading
 import uuid
-from typing import Any
 
 from llmplug import APIKeyPool, SharedKeyState
 
@@ -98,9 +97,7 @@ class RedisKeyHealth:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # sent with the next admission
-        task = loop.create_task(self.flush())
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
+        self.conn.spawn(self.flush())
         if self._timer is None or self._timer_loop is None or self._timer_loop.is_closed():
             self._timer_loop = loop
             self._timer = loop.call_later(self.lease_ttl / 3, self._renew)
@@ -149,6 +146,3 @@ class RedisKeyHealth:
             self._timer.cancel()
             self._timer = None
         await self.flush()
-
-
-_tasks: set[asyncio.Task[None]] = set()

@@ -20,17 +20,6 @@ __all__ = ["RedisLimiter"]
 
 _log = logging.getLogger("llmplug.redis")
 _RATE = script(RATE)
-_background: set[asyncio.Task[Any]] = set()
-
-
-def _spawn(coro: Any) -> None:
-    try:
-        task = asyncio.get_running_loop().create_task(coro)
-    except RuntimeError:  # no loop here: nothing to send it on
-        coro.close()
-        return
-    _background.add(task)  # a task nobody holds may be collected before it runs
-    task.add_done_callback(_background.discard)
 
 
 class RedisLimiter:
@@ -90,6 +79,20 @@ class RedisLimiter:
 
     async def acquire(self, cost: float = 1.0) -> None:
         """Reserve ``cost`` tokens and sleep until their turn (one script, no polling)."""
+        wait = await self.reserve(cost)
+        if wait <= 0:
+            return
+        try:
+            await asyncio.sleep(wait)
+        except asyncio.CancelledError:
+            # Its turn was never used: the next caller to reach Redis gets it.
+            self.conn.spawn(self._send("give", cost))
+            raise
+
+    async def reserve(self, cost: float = 1.0) -> float:
+        """Reserve ``cost`` tokens and return the seconds until their turn, for a caller that
+        schedules itself (it must not go before then; ``adjust(cost)`` gives an unused turn
+        back). In local fallback the local bucket is waited for and 0 is returned."""
         if cost > self.capacity:
             raise ConfigError(
                 f"a request costing {cost:g} can never pass a bucket of capacity {self.capacity:g}"
@@ -106,18 +109,10 @@ class RedisLimiter:
         except Unavailable as exc:
             self._unavailable(exc)
             await self.fallback.acquire(cost)
-            return
+            return 0.0
         if health is not None:
             health.apply(_view(health.fingerprints, out))
-        wait = int(out[0]) / 1e6
-        if wait <= 0:
-            return
-        try:
-            await asyncio.sleep(wait)
-        except asyncio.CancelledError:
-            # Its turn was never used: the next caller to reach Redis gets it.
-            _spawn(self._send("give", cost))
-            raise
+        return int(out[0]) / 1e6
 
     async def _send(self, op: str, amount: float) -> None:
         try:
@@ -136,19 +131,19 @@ class RedisLimiter:
         if self.conn.resting():
             self.fallback.adjust(delta)
             return
-        _spawn(self._send("give" if delta > 0 else "charge", abs(delta)))
+        self.conn.spawn(self._send("give" if delta > 0 else "charge", abs(delta)))
 
     def tighten(self, remaining: float) -> None:
         """The server says only ``remaining`` are left: believe it if that is fewer."""
         if self.conn.resting():
             self.fallback.tighten(remaining * self.fallback.capacity / self.capacity)
             return
-        _spawn(self._send("tighten", max(0.0, remaining)))
+        self.conn.spawn(self._send("tighten", max(0.0, remaining)))
 
     def reset(self) -> None:
         """Refill to capacity (for every process)."""
         self.fallback.reset()
-        _spawn(self._send("reset", 0.0))
+        self.conn.spawn(self._send("reset", 0.0))
 
     def status(self) -> dict[str, Any]:
         return {

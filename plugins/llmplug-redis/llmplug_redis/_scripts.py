@@ -87,7 +87,8 @@ if op == 'cool' then
   local v = redis.call('HGET', KEYS[1], ARGV[2])
   local cur = v and tonumber(string.match(v, '^(%d+)|')) or 0
   if untl > cur then
-    redis.call('HSET', KEYS[1], ARGV[2], string.format('%.0f', untl) .. '|' .. ARGV[4] .. '|' .. ARGV[5])
+    local v2 = string.format('%.0f', untl) .. '|' .. ARGV[4] .. '|' .. ARGV[5]
+    redis.call('HSET', KEYS[1], ARGV[2], v2)
   end
   local ttl = math.ceil((untl - now) / 1000) + 1
   if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end

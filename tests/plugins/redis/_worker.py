@@ -1,5 +1,6 @@
-"""A worker process: ``admit URL PREFIX START END``: acquire from the shared bucket with 16
-concurrent callers between two wall-clock instants, print how many were admitted. ``hold URL
+"""A worker process: ``admit URL PREFIX WINDOW``: connect, say "ready", read the start instant,
+then acquire from the shared bucket with 16 concurrent callers for WINDOW seconds and print
+how many were admitted. ``hold URL
 PREFIX N``: lease N keys through the shared health, print "held" and wait to be killed."""
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ import asyncio
 import sys
 import time
 
-from llmplug import APIKeyPool
 from llmplug_redis import backend
+
+from llmplug import APIKeyPool
 
 CAPACITY = 20.0
 RATE = 200.0
@@ -29,20 +31,27 @@ def make(url: str, prefix: str, lease_ttl: float = 30.0) -> tuple[APIKeyPool, ob
     return pool, b
 
 
-async def admit(url: str, prefix: str, start: float, end: float) -> int:
+async def admit(url: str, prefix: str, window: float) -> int:
     _, b = make(url, prefix)
     limiter = b.limiter  # type: ignore[attr-defined]
     admitted = 0
 
     async def caller() -> None:
+        # Counted by the turn Redis gave (not by when this loop woke up): a loaded machine's
+        # late wake-ups are the scheduler's, not the limiter's.
         nonlocal admitted
         while True:
-            await limiter.acquire(1.0)
-            if time.time() >= end:
+            wait = await limiter.reserve(1.0)
+            if time.time() + wait >= end:
                 return
             admitted += 1
+            await asyncio.sleep(wait)
 
     await limiter.conn.warm(16)
+    print("ready", flush=True)
+    # The parent answers with the start instant once every worker is ready.
+    start = float(await asyncio.to_thread(sys.stdin.readline))
+    end = start + window
     await asyncio.sleep(max(0.0, start - time.time()))
     tasks = [asyncio.create_task(caller()) for _ in range(16)]
     await asyncio.gather(*tasks)
@@ -61,6 +70,6 @@ async def hold(url: str, prefix: str, n: int, ttl: float) -> None:
 if __name__ == "__main__":
     cmd, url, prefix, *rest = sys.argv[1:]
     if cmd == "admit":
-        print(asyncio.run(admit(url, prefix, float(rest[0]), float(rest[1]))), flush=True)
+        print(asyncio.run(admit(url, prefix, float(rest[0]))), flush=True)
     else:
         asyncio.run(hold(url, prefix, int(rest[0]), float(rest[1])))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 
 import pytest
+from llmplug_redis import RedisUnavailableError
 
 from llmplug import APIKeyPool, OpenAICompatible
 from llmplug.testing import Error, LLMTestServer
-from llmplug_redis import RedisUnavailableError
 
 from ._redis import RedisServer
 
@@ -72,12 +71,12 @@ async def test_a_killed_process_leaks_no_in_flight_count(
     from pathlib import Path
 
     worker = str(Path(__file__).with_name("_worker.py"))
-    proc = subprocess.Popen(
-        [sys.executable, worker, "hold", redis_server.url, prefix, "2", "1.0"],
-        stdout=subprocess.PIPE,
-    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, worker, "hold", redis_server.url, prefix, "2", "1.0",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
     assert proc.stdout is not None
-    assert (await asyncio.to_thread(proc.stdout.readline)).startswith(b"held")
+    assert (await proc.stdout.readline()).startswith(b"held")
     pool = APIKeyPool(["sk-one", "sk-two"], "shared", shared=False)
     from llmplug_redis import backend
 
@@ -88,7 +87,7 @@ async def test_a_killed_process_leaks_no_in_flight_count(
     await b.limiter.acquire(1.0)
     assert pool.in_flight(0) == 2
     proc.kill()
-    proc.wait()
+    await proc.wait()
     await asyncio.sleep(1.1)  # the lease TTL itself is what is under test
     await b.limiter.acquire(1.0)
     assert pool.in_flight(0) == 0
