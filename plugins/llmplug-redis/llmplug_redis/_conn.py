@@ -40,11 +40,13 @@ class _Script:
 
 
 class _LoopClient:
-    __slots__ = ("client", "sentinel")
+    __slots__ = ("batch", "client", "sentinel")
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self.sentinel: AsyncGenerator[None, None] | None = None
+        #: Script calls made during this loop turn, sent together at its end.
+        self.batch: list[tuple[_Script, Sequence[str], Sequence[Arg], asyncio.Future[Any]]] = []
 
 
 #: Background sends (give-backs, reconciliations, health changes), by loop: held so they are
@@ -167,18 +169,16 @@ class Conn:
             raise Unavailable(
                 f"{self._last_error} (not tried again for {self.retry_interval:g}s after a failure)"
             )
-        from redis.exceptions import ConnectionError, NoScriptError, RedisError
+        from redis.exceptions import ConnectionError, RedisError
 
         client = None
         try:
             async with asyncio.timeout(self.timeout):
                 client = await self._client()
-                try:
-                    result = await client.evalsha(script.sha, len(keys), *keys, *args)
-                except NoScriptError:
-                    # A restarted or failed-over server lost its script cache: EVAL runs it
-                    # and caches it again.
-                    result = await client.eval(script.source, len(keys), *keys, *args)
+                if self.cluster:
+                    result = await _one(client, script, keys, args)
+                else:
+                    result = await self._batched(script, keys, args)
         except (TimeoutError, RedisError, OSError) as exc:
             loop = asyncio.get_running_loop()
             closing = client is None or self._clients.get(loop, None) is None
@@ -195,6 +195,59 @@ class Conn:
             self._recovered()
         return result
 
+    def _batched(
+        self, script: _Script, keys: Sequence[str], args: Sequence[Arg]
+    ) -> asyncio.Future[Any]:
+        """Join this loop turn's batch: every call made before the loop next looks is sent in
+        one pipeline (one write, one read), which is what 64 concurrent callers need."""
+        loop = asyncio.get_running_loop()
+        lc = self._clients[loop]
+        fut: asyncio.Future[Any] = loop.create_future()
+        if not lc.batch:
+            loop.call_soon(self._send_batch, lc)
+        lc.batch.append((script, keys, args, fut))
+        return fut
+
+    def _send_batch(self, lc: _LoopClient) -> None:
+        batch, lc.batch = lc.batch, []
+        self.spawn(self._pipeline(lc.client, batch))
+
+    async def _pipeline(
+        self,
+        client: Any,
+        batch: list[tuple[_Script, Sequence[str], Sequence[Arg], asyncio.Future[Any]]],
+    ) -> None:
+        from redis.exceptions import NoScriptError
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                if len(batch) == 1:
+                    script, keys, args, _ = batch[0]
+                    results = [await _one(client, script, keys, args)]
+                else:
+                    pipe = client.pipeline(transaction=False)
+                    for script, keys, args, _ in batch:
+                        pipe.evalsha(script.sha, len(keys), *keys, *args)
+                    results = await pipe.execute(raise_on_error=False)
+                    for i, got in enumerate(results):
+                        if isinstance(got, NoScriptError):
+                            script, keys, args, _ = batch[i]
+                            results[i] = await _one(client, script, keys, args)
+        except BaseException as exc:
+            for *_, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc if isinstance(exc, Exception) else TimeoutError())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (*_, fut), got in zip(batch, results, strict=True):
+            if fut.done():
+                continue
+            if isinstance(got, Exception):
+                fut.set_exception(got)
+            else:
+                fut.set_result(got)
+
     def _where(self) -> str:
         # The URL without its password.
         head, at, tail = self.url.rpartition("@")
@@ -209,6 +262,17 @@ class Conn:
         _log.warning("llmplug.redis: Redis at %s answers again", self._where())
         for cb in self.on_recover:
             cb()
+
+
+async def _one(client: Any, script: _Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+    from redis.exceptions import NoScriptError
+
+    try:
+        return await client.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        # A restarted or failed-over server lost its script cache: EVAL runs the script and
+        # caches it again.
+        return await client.eval(script.source, len(keys), *keys, *args)
 
 
 def script(source: str) -> _Script:

@@ -48,6 +48,20 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        for attempt in range(3):
+            try:
+                self._start()
+                return self
+            except RuntimeError:
+                self.stop()
+                if attempt == 2:
+                    raise
+                # The free port was taken meanwhile (another process's ephemeral port).
+                self.port = free_port()
+        return self
+
+    def _start(self) -> None:
+        log = open(self.dir / "redis.log", "wb")  # noqa: SIM115 (the server holds it)
         self.proc = subprocess.Popen(
             [
                 self.binary,
@@ -59,11 +73,11 @@ class RedisServer:
                 "--enable-debug-command", "yes",
                 *self.extra,
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )  # fmt: skip
+        log.close()
         self.wait_ready()
-        return self
 
     def wait_ready(self, limit: float = 10.0) -> None:
         """Until it answers PING (the server's own readiness: nothing else to wait on)."""
@@ -76,8 +90,10 @@ class RedisServer:
                         return
             except OSError:
                 pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on port {self.port} did not start")
+            exited = self.proc is not None and self.proc.poll() is not None
+            if exited or time.monotonic() > deadline:
+                tail = (self.dir / "redis.log").read_text(errors="replace")[-500:]
+                raise RuntimeError(f"redis-server on port {self.port} did not start: {tail}")
             time.sleep(0.02)
 
     def stop(self) -> None:
