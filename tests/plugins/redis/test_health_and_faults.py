@@ -141,3 +141,43 @@ async def test_redis_restarted_mid_run_rebuilds_the_shared_view(
         await one.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
     finally:
         redis.close()
+
+
+async def test_the_token_budget_is_reconciled_with_the_real_usage(
+    redis_server: RedisServer, prefix: str, server: LLMTestServer
+) -> None:
+    from llmplug.testing import Reply
+
+    server.push(
+        Reply(
+            text="ok", usage={"prompt_tokens": 300, "completion_tokens": 200, "total_tokens": 500}
+        )
+    )
+    llm = OpenAICompatible(
+        APIKeyPool(["sk-a"], "prov", shared=False), "m", server.base_url, tokens_per_minute=6000,
+        rate_limit_backend={"kind": "redis", "url": redis_server.url, "prefix": prefix},
+    )  # fmt: skip
+    await llm.chat("hi", max_tokens=4000)  # estimated at 4,000 and more before it is sent
+    await llm.token_limiter.conn.drain()  # the reconciliation is sent in the background
+    tat = int(redis_server.cli("get", llm.token_limiter.key))
+    sec, usec = redis_server.cli("time").split()
+    owed = (tat - (int(sec) * 1_000_000 + int(usec))) / 10_000  # 100 tokens/s: 10 ms each
+    assert 450 < owed <= 500  # the real 500 (less what refilled since), not the estimate
+    await llm.aclose()
+    await llm.rate_limiter.conn.aclose()
+
+
+async def test_local_fallback_warns_once_per_outage(
+    prefix: str, server: LLMTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis = RedisServer().start()
+    url = redis.url
+    redis.close()  # nobody listens there now
+    llm = interface(server, url, prefix, on_unavailable="local", timeout=0.2, retry_interval=60)
+    for _ in range(3):
+        assert (await llm.chat("hi")).text == "echo: hi"
+    warned = [r for r in caplog.records if "using a local bucket" in r.getMessage()]
+    assert len(warned) == 1
+    assert "capacity 1000" in warned[0].getMessage()
+    await llm.aclose()
+    await llm.rate_limiter.conn.aclose()
