@@ -6,8 +6,9 @@ in the same script, so a key cooled elsewhere is seen before the next request pi
 
 In-flight counts are leases in a sorted set per key, scored by their expiry: a process renews
 its own every ``lease_ttl / 3``, so those of a killed process expire by themselves. Renewal also
-republishes this process's view (its leases, the pool's live cooldowns), which rebuilds the
-shared view within ``lease_ttl / 3`` after Redis lost it (a restart, a failover)."""
+republishes this process's view (its leases, the pool's live cooldowns), as does the first call
+that reaches Redis after a failure: that rebuilds the shared view after Redis lost it (a
+restart, a failover), at once or within ``lease_ttl / 3``."""
 
 from __future__ import annotations
 
@@ -106,6 +107,9 @@ class RedisKeyHealth:
         self._timer = None
         with self._lock:
             live = any(self._own.values())
+        # Renewed while there is something to keep: this process's leases, or a cooldown a
+        # Redis restart may have lost.
+        live = live or any(row["state"] != "ok" for row in self.pool.status())
         self._republish()
         if live:
             self._soon()

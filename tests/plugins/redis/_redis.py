@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -32,15 +33,30 @@ def need_redis() -> str:
     return path
 
 
+def _ping(s: socket.socket) -> bytes:
+    s.sendall(b"PING\r\n")
+    return s.recv(16)
+
+
 class RedisServer:
     """One redis-server on a free port, in a directory of its own; can be stopped and started
     again on the same port (a restart)."""
 
-    def __init__(self, *extra: str, port: int | None = None) -> None:
+    def __init__(self, *extra: str, port: int | None = None, tls: bool = False) -> None:
         self.binary = need_redis()
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="llmplug-redis-"))
         self.extra = extra
+        #: TLS only (``rediss://``), with a self-signed certificate for 127.0.0.1 (``ca``).
+        self.tls = tls
+        self.ca = self.dir / "cert.pem"
+        if tls:
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                 "-keyout", str(self.dir / "key.pem"), "-out", str(self.ca), "-days", "2",
+                 "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                capture_output=True, check=True, timeout=60,
+            )  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,10 +78,18 @@ class RedisServer:
 
     def _start(self) -> None:
         log = open(self.dir / "redis.log", "wb")  # noqa: SIM115 (the server holds it)
+        ports = ["--port", str(self.port)]
+        if self.tls:
+            ports = [
+                "--port", "0", "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.dir / "cert.pem"),
+                "--tls-key-file", str(self.dir / "key.pem"),
+                "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no",
+            ]  # fmt: skip
         self.proc = subprocess.Popen(
             [
                 self.binary,
-                "--port", str(self.port),
+                *ports,
                 "--bind", "127.0.0.1",
                 "--save", "",
                 "--appendonly", "no",
@@ -84,10 +108,15 @@ class RedisServer:
         deadline = time.monotonic() + limit
         while True:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith((b"+PONG", b"-LOADING")):
-                        return
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw:
+                    if self.tls:
+                        tls = ssl.create_default_context(cafile=self.ca)
+                        with tls.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                            answer = _ping(s)
+                    else:
+                        answer = _ping(raw)
+                if answer.startswith((b"+PONG", b"-NOAUTH")):
+                    return
             except OSError:
                 pass
             exited = self.proc is not None and self.proc.poll() is not None

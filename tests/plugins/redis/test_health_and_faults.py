@@ -181,3 +181,34 @@ async def test_local_fallback_warns_once_per_outage(
     assert "capacity 1000" in warned[0].getMessage()
     await llm.aclose()
     await llm.rate_limiter.conn.aclose()
+
+
+async def test_a_password_protected_redis(server: LLMTestServer, prefix: str) -> None:
+    redis = RedisServer("--requirepass", "s3cret-pw").start()
+    try:
+        good = f"redis://:s3cret-pw@127.0.0.1:{redis.port}/0"
+        llm = interface(server, good, prefix)
+        assert (await llm.chat("hi")).text == "echo: hi"
+        await llm.aclose()
+        await llm.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+        bad = f"redis://:wrong-pw@127.0.0.1:{redis.port}/0"
+        llm = interface(server, bad, prefix)
+        with pytest.raises(RedisUnavailableError) as got:
+            await llm.chat("hi")
+        assert "wrong-pw" not in str(got.value)  # the URL is shown without its password
+        await llm.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+    finally:
+        redis.close()
+
+
+async def test_rediss_with_a_password(server: LLMTestServer, prefix: str) -> None:
+    redis = RedisServer("--requirepass", "tls-pw", tls=True).start()
+    try:
+        url = f"rediss://:tls-pw@127.0.0.1:{redis.port}/0?ssl_ca_certs={redis.ca}"
+        llm = interface(server, url, prefix)
+        assert (await llm.chat("hi")).text == "echo: hi"
+        assert llm.rate_limiter.status()["redis_available"]  # type: ignore[attr-defined]
+        await llm.aclose()
+        await llm.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+    finally:
+        redis.close()
