@@ -9,7 +9,7 @@ import asyncio
 import sys
 import time
 
-from llmplug_redis import backend
+from llmplug_redis import RedisBackend, backend
 
 from llmplug import APIKeyPool
 
@@ -18,7 +18,7 @@ RATE = 200.0
 KEYS = ["sk-one", "sk-two"]
 
 
-def make(url: str, prefix: str, lease_ttl: float = 30.0) -> tuple[APIKeyPool, object]:
+def make(url: str, prefix: str, lease_ttl: float = 30.0) -> tuple[APIKeyPool, RedisBackend]:
     pool = APIKeyPool(KEYS, "shared", shared=False)
     b = backend(
         {"kind": "redis", "url": url, "prefix": prefix, "timeout": 2.0, "lease_ttl": lease_ttl},
@@ -33,7 +33,7 @@ def make(url: str, prefix: str, lease_ttl: float = 30.0) -> tuple[APIKeyPool, ob
 
 async def admit(url: str, prefix: str, window: float) -> int:
     _, b = make(url, prefix)
-    limiter = b.limiter  # type: ignore[attr-defined]
+    limiter = b.limiter
     admitted = 0
 
     async def caller() -> None:
@@ -62,7 +62,8 @@ async def admit(url: str, prefix: str, window: float) -> int:
 async def hold(url: str, prefix: str, n: int, ttl: float) -> None:
     pool, b = make(url, prefix, ttl)
     leases = [pool.lease(0) for _ in range(n)]
-    await b.health.flush()  # type: ignore[attr-defined]
+    assert b.health is not None
+    await b.health.flush()
     print("held", len(leases), flush=True)
     await asyncio.Event().wait()
 

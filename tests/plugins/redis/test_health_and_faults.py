@@ -5,12 +5,25 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from llmplug_redis import RedisUnavailableError
+from llmplug_redis import RedisKeyHealth, RedisLimiter, RedisUnavailableError
 
 from llmplug import APIKeyPool, OpenAICompatible
 from llmplug.testing import Error, LLMTestServer
 
 from ._redis import RedisServer
+
+
+def rl(llm: OpenAICompatible) -> RedisLimiter:
+    """The interface's request limiter, the Redis one."""
+    assert isinstance(llm.rate_limiter, RedisLimiter)
+    return llm.rate_limiter
+
+
+async def publish(llm: OpenAICompatible) -> None:
+    """Send this interface's key-health changes now (they go with its next admission anyway)."""
+    health = llm.key_pool.health
+    assert isinstance(health, RedisKeyHealth)
+    await health.flush()
 
 
 def interface(server: LLMTestServer, url: str, prefix: str, **backend: object) -> OpenAICompatible:
@@ -34,7 +47,7 @@ async def test_a_429_seen_by_one_worker_cools_the_key_for_the_others(
     two = interface(server, redis_server.url, prefix)
     server.push(Error(status=429, message="slow down", headers={"retry-after": "30"}), key="sk-a")
     assert (await one.chat("hi")).text == "echo: hi"  # 429 on sk-a, then sk-b
-    await one.key_pool.health.flush()  # type: ignore[union-attr]
+    await publish(one)
     for _ in range(3):
         await two.chat("hi")
     assert [r.api_key for r in server.requests] == ["sk-a", "sk-b", "sk-b", "sk-b", "sk-b"]
@@ -44,7 +57,7 @@ async def test_a_429_seen_by_one_worker_cools_the_key_for_the_others(
     assert "sk-a" not in redis_server.cli("keys", "*")  # fingerprints, never keys
     for llm in (one, two):
         await llm.aclose()
-    await one.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+    await rl(one).conn.aclose()
 
 
 async def test_least_loaded_sees_the_other_process_leases(
@@ -53,15 +66,15 @@ async def test_least_loaded_sees_the_other_process_leases(
     one = interface(server, redis_server.url, prefix)
     two = interface(server, redis_server.url, prefix)
     held = [one.key_pool.lease(0) for _ in range(3)]
-    await one.key_pool.health.flush()  # type: ignore[union-attr]
-    await two.rate_limiter.acquire(1.0)  # type: ignore[attr-defined]
+    await publish(one)
+    await rl(two).acquire(1.0)
     assert two.key_pool.in_flight(0) == 3 and two.key_pool.status()[0]["in_flight"] == 3
     for lease in held:
         lease.release()
-    await one.key_pool.health.flush()  # type: ignore[union-attr]
-    await two.rate_limiter.acquire(1.0)  # type: ignore[attr-defined]
+    await publish(one)
+    await rl(two).acquire(1.0)
     assert two.key_pool.in_flight(0) == 0
-    await one.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+    await rl(one).conn.aclose()
 
 
 async def test_a_killed_process_leaks_no_in_flight_count(
@@ -112,7 +125,7 @@ async def test_a_slow_redis_takes_the_timeout_path(
         assert (await llm.chat("hi")).text == "echo: hi"  # the local share
     await sleeper.wait()
     await llm.aclose()
-    await llm.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+    await rl(llm).conn.aclose()
 
 
 async def test_redis_restarted_mid_run_rebuilds_the_shared_view(
@@ -131,14 +144,14 @@ async def test_redis_restarted_mid_run_rebuilds_the_shared_view(
         redis.start()  # empty: the shared view is gone
         await asyncio.sleep(0.06)  # past retry_interval
         await one.chat("after")  # reconnects, and republishes its view
-        await one.key_pool.health.flush()  # type: ignore[union-attr]
+        await publish(one)
         await asyncio.sleep(0.06)
         await two.chat("after")
         assert two.key_pool.status()[0]["state"] == "cooling"
         assert server.requests[-1].api_key == "sk-b"
         for llm in (one, two):
             await llm.aclose()
-        await one.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+        await rl(one).conn.aclose()
     finally:
         redis.close()
 
@@ -164,7 +177,7 @@ async def test_the_token_budget_is_reconciled_with_the_real_usage(
     owed = (tat - (int(sec) * 1_000_000 + int(usec))) / 10_000  # 100 tokens/s: 10 ms each
     assert 450 < owed <= 500  # the real 500 (less what refilled since), not the estimate
     await llm.aclose()
-    await llm.rate_limiter.conn.aclose()
+    await rl(llm).conn.aclose()
 
 
 async def test_local_fallback_warns_once_per_outage(
@@ -180,7 +193,7 @@ async def test_local_fallback_warns_once_per_outage(
     assert len(warned) == 1
     assert "capacity 1000" in warned[0].getMessage()
     await llm.aclose()
-    await llm.rate_limiter.conn.aclose()
+    await rl(llm).conn.aclose()
 
 
 async def test_a_password_protected_redis(server: LLMTestServer, prefix: str) -> None:
@@ -190,13 +203,13 @@ async def test_a_password_protected_redis(server: LLMTestServer, prefix: str) ->
         llm = interface(server, good, prefix)
         assert (await llm.chat("hi")).text == "echo: hi"
         await llm.aclose()
-        await llm.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+        await rl(llm).conn.aclose()
         bad = f"redis://:wrong-pw@127.0.0.1:{redis.port}/0"
         llm = interface(server, bad, prefix)
         with pytest.raises(RedisUnavailableError) as got:
             await llm.chat("hi")
         assert "wrong-pw" not in str(got.value)  # the URL is shown without its password
-        await llm.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+        await rl(llm).conn.aclose()
     finally:
         redis.close()
 
@@ -207,8 +220,8 @@ async def test_rediss_with_a_password(server: LLMTestServer, prefix: str) -> Non
         url = f"rediss://:tls-pw@127.0.0.1:{redis.port}/0?ssl_ca_certs={redis.ca}"
         llm = interface(server, url, prefix)
         assert (await llm.chat("hi")).text == "echo: hi"
-        assert llm.rate_limiter.status()["redis_available"]  # type: ignore[attr-defined]
+        assert rl(llm).status()["redis_available"]
         await llm.aclose()
-        await llm.rate_limiter.conn.aclose()  # type: ignore[attr-defined]
+        await rl(llm).conn.aclose()
     finally:
         redis.close()

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from llmplug_redis import RedisLimiter, backend
 
 from llmplug import APIKeyPool, ConfigError, OpenAICompatible
@@ -96,12 +97,9 @@ async def test_scripts_survive_a_flushed_script_cache(
 
 
 async def test_provider_json_names_the_backend(
-    redis_server: RedisServer, prefix: str, server: LLMTestServer, monkeypatch: object
+    redis_server: RedisServer, prefix: str, server: LLMTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pytest
-
-    mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
-    mp.setenv("TEST_REDIS_URL", redis_server.url)
+    monkeypatch.setenv("TEST_REDIS_URL", redis_server.url)
     data = {
         "prov": [
             {
@@ -130,8 +128,6 @@ async def test_provider_json_names_the_backend(
 
 
 def test_a_bad_backend_is_a_config_error(server: LLMTestServer) -> None:
-    import pytest
-
     pool = APIKeyPool(["sk-a"], "p", shared=False)
     with pytest.raises(ConfigError, match="on_unavailable"):
         OpenAICompatible(
