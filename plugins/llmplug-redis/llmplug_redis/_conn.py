@@ -145,7 +145,7 @@ class Conn:
         tasks = _background.setdefault(loop, set())
         task = loop.create_task(coro)
         tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        task.add_done_callback(lambda t: _forget_task(loop, t))
 
     async def drain(self) -> None:
         """Wait for this loop's background sends."""
@@ -262,6 +262,15 @@ class Conn:
         _log.warning("llmplug.redis: Redis at %s answers again", self._where())
         for cb in self.on_recover:
             cb()
+
+
+def _forget_task(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+    # The table must not keep the loops of every asyncio.run() a sync caller made.
+    tasks = _background.get(loop)
+    if tasks is not None:
+        tasks.discard(task)
+        if not tasks:
+            del _background[loop]
 
 
 async def _one(client: Any, script: _Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:

@@ -225,3 +225,16 @@ async def test_rediss_with_a_password(server: LLMTestServer, prefix: str) -> Non
         await rl(llm).conn.aclose()
     finally:
         redis.close()
+
+
+def test_each_event_loop_closes_its_own_redis_client(
+    redis_server: RedisServer, prefix: str, server: LLMTestServer
+) -> None:
+    import gc
+
+    llm = interface(server, redis_server.url, prefix)
+    for i in range(3):  # as a sync caller does: a loop per call
+        assert asyncio.run(llm.chat(f"call {i}")).text == f"echo: call {i}"
+    gc.collect()  # an unclosed connection would warn here (warnings are errors in this suite)
+    clients = int(redis_server.cli("info", "clients").split("connected_clients:")[1].split()[0])
+    assert clients <= 1  # only redis-cli's own

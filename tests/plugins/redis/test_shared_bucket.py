@@ -92,6 +92,8 @@ async def test_scripts_survive_a_flushed_script_cache(
     await limiter.acquire(1.0)
     redis_server.cli("script", "flush")  # as a restart or a failover does: NOSCRIPT next
     await limiter.acquire(1.0)
+    redis_server.cli("script", "flush")
+    await asyncio.gather(*(limiter.acquire(1.0) for _ in range(3)))  # one pipeline
     assert limiter.key.startswith(f"{prefix}:{{p}}:rate:")
     await limiter.conn.aclose()
 
