@@ -1,7 +1,10 @@
-"""A worker process: ``admit URL PREFIX WINDOW``: connect, say "ready", read the start instant,
-then acquire from the shared bucket with 16 concurrent callers for WINDOW seconds and print
-how many were admitted. ``hold URL
-PREFIX N``: lease N keys through the shared health, print "held" and wait to be killed."""
+"""Worker processes for the Redis tests.
+
+``admit URL PREFIX WINDOW``: connect, say "ready", read the start instant, then acquire from
+the shared bucket with 16 concurrent callers for WINDOW seconds and print how many were
+admitted. ``hold URL PREFIX N TTL``: lease key 0 N times through the shared health, print
+"held" and wait to be killed. ``chat URL PREFIX BASE_URL``: one call on keys sk-a and sk-b of
+provider "prov", print its text."""
 
 from __future__ import annotations
 
@@ -68,9 +71,25 @@ async def hold(url: str, prefix: str, n: int, ttl: float) -> None:
     await asyncio.Event().wait()
 
 
+async def chat(url: str, prefix: str, base_url: str) -> None:
+    from llmplug import OpenAICompatible
+
+    llm = OpenAICompatible(
+        APIKeyPool(["sk-a", "sk-b"], "prov", shared=False),
+        "m",
+        base_url,
+        retry_delay=0.001,
+        rate_limit_backend={"kind": "redis", "url": url, "prefix": prefix},
+    )
+    print((await llm.chat("from another process")).text, flush=True)
+    await llm.aclose()
+
+
 if __name__ == "__main__":
     cmd, url, prefix, *rest = sys.argv[1:]
     if cmd == "admit":
         print(asyncio.run(admit(url, prefix, float(rest[0]))), flush=True)
+    elif cmd == "chat":
+        asyncio.run(chat(url, prefix, rest[0]))
     else:
         asyncio.run(hold(url, prefix, int(rest[0]), float(rest[1])))

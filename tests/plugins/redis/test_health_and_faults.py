@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
 import pytest
 from llmplug_redis import RedisKeyHealth, RedisLimiter, RedisUnavailableError
@@ -11,6 +13,8 @@ from llmplug import APIKeyPool, OpenAICompatible
 from llmplug.testing import Error, LLMTestServer
 
 from ._redis import RedisServer
+
+WORKER = str(Path(__file__).with_name("_worker.py"))
 
 
 def rl(llm: OpenAICompatible) -> RedisLimiter:
@@ -43,21 +47,23 @@ def interface(server: LLMTestServer, url: str, prefix: str, **backend: object) -
 async def test_a_429_seen_by_one_worker_cools_the_key_for_the_others(
     redis_server: RedisServer, prefix: str, server: LLMTestServer
 ) -> None:
-    one = interface(server, redis_server.url, prefix)
-    two = interface(server, redis_server.url, prefix)
     server.push(Error(status=429, message="slow down", headers={"retry-after": "30"}), key="sk-a")
-    assert (await one.chat("hi")).text == "echo: hi"  # 429 on sk-a, then sk-b
-    await publish(one)
+    other = await asyncio.create_subprocess_exec(
+        sys.executable, WORKER, "chat", redis_server.url, prefix, server.base_url,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await other.communicate()
+    assert out.strip() == b"echo: from another process"  # 429 on sk-a, then sk-b
+    here = interface(server, redis_server.url, prefix)
     for _ in range(3):
-        await two.chat("hi")
+        await here.chat("hi")
     assert [r.api_key for r in server.requests] == ["sk-a", "sk-b", "sk-b", "sk-b", "sk-b"]
-    a = two.key_pool.status()[0]
+    a = here.key_pool.status()[0]
     assert a["state"] == "cooling" and a["cooldown_reason"] == "rate limited (429)"
     assert redis_server.cli("hgetall", f"{prefix}:{{prov}}:health").count("key-") == 1
     assert "sk-a" not in redis_server.cli("keys", "*")  # fingerprints, never keys
-    for llm in (one, two):
-        await llm.aclose()
-    await rl(one).conn.aclose()
+    await here.aclose()
+    await rl(here).conn.aclose()
 
 
 async def test_least_loaded_sees_the_other_process_leases(
@@ -80,12 +86,8 @@ async def test_least_loaded_sees_the_other_process_leases(
 async def test_a_killed_process_leaks_no_in_flight_count(
     redis_server: RedisServer, prefix: str, server: LLMTestServer
 ) -> None:
-    import sys
-    from pathlib import Path
-
-    worker = str(Path(__file__).with_name("_worker.py"))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, worker, "hold", redis_server.url, prefix, "2", "1.0",
+        sys.executable, WORKER, "hold", redis_server.url, prefix, "2", "1.0",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None
