@@ -115,7 +115,9 @@ class LLMInterface:
         self.token_limiter: Any = (
             TokenBucket(tokens_per_minute, tokens_per_minute / 60.0) if tokens_per_minute else None
         )
-        if rate_limit_backend is not None and limiter is None:
+        if rate_limit_backend is not None:
+            if limiter is not None:
+                raise ConfigError("limiter and rate_limit_backend name two limiters: give one")
             from ._backend import build_backend
 
             backend = build_backend(
