@@ -20,7 +20,7 @@ import uuid
 
 from llmplug import APIKeyPool, SharedKeyState
 
-from ._conn import Conn, Unavailable, script
+from ._conn import Conn, script
 from ._scripts import HEALTH
 
 __all__ = ["RedisKeyHealth"]
@@ -40,7 +40,7 @@ class RedisKeyHealth:
         self.fingerprints = pool.fingerprints
         self.lease_keys = [f"{base}:leases:{fp}" for fp in self.fingerprints]
         self._lease_key = dict(zip(self.fingerprints, self.lease_keys, strict=True))
-        #: Lease members start with this process's id, so it can tell its own from others'.
+        #: Lease members start with this process's id (for whoever reads Redis by hand).
         self.prefix = f"{os.getpid()}-{uuid.uuid4().hex[:8]}:"
         self._seq = itertools.count()
         self._own: dict[str, list[str]] = {fp: [] for fp in self.fingerprints}
@@ -88,6 +88,11 @@ class RedisKeyHealth:
             [self.hash_key, self._lease_key[fp]],
             ["cool", fp, int(seconds * 1e6), int(disable), reason[:500]],
         )
+
+    def own_counts(self) -> list[int]:
+        """This process's leases per key (as sent: the outbox was just flushed)."""
+        with self._lock:
+            return [len(self._own[fp]) for fp in self.fingerprints]
 
     def apply(self, view: dict[str, SharedKeyState]) -> None:
         self.pool.apply_shared(view)
@@ -138,11 +143,11 @@ class RedisKeyHealth:
             return
         with self._lock:
             ops, self._outbox = self._outbox, []
-        for keys, args in ops:
-            try:
-                await self.conn.run(_HEALTH, keys, args)
-            except Unavailable:
-                return  # the renewal after Redis answers again republishes what counts
+        # Together, so they go in one pipeline, in order. Lost with an outage: the first call
+        # that reaches Redis again republishes what counts.
+        await asyncio.gather(
+            *(self.conn.run(_HEALTH, keys, args) for keys, args in ops), return_exceptions=True
+        )
 
     async def aclose(self) -> None:
         """Give back every lease still held here (as a clean shutdown should)."""

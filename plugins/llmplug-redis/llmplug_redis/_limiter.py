@@ -103,7 +103,7 @@ class RedisLimiter:
         if health is not None:
             await health.flush()
             keys += [health.hash_key, *health.lease_keys]
-            args += [health.prefix, *health.fingerprints]
+            args += [len(health.fingerprints), *health.fingerprints, *health.own_counts()]
         try:
             out = await self.conn.run(_RATE, keys, args)
         except Unavailable as exc:

@@ -10,7 +10,8 @@ __all__ = ["HEALTH", "RATE"]
 
 #: GCRA with reservations. KEYS: bucket, then (when reading health) the health hash and one
 #: lease set per key fingerprint. ARGV: op, cost, interval (us per token), tau (capacity *
-#: interval), own lease prefix, fingerprints...
+#: interval), the number of keys, their fingerprints, then this process's own live leases per
+#: key (the others' count is the set's size less those: O(log n), not a scan).
 #:
 #: ``take`` always reserves: it moves the theoretical arrival time (TAT) by the cost and answers
 #: how long the caller waits for its turn (0: go now). Turns are handed out in the order calls
@@ -47,9 +48,9 @@ else
 end
 local out = {math.floor(wait)}
 if #KEYS > 1 then
-  local prefix = ARGV[5]
-  for i = 3, #KEYS do
-    local fp = ARGV[i + 3]
+  local n = #KEYS - 2
+  for i = 1, n do
+    local fp = ARGV[5 + i]
     local left, disabled, reason = 0, 0, ''
     local v = redis.call('HGET', KEYS[2], fp)
     if v then
@@ -60,11 +61,9 @@ if #KEYS > 1 then
         redis.call('HDEL', KEYS[2], fp)
       end
     end
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-    local others = 0
-    for _, m in ipairs(redis.call('ZRANGE', KEYS[i], 0, -1)) do
-      if string.sub(m, 1, #prefix) ~= prefix then others = others + 1 end
-    end
+    redis.call('ZREMRANGEBYSCORE', KEYS[2 + i], '-inf', now)
+    local others = redis.call('ZCARD', KEYS[2 + i]) - tonumber(ARGV[5 + n + i])
+    if others < 0 then others = 0 end
     table.insert(out, math.floor(left))
     table.insert(out, disabled)
     table.insert(out, reason)
