@@ -108,7 +108,9 @@ class RedisLimiter:
             out = await self.conn.run(_RATE, keys, args)
         except Unavailable as exc:
             self._unavailable(exc)
-            await self.fallback.acquire(cost)
+            # A share smaller than one big request (a token budget split 8 ways) still lets it
+            # through, one at a time.
+            await self.fallback.acquire(min(cost, self.fallback.capacity))
             return 0.0
         if health is not None:
             health.apply(_view(health.fingerprints, out))
@@ -120,8 +122,7 @@ class RedisLimiter:
         except Unavailable:
             # Lost with the outage: the bucket is only more careful (a give-back), or it
             # relies on the server's own limit (a charge).
-            if op == "give":
-                self.fallback.adjust(amount)
+            return
 
     def adjust(self, delta: float) -> None:
         """Give back (``delta`` > 0) or charge more (< 0) after the fact; sent in the

@@ -240,3 +240,21 @@ def test_each_event_loop_closes_its_own_redis_client(
     gc.collect()  # an unclosed connection would warn here (warnings are errors in this suite)
     clients = int(redis_server.cli("info", "clients").split("connected_clients:")[1].split()[0])
     assert clients <= 1  # only redis-cli's own
+
+
+async def test_a_big_request_passes_a_local_share_smaller_than_itself(
+    prefix: str, server: LLMTestServer
+) -> None:
+    redis = RedisServer().start()
+    url = redis.url
+    redis.close()  # nobody listens there now
+    llm = OpenAICompatible(
+        APIKeyPool(["sk-a"], "prov", shared=False), "m", server.base_url,
+        tokens_per_minute=6000,
+        rate_limit_backend={"kind": "redis", "url": url, "prefix": prefix, "timeout": 0.2,
+                            "on_unavailable": "local", "expected_processes": 8},
+    )  # fmt: skip
+    # Estimated above 4,000 tokens; this process's share of the budget is 750.
+    assert (await llm.chat("hi", max_tokens=4000)).text == "echo: hi"
+    await llm.aclose()
+    await rl(llm).conn.aclose()
