@@ -5,6 +5,7 @@ cd "$ROOT"
 PY=${PYTHON:-python3}
 PLUGIN_PROJECTS=$(ls plugins/*/pyproject.toml 2>/dev/null || true)
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import llmplug, pytest, mypy' 2>/dev/null \
+   || [ ! -f .venv/.installed ] \
    || [ -n "$(find pyproject.toml $PLUGIN_PROJECTS -newer .venv/.installed 2>/dev/null)" ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
