@@ -10,7 +10,8 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, Coroutine, Sequence
+import weakref
+from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from typing import Any
 
 from llmplug import LLMError
@@ -76,8 +77,9 @@ class Conn:
         self._down_until = 0.0
         self._down = False
         self._last_error = ""
-        #: Called (synchronously) on the first success after an outage.
-        self.on_recover: list[Any] = []
+        #: Called (synchronously) on the first success after an outage; held weakly, so
+        #: interfaces made and dropped over a process's life do not pile up here.
+        self._on_recover: list[weakref.WeakMethod[Callable[[], None]]] = []
 
     @property
     def down(self) -> bool:
@@ -257,11 +259,18 @@ class Conn:
         self._down_until = time.monotonic() + self.retry_interval
         self._down = True
 
+    def on_recover(self, method: Callable[[], None]) -> None:
+        """Call the bound ``method`` on the first success after an outage."""
+        self._on_recover = [w for w in self._on_recover if w() is not None]
+        self._on_recover.append(weakref.WeakMethod(method))
+
     def _recovered(self) -> None:
         self._down = False
-        _log.warning("llmplug.redis: Redis at %s answers again", self._where())
-        for cb in self.on_recover:
-            cb()
+        _log.info("llmplug.redis: Redis at %s answers again", self._where())
+        for ref in list(self._on_recover):
+            cb = ref()
+            if cb is not None:
+                cb()
 
 
 def _forget_task(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:

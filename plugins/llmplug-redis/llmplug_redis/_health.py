@@ -48,7 +48,7 @@ class RedisKeyHealth:
         self._lock = threading.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
-        conn.on_recover.append(self._republish)
+        conn.on_recover(self._republish)
 
     # -- called by the pool, under its lock: note and return -------------------------------------
 

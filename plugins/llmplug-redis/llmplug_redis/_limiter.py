@@ -55,7 +55,7 @@ class RedisLimiter:
         self._interval = 1e6 / self.refill_rate
         self._tau = self.capacity * self._interval
         self._warned = False
-        conn.on_recover.append(self._recovered)
+        conn.on_recover(self._recovered)
 
     def _args(self, op: str, cost: float) -> list[str | int | float]:
         return [op, repr(float(cost)), repr(self._interval), repr(self._tau)]
