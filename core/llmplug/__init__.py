@@ -40,7 +40,7 @@ from ._interface import (
     OpenAICompatible,
     OpenAIResponsesCompatible,
 )
-from ._keys import APIKeyPool, KeyLease, fingerprint
+from ._keys import APIKeyPool, KeyHealth, KeyLease, SharedKeyState, fingerprint
 from ._multimodal import (
     ImgPath,
     ImgUrl,
@@ -114,6 +114,7 @@ __all__ = [
     "ImgPath",
     "ImgUrl",
     "InternalServerError",
+    "KeyHealth",
     "KeyLease",
     "LLMError",
     "LLMInterface",
@@ -140,6 +141,7 @@ __all__ = [
     "ResponseError",
     "SSEDecoder",
     "SSEEvent",
+    "SharedKeyState",
     "StreamError",
     "StreamEvent",
     "StreamParser",

@@ -37,6 +37,7 @@ class _Entry(msgspec.Struct, forbid_unknown_fields=True):
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     tokens_per_minute: int | None = None
     pricing: dict[str, float] | None = None
+    rate_limit_backend: dict[str, Any] | None = None
 
 
 def load_file(
@@ -102,6 +103,7 @@ def load_data(
                     headers=entry.headers,
                     tokens_per_minute=entry.tokens_per_minute,
                     pricing=entry.pricing,
+                    rate_limit_backend=entry.rate_limit_backend,
                     **options,
                 )
             except ConfigError as exc:

@@ -67,6 +67,7 @@ class LLMInterface:
         limiter: object | None = None,
         registry: Registry | None = None,
         pricing: Pricing | Mapping[str, float] | None = None,
+        rate_limit_backend: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(api_key_pool, APIKeyPool):
             raise ConfigError(
@@ -113,9 +114,25 @@ class LLMInterface:
         if total_timeout is not None and not total_timeout > 0:
             raise ConfigError(f"total_timeout must be > 0 or None, got {total_timeout!r}")
         #: The tokens-per-minute budget (None: not limited).
-        self.token_limiter: TokenBucket | None = (
+        self.token_limiter: Any = (
             TokenBucket(tokens_per_minute, tokens_per_minute / 60.0) if tokens_per_minute else None
         )
+        if rate_limit_backend is not None:
+            if limiter is not None:
+                raise ConfigError("limiter and rate_limit_backend name two limiters: give one")
+            from ._backend import build_backend
+
+            backend = build_backend(
+                rate_limit_backend,
+                pool=api_key_pool,
+                model=model_name,
+                capacity=rate_limit_capacity,
+                refill_rate=rate_limit_refill_rate,
+                tokens_per_minute=tokens_per_minute,
+            )
+            if backend is not None:
+                self.rate_limiter = backend.limiter
+                self.token_limiter = backend.token_limiter
         self.total_timeout = total_timeout
         #: Prices per million tokens: each Completion's ``cost`` and ``usage.cost`` (None: none).
         self.pricing: Pricing | None = as_pricing(pricing)

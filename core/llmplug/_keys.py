@@ -10,11 +10,11 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from ._errors import ConfigError
 
-__all__ = ["APIKeyPool", "KeyLease", "fingerprint"]
+__all__ = ["APIKeyPool", "KeyHealth", "KeyLease", "SharedKeyState", "fingerprint"]
 
 _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
@@ -40,6 +40,7 @@ class _KeyState:
         "in_flight",
         "requests",
         "secret",
+        "shared_in_flight",
     )
 
     def __init__(self, secret: str) -> None:
@@ -51,6 +52,8 @@ class _KeyState:
         self.cooldown_until = 0.0
         self.cooldown_reason: str | None = None
         self.disabled = False
+        #: Requests in flight on this key in other processes, as the shared view last said.
+        self.shared_in_flight = 0
         self._pieces: frozenset[str] | None = None
 
     def redact(self, text: str) -> str:
@@ -124,22 +127,51 @@ class KeyLease:
             state.in_flight -= 1
             if error:
                 state.errors += 1
+            health = self.pool._books.health
+            if health is not None:
+                health.released(state.fingerprint)
 
     def __repr__(self) -> str:
         return f"<KeyLease {self.fingerprint} of {self.pool.provider_id!r}>"
+
+
+class SharedKeyState(NamedTuple):
+    """One key's state as other processes see it (what a :class:`KeyHealth` backend feeds in)."""
+
+    cooldown_seconds: float
+    reason: str | None
+    disabled: bool
+    in_flight: int
+
+
+class KeyHealth(Protocol):
+    """Key health shared with other processes (e.g. through Redis), attached to a pool with
+    :meth:`APIKeyPool.attach_health`.
+
+    The pool calls these under its lock, on the hot path: they must only note the change and
+    return (publishing is the backend's own asynchronous business). Keys are named by their
+    fingerprint, never by the secret. The backend feeds the others' state back with
+    :meth:`APIKeyPool.apply_shared`."""
+
+    def leased(self, fingerprint: str) -> None: ...
+
+    def released(self, fingerprint: str) -> None: ...
+
+    def cooled(self, fingerprint: str, seconds: float, reason: str, disable: bool) -> None: ...
 
 
 class _Books:
     """What pools of the same keys at the same provider share: each key's health and load,
     the lock over them, and the strategies' state."""
 
-    __slots__ = ("__weakref__", "keys", "lock", "strategy_state", "wait_turns")
+    __slots__ = ("__weakref__", "health", "keys", "lock", "strategy_state", "wait_turns")
 
     def __init__(self, keys: list[str]) -> None:
         self.keys = [_KeyState(k) for k in keys]
         self.lock = threading.RLock()
         self.strategy_state: dict[str, Any] = {}
         self.wait_turns = 0
+        self.health: KeyHealth | None = None
 
 
 #: The books of every shared pool alive, by provider and keys.
@@ -214,7 +246,40 @@ class APIKeyPool:
         return [s.fingerprint for s in self._keys]
 
     def in_flight(self, index: int) -> int:
-        return self._keys[index].in_flight
+        """Requests in flight on key ``index``: here, plus elsewhere when health is shared."""
+        s = self._keys[index]
+        return s.in_flight + s.shared_in_flight
+
+    @property
+    def health(self) -> KeyHealth | None:
+        """The shared key-health backend, if one is attached."""
+        return self._books.health
+
+    def attach_health(self, health: KeyHealth | None) -> None:
+        """Share this pool's key health (and that of every pool sharing its books) through
+        ``health``; None detaches. Without one, the pool behaves as it always did."""
+        with self.lock:
+            self._books.health = health
+            if health is None:
+                for s in self._keys:
+                    s.shared_in_flight = 0
+
+    def apply_shared(self, view: dict[str, SharedKeyState]) -> None:
+        """What other processes see, by fingerprint: their cooldowns join ours (never
+        shortening one), their in-flight counts replace the previous view's."""
+        now = time.monotonic()
+        with self.lock:
+            for s in self._keys:
+                got = view.get(s.fingerprint)
+                if got is None:
+                    s.shared_in_flight = 0
+                    continue
+                s.shared_in_flight = max(0, got.in_flight)
+                until = now + got.cooldown_seconds
+                if got.cooldown_seconds > 0 and until > s.cooldown_until + 0.001:
+                    s.cooldown_until = until
+                    s.cooldown_reason = got.reason
+                    s.disabled = got.disabled
 
     def requests(self, index: int) -> int:
         """Requests key ``index`` has carried since the pool was made."""
@@ -231,6 +296,9 @@ class APIKeyPool:
             state = self._keys[index]
             state.in_flight += 1
             state.requests += 1
+            health = self._books.health
+            if health is not None:
+                health.leased(state.fingerprint)
         return KeyLease(self, index)
 
     def cool_down(self, index: int, seconds: float, reason: str, *, disable: bool = False) -> None:
@@ -244,6 +312,9 @@ class APIKeyPool:
                 state.cooldown_until = until
                 state.cooldown_reason = reason
                 state.disabled = disable
+                health = self._books.health
+                if health is not None:
+                    health.cooled(state.fingerprint, max(0.0, seconds), reason, disable)
 
     def wait_turn(self, limit: float) -> float:
         """Seconds a caller should wait for a key when none is healthy (0 if one is).
@@ -290,7 +361,7 @@ class APIKeyPool:
                 {
                     "key": s.fingerprint,
                     "state": ("disabled" if s.disabled else "cooling") if cooling else "ok",
-                    "in_flight": s.in_flight,
+                    "in_flight": s.in_flight + s.shared_in_flight,
                     "requests": s.requests,
                     "errors": s.errors,
                     "cooldown_seconds": round(max(0.0, s.cooldown_until - now), 3),

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import msgspec
+
 from llmplug._errors import ConfigError
 
 if TYPE_CHECKING:
@@ -59,13 +61,25 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_models(path: str) -> dict[str, dict[str, LLMInterface]]:
+def load_models(path: str, redis: str | None = None) -> dict[str, dict[str, LLMInterface]]:
+    """The models of ``path``; with ``redis``, each model without a ``rate_limit_backend`` of its
+    own shares its budget and key health through that Redis (llmplug-redis)."""
     from llmplug._interface import OpenAICompatible
 
     if not os.path.exists(path):
         fail(f"{path}: no such provider file (give one with -c)", EXIT_CONFIG)
     try:
-        return OpenAICompatible.load_from_json_file(path)  # type: ignore[return-value]
+        if redis is None:
+            return OpenAICompatible.load_from_json_file(path)  # type: ignore[return-value]
+        with open(path, "rb") as f:
+            data = msgspec.json.decode(f.read())
+        for entries in data.values() if isinstance(data, dict) else ():
+            for entry in entries if isinstance(entries, list) else ():
+                if isinstance(entry, dict):
+                    entry.setdefault("rate_limit_backend", {"kind": "redis", "url": redis})
+        return OpenAICompatible.load_from_dict(data, source=path)  # type: ignore[return-value]
+    except msgspec.DecodeError as exc:
+        fail(f"{path}: not valid JSON: {exc}", EXIT_CONFIG)
     except ConfigError as exc:
         fail(exc.message, EXIT_CONFIG)
 

@@ -101,26 +101,23 @@ def _count(path: str, shard: tuple[int, int], stats: Stats) -> None:
     stats.total = n // parts + (1 if k < n % parts else 0)
 
 
-def _share_budget(llm: LLMInterface, url: str) -> None:
+def _check_redis_plugin() -> None:
     if importlib.util.find_spec("llmplug_redis") is None:
         fail(
             "--redis needs the llmplug-redis plugin, which is not installed "
-            "(pip install llmplug-redis); without it, split the input with --shard and give "
+            "(pip install 'llmplug[redis]'); without it, split the input with --shard and give "
             "each machine its share of the budget in its provider.json",
             EXIT_CONFIG,
         )
-    import llmplug_redis  # type: ignore[import-not-found]
-
-    llmplug_redis.share(llm, url)  # pragma: no cover - the plugin does not exist yet
 
 
 def run(args: argparse.Namespace) -> int:
     if args.max_in_flight < 1:
         fail("--max-in-flight must be >= 1", EXIT_USAGE)
     shard = _shard(args.shard)
-    llm = pick_model(load_models(args.config), args.model, args.config)
     if args.redis:
-        _share_budget(llm, args.redis)
+        _check_redis_plugin()
+    llm = pick_model(load_models(args.config, args.redis), args.model, args.config)
     if args.input != "-" and not os.path.isfile(args.input):
         fail(f"{args.input}: no such input file", EXIT_USAGE)
     to_stdout = args.output == "-"

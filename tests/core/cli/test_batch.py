@@ -10,6 +10,7 @@ import shlex
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -319,25 +320,45 @@ def test_a_million_lines_in_bounded_memory(server: LLMTestServer, tmp_path: Path
     assert peaks[1_000_000] < peaks[20_000] + 15 * 1024, peaks
 
 
-def test_redis_without_the_plugin_is_a_clear_error(server: LLMTestServer, tmp_path: Path) -> None:
-    config = provider_file(tmp_path, server)
-    src = write_input(tmp_path / "in.jsonl", 3)
-    done = run(
-        "batch",
-        "-c",
-        config,
-        "-m",
-        "local/test-model",
-        src,
-        "-o",
-        tmp_path / "o",
-        "--redis",
-        "redis://localhost:6379/0",
-    )
-    assert done.returncode == 3
-    assert done.stderr.startswith("llmplug: error: --redis needs the llmplug-redis plugin")
-    assert len(done.stderr.splitlines()) == 1
-    assert server.requests == []
+def test_two_batch_runs_with_redis_share_one_budget(server: LLMTestServer, tmp_path: Path) -> None:
+    """Two machines' worth of `llmplug batch --redis`: their requests together keep one budget
+    (capacity 1, 20 per second), where each alone would have taken the whole budget."""
+    from tests.plugins.redis._redis import RedisServer
+
+    arrivals: list[float] = []
+    server.handler = lambda _: arrivals.append(time.monotonic())
+    config = provider_file(tmp_path, server, rate_limit_capacity=1, rate_limit_refill_rate=20)
+    redis = RedisServer().start()
+    try:
+        runs = [
+            subprocess.Popen(
+                [
+                    *LLMPLUG,
+                    "batch",
+                    "-c",
+                    str(config),
+                    "-m",
+                    "local/test-model",
+                    str(write_input(tmp_path / f"in{n}.jsonl", 30)),
+                    "-o",
+                    str(tmp_path / f"out{n}.jsonl"),
+                    "--redis",
+                    redis.url,
+                ],
+                env=env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(2)
+        ]
+        errors = [p.communicate(timeout=120)[1] for p in runs]
+    finally:
+        redis.close()
+    assert [p.returncode for p in runs] == [0, 0], errors
+    assert len(arrivals) == 60
+    # One shared budget: 60 requests need (60 - 1) / 20 s; two budgets would take half that.
+    assert max(arrivals) - min(arrivals) >= 59 / 20 - 0.5
 
 
 @pytest.mark.parametrize(
