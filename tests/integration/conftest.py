@@ -145,6 +145,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
             proc.kill()
             proc.wait()
         reader.join(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 _LISTENING = re.compile(r"listening on (http://\S+)")

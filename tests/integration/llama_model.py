@@ -35,8 +35,8 @@ N_HEAD = 2
 N_FF = 64
 N_CTX = 8192
 # Residual dimensions with a meaning; the rest carry random "text" features.
-BIAS, TOOLS, RESPONSE, NEWLINE = 0, 1, 2, 3
-TEXT = slice(4, N_EMBD)
+BIAS, TOOLS, RESPONSE, NEWLINE, CALL_OPEN, CALL_CLOSE = range(6)
+TEXT = slice(6, N_EMBD)
 
 SPECIALS: list[tuple[str, int]] = [
     ("<unk>", gguf.TokenType.UNKNOWN),
@@ -75,10 +75,12 @@ def write_model(path: str | Path, seed: int = 0) -> Path:
     embd = np.zeros((n_vocab, N_EMBD), np.float32)
     embd[:, BIAS] = 1.0
     first_byte = len(SPECIALS)
-    embd[first_byte:, TEXT] = rng.normal(0.0, 1.0, (n_vocab - first_byte, N_EMBD - 4))
+    embd[first_byte:, TEXT] = rng.normal(0.0, 1.0, (n_vocab - first_byte, N_EMBD - 6))
     embd[ids["<tools>"], TOOLS] = 1.0
     embd[ids["<tool_response>"], RESPONSE] = 1.0
     embd[ids["<0x0A>"], NEWLINE] = 1.0
+    embd[ids["<tool_call>"], CALL_OPEN] = 1.0
+    embd[ids["</tool_call>"], CALL_CLOSE] = 1.0
 
     # Values and output projection copy the two flags; queries and keys are zero, so attention
     # is a uniform average over the prompt and the flags arrive scaled by 1/length.
@@ -93,7 +95,12 @@ def write_model(path: str | Path, seed: int = 0) -> Path:
     printable = [first_byte + b for b in range(0x20, 0x7F)] + [ids["\u2581"]]
     out[first_byte : first_byte + 256, BIAS] = 0.0
     out[printable, BIAS] = 3.0
-    out[first_byte:, TEXT] = rng.normal(0.0, 0.15, (n_vocab - first_byte, N_EMBD - 4))
+    # Inside a tool call the server's grammar allows runs of whitespace between JSON tokens and
+    # strings and numbers of any length: keep whitespace rare and closing quotes and braces
+    # likely, so a call is done in a few dozen tokens.
+    out[[first_byte + ord(c) for c in " \t\n"] + [ids["\u2581"]], BIAS] = -4.0
+    out[[first_byte + ord(c) for c in '"}]'], BIAS] = 6.0
+    out[first_byte:, TEXT] = rng.normal(0.0, 0.15, (n_vocab - first_byte, N_EMBD - 6))
     out[ids[EOS], BIAS] = 6.0
     out[ids[EOS], NEWLINE] = -40.0
     # A normalised flag is ~5.7 per token; two <tools> in a prompt of up to N_CTX tokens give at
@@ -102,7 +109,17 @@ def write_model(path: str | Path, seed: int = 0) -> Path:
     out[call, BIAS] = -20.0
     out[call, TOOLS] = 40_000.0
     out[call, RESPONSE] = -120_000.0
-    out[ids["</tool_call>"], BIAS] = 0.0  # reachable when the grammar asks for it
+    # The server's grammar lets "<tool_call>" stay content unless a newline follows it, and
+    # lets any number of calls follow one another: so a newline after the opening marker, the
+    # closing marker as soon as the grammar allows it, and the end of the turn after it.
+    out[:, CALL_OPEN] = -1e6
+    out[ids["<0x0A>"], CALL_OPEN] = 100.0
+    close = ids["</tool_call>"]
+    out[close, BIAS] = -20.0
+    out[close, TOOLS] = 20_000.0
+    out[close, RESPONSE] = -120_000.0
+    out[:, CALL_CLOSE] = -1e6
+    out[ids[EOS], CALL_CLOSE] = 100.0
 
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("llmplug-tiny")

@@ -120,16 +120,16 @@ async def test_stream(make_llama: MakeLiteLLM, wire: str, run: int) -> None:
 @pytest.mark.parametrize("wire", WIRES)
 async def test_tool_call(make_llama: MakeLiteLLM, wire: str) -> None:
     llm = make_wire(make_llama, wire)
-    c = await llm.chat("What is the lucky number of 3?", tools=[LUCKY], max_tokens=64)
+    c = await llm.chat("What is the lucky number of 3?", tools=[LUCKY], max_tokens=128)
     assert_lucky_call(c)
-    assert_usage(c, 64)
+    assert_usage(c, 128)
 
 
 @pytest.mark.parametrize("wire", WIRES)
 async def test_tool_call_streams(make_llama: MakeLiteLLM, wire: str) -> None:
     llm = make_wire(make_llama, wire)
     events, c = await collect(
-        llm.chat_stream("What is the lucky number of 3?", tools=[LUCKY], max_tokens=64)
+        llm.chat_stream("What is the lucky number of 3?", tools=[LUCKY], max_tokens=128)
     )
     assert_lucky_call(c)
     deltas = [e for e in events if isinstance(e, ToolCallDelta)]
@@ -154,7 +154,7 @@ async def test_llm_chat_runs_the_tool_then_answers(
         digits.append(digit)
         return 7
 
-    @llm_chat(llm_interface=llm, toolkit=[lucky_number], stream=stream, max_tokens=64)
+    @llm_chat(llm_interface=llm, toolkit=[lucky_number], stream=stream, max_tokens=128)
     async def agent(message: str, history: list[dict[str, Any]] | None = None) -> None:
         """Use the tool."""
 
