@@ -98,7 +98,10 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     binary = _llama_binary()
     template = binary.parent / "Qwen-Qwen2.5-7B-Instruct.jinja"
     if not (binary.is_file() and template.is_file()):
-        message = f"{binary} or the chat template beside it is missing (see build.sh)"
+        message = (
+            f"no llama-server at {binary} (or no chat template beside it): "
+            "run tests/servers/llama/build.sh"
+        )
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
