@@ -20,8 +20,6 @@ import pytest
 
 from llmplug import APIKeyPool, LLMInterface, OpenAICompatible
 
-from .llama_model import write_model
-
 MakeLiteLLM = Callable[..., Any]
 
 
@@ -105,6 +103,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+    from .llama_model import write_model  # numpy and gguf load only when the server starts
+
     model = write_model(tmp_path_factory.mktemp("llama") / "tiny.gguf")
     args = [
         str(binary), "-m", str(model), "-a", LLAMA_MODEL, "--api-key", LLAMA_KEY,

@@ -9,11 +9,14 @@ the tests need a protocol fact to happen reliably:
   "a ``<tools>`` token was seen" and "a ``<tool_response>`` token was seen", and the output layer
   turns them into a large positive or negative logit for the ``<tool_call>`` token. (The Qwen 2.5
   chat template, which the server is given, writes ``<tools>`` twice into the system prompt when
-  tools are offered, and ``<tool_response>`` around each tool result.)
+  tools are offered, and ``<tool_response>`` around each tool result.) Two more flags, "the last
+  token was ``<tool_call>``" and "... was ``</tool_call>``", make a newline and the end of the turn
+  follow them, which is what the server's grammar needs to see one call, complete and alone.
 - The end-of-turn token is never the first token after the prompt (whose last token is a newline),
   so a plain answer is never empty; afterwards it comes with a probability of about 1 in 10.
-- Printable ASCII is favoured, but other bytes stay possible, so a stream sometimes starts with an
-  incomplete UTF-8 character: the quirks that follows from that are part of what the tests meet.
+- Printable ASCII is favoured, but other bytes stay possible, so now and then (a few streams in
+  a hundred) a stream starts with an incomplete UTF-8 character: the quirks that follow from that
+  are part of what the tests meet. A lone byte comes back as U+FFFD, so text is still not empty.
 
 The tokenizer is SentencePiece-style ("llama") with byte fallback and "add space prefix" off (with
 it on, every request with tools fails with 400 "Failed to initialize samplers"). The chat and

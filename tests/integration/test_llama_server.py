@@ -9,7 +9,8 @@ tool result is in the prompt yet, and to answer in text after that, so tool loop
 The server's quirks these tests meet (see ../shared/reference/llama-server.md): an Anthropic
 stream sometimes has no ``message_start`` and never a ``ping``; its ``tool_use`` block start has
 no ``input``; a Responses stream sometimes repeats ``response.created``; a bad key gets an
-OpenAI-shaped 401 on every route. Streams are run several times so the sometimes-quirks come up.
+OpenAI-shaped 401 on every route. Streams are run several times so the occasional quirks come
+up now and then; the server's start, the model and all these tests take a few seconds.
 """
 
 from __future__ import annotations
