@@ -8,6 +8,7 @@
     python bench/bench_client.py --api responses   # only the Responses API cells
     python bench/bench_client.py --profile "stream, 64 in flight"   # cProfile llmplug's cell
     python bench/bench_client.py --profile "responses stream, 64 in flight"
+    python bench/bench_client.py --server chunked   # each SSE event its own write (sse_server.py)
 
 Measured:
 
@@ -26,10 +27,15 @@ Measured:
    stream has its first event, divided by the number of streams. They are opened 50 at a time
    (``--wave``): a burst of 1,000 connects overflows the test server's accept queue.
 
-The server (``llmplug.testing.LLMTestServer``) runs in a separate process, so the CPU time of this
-process is the clients' alone. Every client sends the same JSON body and gets the same reply
-bytes (only the id and timestamp values differ): the same text in the same 20 chunks, checked
-before anything is timed.
+The server runs in a separate process, so the CPU time of this process is the clients' alone.
+``--server test`` (the default) is ``llmplug.testing.LLMTestServer``, which writes a whole stream at
+once: the client reads it in one or two socket reads. ``--server chunked`` is ``sse_server.py``,
+which writes each event on its own and pauses between events (1 ms; 10 ms at 64 in flight, so
+that 64 streams stay within what the client takes in), as a provider does: the client reads each
+event on its own, and its per-read costs are paid per event.
+
+Every client sends the same JSON body and gets the same reply bytes (only the id and timestamp
+values differ): the same text in the same 20 chunks, checked before anything is timed.
 """
 
 from __future__ import annotations
@@ -101,40 +107,72 @@ def _raise_nofile(want: int = 8192) -> None:
 # -- the server process -----------------------------------------------------------------------
 
 
-def _serve(conn: Connection) -> None:
+def _serve(conn: Connection, kind: str) -> None:
     """The spawned server process: serve until told to stop or until the parent goes away."""
+    server: Any
     try:
         _raise_nofile()
-        from llmplug.testing import LLMTestServer, Raw, RecordedRequest, Reply
-        from llmplug.testing._server import ReplyLike
+        from llmplug.testing import Raw, RecordedRequest, Reply
 
-        server = LLMTestServer(record=False)
-        server.default = Reply(text=TEXT, chunks=CHUNKS, usage=USAGE)
-        stall = Raw(chunks=[FIRST_EVENT, b"data: [DONE]\n\n"], chunk_delay=3600.0)
+        reply = Reply(text=TEXT, chunks=CHUNKS, usage=USAGE)
+        if kind == "chunked":
+            from sse_server import ChunkedSSEServer
 
-        def handler(rec: RecordedRequest) -> ReplyLike | None:
-            return stall if rec.model == STALL_MODEL else None
+            server = ChunkedSSEServer(reply, stall=STALL_MODEL)
+        else:
+            from llmplug.testing import LLMTestServer
+            from llmplug.testing._server import ReplyLike
 
-        server.handler = handler
+            server = LLMTestServer(record=False)
+            server.default = reply
+            stall = Raw(chunks=[FIRST_EVENT, b"data: [DONE]\n\n"], chunk_delay=3600.0)
+
+            def handler(rec: RecordedRequest) -> ReplyLike | None:
+                return stall if rec.model == STALL_MODEL else None
+
+            server.handler = handler
         server.start()
     except BaseException:
         conn.send(("error", traceback.format_exc()))
         raise
     conn.send(("ok", server.base_url))
     try:
-        conn.recv()  # "stop", or EOFError when the parent died
+        while (msg := conn.recv()) != "stop":  # EOFError when the parent died
+            if msg[0] == "gap" and kind == "chunked":
+                server.gap = msg[1]
+            conn.send("ok")
     except (EOFError, KeyboardInterrupt):
         pass
     finally:
         server.stop()
 
 
+@dataclass
+class BenchServer:
+    """The server process's address, and its pause between stream events (chunked only)."""
+
+    base_url: str
+    kind: str
+    _conn: Connection
+
+    def set_gap(self, seconds: float) -> None:
+        self._conn.send(("gap", seconds))
+        self._conn.recv()
+
+
+#: The chunked server's pause between two events of a stream, by calls in flight: long enough
+#: that the client is idle when each event arrives and reads it on its own, as from a provider
+#: (at 64 in flight, 10 ms is 6,400 events a second: well under what one core can take in),
+#: short enough to keep a run brief.
+CHUNKED_GAP = {1: 0.001, CONCURRENCY: 0.010}
+
+
 @contextmanager
-def bench_server() -> Iterator[str]:
-    """Run the server in a spawned process; yield its base_url; always end the process."""
+def bench_server(kind: str = "test") -> Iterator[BenchServer]:
+    """Run the server in a spawned process; yield its handle; always end the process."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_serve, args=(child,), name="bench-server", daemon=True)
+    proc = ctx.Process(target=_serve, args=(child, kind), name="bench-server", daemon=True)
     proc.start()
     child.close()
     try:
@@ -146,7 +184,7 @@ def bench_server() -> Iterator[str]:
             raise RuntimeError(f"the server process died (exit code {proc.exitcode})") from None
         if status != "ok":
             raise RuntimeError(f"the server process failed to start:\n{value}")
-        yield str(value)
+        yield BenchServer(str(value), kind, parent)
     finally:
         with suppress(OSError, ValueError):
             parent.send("stop")
@@ -498,11 +536,15 @@ class Plan:
     wave: int = 50
     clients: tuple[str, ...] = CLIENTS
     cells: tuple[Cell, ...] = CELLS
+    #: Streams from the chunked server take 1 ms per event at 1 in flight (about 30 ms each).
+    paced: bool = False
 
     def calls(self, cell: Cell) -> int:
         n = self.sequential_calls if cell.concurrency == 1 else self.concurrent_calls
         if cell.stream:
             n = max(cell.concurrency, n // 2)  # a stream costs about twice a whole body
+            if self.paced and cell.concurrency == 1:
+                n //= 4  # and each costs several times more CPU when it comes paced
         return n - n % cell.concurrency
 
 
@@ -539,9 +581,10 @@ async def check_clients(clients: list[Client], api: str = "chat") -> None:
                 raise RuntimeError(f"{client.name}.{fn.__name__} ({api}) returned {got[:80]!r}...")
 
 
-async def run_cpu(base_url: str, plan: Plan) -> dict[str, Any]:
+async def run_cpu(server: BenchServer, plan: Plan) -> dict[str, Any]:
     """Every batch gets a fresh client (closed afterwards): a pool left with 64 idle
     connections by an earlier cell otherwise changes the next cell's cost."""
+    base_url = server.base_url
     samples: dict[str, dict[str, list[float]]] = {
         c.label: {name: [] for name in clients_for(c, plan.clients)} for c in plan.cells
     }
@@ -560,6 +603,7 @@ async def run_cpu(base_url: str, plan: Plan) -> dict[str, Any]:
     for rep in range(plan.repeats):
         for i, cell in enumerate(plan.cells):
             names = clients_for(cell, plan.clients)
+            server.set_gap(CHUNKED_GAP[cell.concurrency])
             shift = (rep + i) % len(names)
             for name in names[shift:] + names[:shift]:
                 client = make_client(name, base_url, api=cell.api)
@@ -592,14 +636,15 @@ async def run_cpu(base_url: str, plan: Plan) -> dict[str, Any]:
 # -- profiling --------------------------------------------------------------------------------
 
 
-async def profile_cell(base_url: str, plan: Plan, label: str, top: int) -> None:
+async def profile_cell(server: BenchServer, plan: Plan, label: str, top: int) -> None:
     import cProfile
     import pstats
 
     cell = next((c for c in plan.cells if c.label == label), None)
     if cell is None:
         raise SystemExit(f"no cell {label!r}; cells: {[c.label for c in plan.cells]}")
-    client = make_client("llmplug", base_url, api=cell.api)
+    server.set_gap(CHUNKED_GAP[cell.concurrency])
+    client = make_client("llmplug", server.base_url, api=cell.api)
     try:
         await cpu_per_call(client, cell, cell.concurrency * 2)
         profiler = cProfile.Profile()
@@ -873,9 +918,14 @@ def markdown_report(r: Results) -> str:
             )
         out.append(" ".join(notes))
     out.append("")
+    server = "`llmplug.testing.LLMTestServer`, a stream in one write"
+    if r.env.get("server") == "chunked":
+        gap = r.env.get("gap")
+        pace = "1 ms apart, 10 ms at 64 in flight" if gap is None else f"{gap * 1000:g} ms apart"
+        server = f"`bench/sse_server.py`, each event its own write, {pace}"
     out.append(
         f"Python {r.env['python']}, {r.env['cpus']} CPUs, {platform.system()}; {versions}; "
-        "server (`llmplug.testing.LLMTestServer`) in another process."
+        f"server ({server}) in another process."
     )
     return "\n".join(out)
 
@@ -889,6 +939,13 @@ def main(argv: list[str] | None = None) -> int:
         "--api", default=",".join(APIS), help="comma-separated: chat,responses,anthropic"
     )
     p.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset")
+    p.add_argument(
+        "--server",
+        choices=("test", "chunked"),
+        default="test",
+        help="test: LLMTestServer, a stream in one write; chunked: bench/sse_server.py, each "
+        "event its own write, 1 ms apart (10 ms at 64 in flight)",
+    )
     p.add_argument("--repeats", type=int, help="batches per cell and client (median taken)")
     p.add_argument(
         "--calls", type=int, help="calls per one-at-a-time batch (64 in flight: 2x; streams: half)"
@@ -900,6 +957,11 @@ def main(argv: list[str] | None = None) -> int:
         default=50,
         help="memory test: open the streams this many at a time (0: all at once; the test "
         "server's listen backlog is 100, so a burst of 1,000 connects overflows it)",
+    )
+    p.add_argument(
+        "--gap",
+        type=float,
+        help="chunked server: seconds between events in every cell (0: just yield to its loop)",
     )
     p.add_argument("--profile", metavar="CELL", help="cProfile llmplug on one cell and exit")
     p.add_argument(
@@ -922,6 +984,7 @@ def main(argv: list[str] | None = None) -> int:
         streams=200 if args.quick else 1000,
         wave=args.wave,
         clients=tuple(c for c in args.clients.split(",") if c),
+        paced=args.server == "chunked",
     )
     for c in plan.clients:
         if c not in CLIENTS:
@@ -938,16 +1001,20 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "versions": {d: _version(d) for d in ("llmplug", "httpx2", "openai", "msgspec")},
     }
+    env["server"] = args.server
+    if args.gap is not None:
+        env["gap"] = args.gap
+        CHUNKED_GAP.update(dict.fromkeys(CHUNKED_GAP, args.gap))
     results = Results(plan={**plan.__dict__, "cells": [c.label for c in plan.cells]}, env=env)
     t0 = time.perf_counter()
-    with bench_server() as base_url:
+    with bench_server(args.server) as server:
         if args.profile:
-            asyncio.run(profile_cell(base_url, plan, args.profile, 30))
+            asyncio.run(profile_cell(server, plan, args.profile, 30))
             return 0
         if "cpu" not in skip:
-            results.cpu = asyncio.run(run_cpu(base_url, plan))
+            results.cpu = asyncio.run(run_cpu(server, plan))
         if "memory" not in skip:
-            results.memory = run_memory(base_url, plan)
+            results.memory = run_memory(server.base_url, plan)
     if "imports" not in skip:
         results.imports = run_imports(plan.import_runs)
     print(f"(ran {time.perf_counter() - t0:.0f}s; {env})", file=sys.stderr)
