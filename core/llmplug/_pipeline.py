@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 from ._attempt import Attempt, give_back
 from ._blame import answering_plugin, plugin_error, raising_plugin
 from ._call import Call, merge_headers
+from ._deadline import Deadline
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -384,6 +385,7 @@ class Pipeline:
     async def stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
         total = call.total_timeout or self.total_timeout
         deadline = None if total is None else asyncio.get_running_loop().time() + total
+        scope = Deadline(deadline)
         retries = 0
         error: LLMError | None = None
         while True:
@@ -394,7 +396,7 @@ class Pipeline:
             try:
                 # A deadline scope around each await only, never across a yield: the caller's
                 # own code between events must not be cancelled by our timeout.
-                async with asyncio.timeout_at(deadline):
+                with scope:
                     parser = self._parser(call)
                     lease = await self._admit(attempt)
                     response = await self._send(call, lease)
@@ -421,7 +423,7 @@ class Pipeline:
                 events = self._events(response, parser, lease, framing, call)
                 try:
                     while True:
-                        async with asyncio.timeout_at(deadline):
+                        with scope:
                             nxt = await anext(events, None)
                         if nxt is None:
                             break
@@ -455,6 +457,7 @@ class Pipeline:
                 # The books first, with no await before them: whatever interrupts the cleanup
                 # below (a second cancellation, a loop that is ending) cannot leak the lease.
                 attempt.end()
+                scope.close()  # its timer leaves the loop; the next attempt arms it again
                 if response is not None:
                     await self._close(response)
             delay = self._retry_delay(error, attempt.lease, retries, call)

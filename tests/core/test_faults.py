@@ -331,6 +331,22 @@ async def test_a_stream_cut_at_total_timeout_has_the_timeout_as_its_cause(
     assert isinstance(info.value.__cause__, APITimeoutError)
 
 
+async def test_total_timeout_never_cancels_the_callers_code_between_events(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    server.default = Fault("never_ending", seconds=30)
+    llm = make_llm(total_timeout=0.2)
+    slept = False
+    with pytest.raises(StreamError, match=r"total_timeout=0.2s"):
+        async with asyncio.timeout(HANG):
+            async for event in llm.chat_stream("hi"):
+                if isinstance(event, TextDelta) and not slept:
+                    await asyncio.sleep(0.5)  # the caller's own code, past the deadline
+                    slept = True
+    assert slept
+    no_leases(llm)
+
+
 async def test_total_timeout_ends_a_stalled_chat(server: LLMTestServer, make_llm: MakeLLM) -> None:
     server.default = Fault("stall_after_headers", seconds=10)
     llm = make_llm()
