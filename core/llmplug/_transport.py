@@ -17,6 +17,8 @@ from ._call import HTTPRequest
 
 __all__ = ["DEFAULT_TIMEOUT", "Transport"]
 
+_MAX_URLS = 64
+
 #: Reasoning models think for minutes before the first byte; 30 s read timeouts cut them off.
 DEFAULT_TIMEOUT: dict[str, float | None] = {
     "connect": 10.0,
@@ -53,7 +55,7 @@ def _client_library(client: Any) -> str:
 class Transport:
     """One interface's HTTP clients (one per event loop) and the exception types they raise."""
 
-    __slots__ = ("_clients", "_errors", "_lock", "_ssl", "_timeout", "_user_client")
+    __slots__ = ("_clients", "_errors", "_lock", "_ssl", "_timeout", "_urls", "_user_client")
 
     def __init__(self, client: Any | None = None, timeout: Any = None) -> None:
         self._user_client = client
@@ -62,6 +64,8 @@ class Transport:
         self._lock = threading.Lock()
         self._errors: tuple[type[Exception], type[Exception]] | None = None
         self._ssl: Any = None
+        # url string -> the client library's parsed URL (immutable), see send().
+        self._urls: dict[str, Any] = {}
 
     def _error_types(self) -> tuple[type[Exception], type[Exception]]:
         # Looked up on first need, so that neither httpx2 nor httpx is imported before then;
@@ -149,9 +153,17 @@ class Transport:
         lc = None if self._user_client is not None else await self._loop_client()
         client: Any = self._user_client if lc is None else lc.client
         extra = {} if timeout is None else {"timeout": timeout}
+        # Parsing the URL string is a good part of building a request, and an interface sends
+        # to the same one or two URLs: pass the client library's URL object for it instead
+        # (immutable; the client treats it exactly as the string).
+        url = self._urls.get(request.url, request.url)
         req = client.build_request(
-            request.method, request.url, headers=request.headers, content=request.content, **extra
+            request.method, url, headers=request.headers, content=request.content, **extra
         )
+        if url is request.url:
+            if len(self._urls) >= _MAX_URLS:
+                self._urls.clear()  # URLs that vary per call: this cache is no help then
+            self._urls[request.url] = req.url
         if lc is not None:
             lc.in_use += 1
         try:

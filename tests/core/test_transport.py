@@ -117,3 +117,25 @@ async def test_streams_read_to_the_end_reuse_one_connection(
         await llm.chat("and a plain call")
     # Ten calls, one after the other, on one kept-alive connection: no new handshakes.
     assert server.connections_accepted == 1
+
+
+@pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
+async def test_every_request_goes_to_its_own_url_however_many_there_are(
+    server: LLMTestServer, module: Any
+) -> None:
+    from llmplug import HTTPRequest
+    from llmplug._transport import Transport
+
+    async with module.AsyncClient(base_url="http://127.0.0.1:9/ignored/") as client:
+        transport = Transport(client)
+        sent: list[str] = []
+        # More distinct URLs than the transport keeps parsed, each sent twice.
+        for i in [*range(100), *range(100)]:
+            url = f"{server.base_url}/chat/completions?n={i}"
+            request = HTTPRequest(url=url, headers={}, content=b'{"model": "m"}')
+            response = await transport.send(request)
+            await response.aclose()
+            transport.response_closed()
+            sent.append(f"n={i}")
+    assert [r.query for r in server.requests] == sent
+    assert {r.path for r in server.requests} == {"/v1/chat/completions"}
