@@ -63,6 +63,17 @@ class SSEDecoder:
                 # Left in, it would glue onto the first field name ("\ufeffdata") and the first
                 # event would be lost.
                 chunk = chunk[len(_BOM) :]
+        if (
+            chunk[:6] == b"data: "
+            and chunk[-2:] == b"\n\n"
+            and chunk.find(b"\n", 6) == len(chunk) - 2
+            and not (self._pending or self._data or self._skip_lf or self._event)
+            and len(chunk) - 8 <= self._max
+            and b"\r" not in chunk
+        ):
+            # What providers send: one whole one-line event per read. The general path gives
+            # the same event, splitting lines and joining fields for it.
+            return [SSEEvent("", chunk[6:-2])]
         if self._skip_lf and chunk:  # an empty chunk must not forget the pending CR
             self._skip_lf = False
             if chunk[:1] == b"\n":

@@ -51,6 +51,15 @@ def test_any_cutting_gives_the_same_events(cuts: list[int]) -> None:
     assert decode(chunks) == EXPECTED
 
 
+@given(st.lists(st.binary(max_size=40), max_size=6), st.sampled_from([b"", b"event: e\n"]))
+def test_an_event_per_chunk_decodes_as_the_same_bytes_cut_anywhere(
+    payloads: list[bytes], before: bytes
+) -> None:
+    chunks = [before, *(b"data: " + p + b"\n\n" for p in payloads)]
+    whole = b"".join(chunks)
+    assert decode(chunks) == decode([whole[i : i + 1] for i in range(len(whole))])
+
+
 def test_crlf_split_between_chunks_is_one_line_end() -> None:
     assert decode([b"data: a\r", b"\n\r", b"\n"]) == [SSEEvent("", b"a")]
 
