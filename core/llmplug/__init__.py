@@ -50,6 +50,7 @@ from ._multimodal import (
     UserChatMessage,
 )
 from ._ndjson import NDJSONDecoder
+from ._observe import AttemptInfo, CallInfo
 from ._parser import Framing, StreamParser
 from ._pricing import Pricing
 from ._ratelimits import RateLimits
@@ -93,9 +94,11 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AssistantReply",
+    "AttemptInfo",
     "AuthenticationError",
     "BadRequestError",
     "Call",
+    "CallInfo",
     "ChatAgent",
     "ChatDone",
     "ChatEvent",

@@ -14,7 +14,9 @@ import pytest
 import llmplug
 from llmplug import (
     APIKeyPool,
+    AttemptInfo,
     Call,
+    CallInfo,
     HTTPRequest,
     KeyLease,
     OpenAICompatible,
@@ -40,8 +42,15 @@ def signature(hook: str) -> str:
     return f"{hook}({', '.join(inspect.signature(getattr(_hookspecs, hook)).parameters)})"
 
 
-def test_there_are_four_hooks() -> None:
-    assert HOOKS == ["acquire_rate", "build_request", "parse_stream", "select_key"]
+def test_the_hooks_are_these() -> None:
+    assert HOOKS == [
+        "acquire_rate",
+        "build_request",
+        "observe_attempt",
+        "observe_call",
+        "parse_stream",
+        "select_key",
+    ]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -109,6 +118,16 @@ class FirstHealthy:
         return pool.lease(pool.healthy()[0])
 
 
+class Watcher:
+    @hookimpl
+    def observe_attempt(self, info: AttemptInfo) -> None:
+        answered.append("observe_attempt")
+
+    @hookimpl
+    def observe_call(self, info: CallInfo) -> None:
+        answered.append("observe_call")
+
+
 class Open:
     kind = "open"
 
@@ -123,7 +142,7 @@ class OpenPlugin:
 
 
 async def test_every_hook_is_answered_by_a_test_plugin_over_http(server: LLMTestServer) -> None:
-    ours = [RecordingWire(), FirstHealthy(), OpenPlugin()]
+    ours = [RecordingWire(), FirstHealthy(), OpenPlugin(), Watcher()]
     registry = Registry(entry_points=False, plugins=[*ours, *llmplug.default_plugins()])
     pool = APIKeyPool(["sk-a"], "test", strategy="first_healthy", shared=False)
     body = ndjson({"message": {"content": "ok"}, "done": True})
