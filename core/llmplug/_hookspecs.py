@@ -1,7 +1,7 @@
 """The hooks. The four of a call's path are synchronous and ``firstresult``: a plugin answers
 with an object that holds any async or stateful work (a request, a parser, a lease, an
 awaitable), or None when the name asked for (wire, strategy, limiter kind) is not its own.
-The two observer hooks are not
+``select_member`` is the same for a model group's strategies. The two observer hooks are not
 ``firstresult``: every implementation is told, and what they return is ignored."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from ._call import Call, HTTPRequest
+    from ._group import GroupCall, Member, ModelGroup
     from ._keys import APIKeyPool, KeyLease
     from ._observe import AttemptInfo, CallInfo
     from ._parser import StreamParser
@@ -50,6 +51,13 @@ def select_key(strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:
 def acquire_rate(limiter: object, cost: float) -> Awaitable[None] | None:
     """Return an awaitable that waits until ``limiter`` admits a request of ``cost``. Called once
     per attempt; dispatch on the limiter's ``kind``."""
+
+
+@hookspec(firstresult=True)
+def select_member(strategy: str, group: ModelGroup, call: GroupCall) -> Member | None:
+    """Choose the member of ``group`` that takes ``call`` by the group strategy named
+    ``strategy``: one of ``call.candidates`` (never empty when asked). Called once per group
+    call; the group then tries its other candidates and its fallbacks should that one fail."""
 
 
 @hookspec

@@ -186,6 +186,16 @@ class Registry:
             release()
         return answered
 
+    def has_group_strategy(self, strategy: str, group: Any) -> bool:
+        """Whether some plugin's ``select_member`` answers for ``strategy``, asked with every
+        member of ``group`` copied as a candidate: a strategy's state (a round-robin's turn)
+        stays as it was, and nothing is sent."""
+        from ._group import GroupCall, Member
+
+        copies = [Member(m.llm, m.weight, m.name) for m in group.members]
+        probe = GroupCall(messages=[], params={}, stream=False, candidates=copies)
+        return _answers(lambda: self.hook.select_member(strategy=strategy, group=group, call=probe))
+
     def plugins(self) -> list[PluginInfo]:
         """Every registered plugin with its distribution, version and the hooks it implements."""
         out = []
