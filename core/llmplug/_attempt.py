@@ -124,6 +124,7 @@ class Attempt:
         pipe, call, lease = self.pipe, self.call, self.lease
         duration = time.perf_counter() - self.t0
         info = AttemptInfo(
+            call_id=id(call),
             provider=pipe.provider,
             model=pipe.model,
             wire=call.wire,

@@ -33,8 +33,10 @@ class AttemptInfo(msgspec.Struct, frozen=True, kw_only=True):
     :class:`llmplug.LLMError` class, ``http_status`` the provider's status if there was one) or
     ``"interrupted"`` (cancelled, or the caller's deadline passed). ``retry_reason`` says why
     this attempt was made: None for a call's first, else the previous attempt's error (e.g.
-    ``"429 RateLimitError"``). ``key`` is the key's fingerprint, never the key."""
+    ``"429 RateLimitError"``). ``key`` is the key's fingerprint, never the key. ``call_id``
+    is the same for every attempt of one call and its :class:`CallInfo`."""
 
+    call_id: int
     provider: str
     model: str
     wire: str
@@ -57,8 +59,10 @@ class AttemptInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 class CallInfo(msgspec.Struct, frozen=True, kw_only=True):
     """One call (all its attempts), as it ended: ``attempts`` counts the HTTP attempts made;
-    ``status`` and ``error_type`` are the call's outcome, as the caller saw it."""
+    ``status`` and ``error_type`` are the call's outcome, as the caller saw it; ``call_id``
+    is its attempts' ``call_id``."""
 
+    call_id: int
     provider: str
     model: str
     wire: str
@@ -107,6 +111,7 @@ def _call_info(
         "ok" if error is None else "error" if isinstance(error, LLMError) else "interrupted"
     )
     return CallInfo(
+        call_id=id(call),
         provider=pipe.provider,
         model=pipe.model,
         wire=call.wire,
