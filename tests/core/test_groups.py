@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -276,3 +277,28 @@ async def test_a_chat_member_falls_back_to_an_anthropic_member_with_typed_output
     assert {r.api for r in server.requests} == {"chat"}
     tools = {t["name"] for t in other.requests[0].json["tools"]}
     assert "get_sky" in tools
+
+
+async def test_a_provider_killed_with_calls_in_flight_loses_none(
+    other: LLMTestServer, member: Make
+) -> None:
+    other.default = Reply(text="from b")
+    with LLMTestServer() as doomed:
+        doomed.default = Reply(text="from a", delay=0.05)  # calls are in flight when it dies
+        group = ModelGroup([member(doomed, "a"), member(other, "b")], strategy="least_loaded")
+        gate = asyncio.Semaphore(8)
+
+        async def one(i: int) -> str:
+            async with gate:
+                return (await group.chat(f"call {i}")).text
+
+        calls = [asyncio.create_task(one(i)) for i in range(40)]
+        await asyncio.to_thread(doomed.wait_for_requests, 4)
+        await asyncio.to_thread(doomed.stop)
+        texts = await asyncio.gather(*calls)
+    assert len(texts) == 40 and set(texts) <= {"from a", "from b"}
+    # Every call the doomed provider did not answer was answered by the other, once.
+    assert sorted(prompts(other)) == sorted(
+        f"call {i}" for i, t in enumerate(texts) if t == "from b"
+    )
+    assert texts.count("from b") > 0
