@@ -931,6 +931,9 @@ def markdown_report(r: Results) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The client as a user without an observer plugin runs it: the dev venv has llmplug-otel
+    # installed, whose cost bench/groups.py measures on its own ("single+otel").
+    os.environ.setdefault("LLMPLUG_DISABLE_PLUGINS", "otel")
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true", help="short run: noisier numbers")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")

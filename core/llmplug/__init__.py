@@ -32,6 +32,8 @@ from ._events import (
     ToolResultEvent,
 )
 from ._function import OutputValidationError, async_llm_function, llm_function
+from ._group import GroupCall, Member, ModelGroup, NoMemberAvailableError
+from ._group_config import Models
 from ._hookspecs import hookimpl
 from ._interface import (
     DEFAULT_CONTEXT_WINDOW,
@@ -50,6 +52,7 @@ from ._multimodal import (
     UserChatMessage,
 )
 from ._ndjson import NDJSONDecoder
+from ._observe import AttemptInfo, CallInfo
 from ._parser import Framing, StreamParser
 from ._pricing import Pricing
 from ._ratelimits import RateLimits
@@ -93,9 +96,11 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AssistantReply",
+    "AttemptInfo",
     "AuthenticationError",
     "BadRequestError",
     "Call",
+    "CallInfo",
     "ChatAgent",
     "ChatDone",
     "ChatEvent",
@@ -107,6 +112,7 @@ __all__ = [
     "Done",
     "Framing",
     "FunctionCall",
+    "GroupCall",
     "HTTPRequest",
     "HistoryList",
     "ImagePart",
@@ -119,12 +125,16 @@ __all__ = [
     "LLMError",
     "LLMInterface",
     "LLM_Interface",
+    "Member",
     "Message",
     "MessageToolCall",
+    "ModelGroup",
+    "Models",
     "MultimodalContent",
     "MultimodalList",
     "NDJSONDecoder",
     "NoKeyAvailableError",
+    "NoMemberAvailableError",
     "NotFoundError",
     "OpenAICompatible",
     "OpenAIResponsesCompatible",

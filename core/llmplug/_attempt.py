@@ -15,6 +15,7 @@ import msgspec
 
 from ._errors import LLMError
 from ._log import log_event
+from ._observe import AttemptInfo, Status, notify, retry_reason
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -35,11 +36,13 @@ def give_back(limiter: object, amount: float) -> None:
 
 
 class Attempt:
-    __slots__ = ("call", "charged", "ended", "lease", "pipe", "t0")
+    __slots__ = ("call", "charged", "ended", "lease", "pipe", "retry_of", "t0")
 
-    def __init__(self, pipe: Pipeline, call: Call) -> None:
+    def __init__(self, pipe: Pipeline, call: Call, retry_of: LLMError | None = None) -> None:
         self.pipe = pipe
         self.call = call
+        #: The previous attempt's error, for the observers' ``retry_reason``.
+        self.retry_of = retry_of
         self.lease: KeyLease | None = None
         self.charged = 0.0
         self.t0 = time.perf_counter()
@@ -81,6 +84,8 @@ class Attempt:
             input_tokens=u.input_tokens if u else None,
             output_tokens=u.output_tokens if u else None,
         )
+        if pipe.registry.observed:
+            self._observe("ok", completion=c)
         return c
 
     def failed(self, error: LLMError) -> None:
@@ -97,6 +102,8 @@ class Attempt:
             lease.release(error=True)
         self._settle(None)
         self._failure(type(error).__name__, error.status, error.message)
+        if self.pipe.registry.observed:
+            self._observe("error", error=error)
 
     def end(self) -> None:
         """In ``finally``: an attempt neither ``ok`` nor ``failed`` was interrupted. Its key and
@@ -108,6 +115,36 @@ class Attempt:
             self.lease.release()
         self._settle(None)
         self._failure("Interrupted", None, "the attempt was cancelled or its deadline passed")
+        if self.pipe.registry.observed:
+            self._observe("interrupted")
+
+    def _observe(
+        self, status: Status, completion: Completion | None = None, error: LLMError | None = None
+    ) -> None:
+        pipe, call, lease = self.pipe, self.call, self.lease
+        duration = time.perf_counter() - self.t0
+        info = AttemptInfo(
+            call_id=id(call),
+            provider=pipe.provider,
+            model=pipe.model,
+            wire=call.wire,
+            attempt=call.attempt,
+            status=status,
+            started=time.time() - duration,
+            duration_s=duration,
+            stream=call.stream,
+            key=lease.fingerprint if lease is not None else None,
+            http_status=error.status if error is not None else None,
+            error_type=type(error).__name__ if error is not None else None,
+            error_message=error.message if error is not None else None,
+            retry_reason=retry_reason(self.retry_of),
+            usage=completion.usage if completion is not None else None,
+            cost=completion.cost if completion is not None else None,
+            response_model=completion.model if completion is not None else None,
+            request_id=completion.request_id if completion is not None else None,
+            trace_id=call.trace_id,
+        )
+        notify(pipe.registry, "observe_attempt", info)
 
     def _latency(self) -> float:
         return round((time.perf_counter() - self.t0) * 1000, 1)

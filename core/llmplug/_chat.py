@@ -35,6 +35,7 @@ from ._turns import TurnsDone, run_turns
 from ._types import Message, StreamEvent
 
 if TYPE_CHECKING:
+    from ._group import ModelGroup
     from ._interface import LLMInterface
 
 __all__ = ["HistoryList", "async_llm_chat", "llm_chat"]
@@ -56,7 +57,7 @@ class ChatDecorator(Protocol):
 
 
 def llm_chat(
-    llm_interface: LLMInterface,
+    llm_interface: LLMInterface | ModelGroup,
     toolkit: Iterable[Any] | None = None,
     max_tool_calls: int | None = None,
     stream: bool = False,

@@ -17,6 +17,7 @@ from ._turns import TurnsDone
 from ._types import Message, ReasoningDelta, StreamEvent, TextDelta
 
 if TYPE_CHECKING:
+    from ._group import ModelGroup
     from ._interface import LLMInterface
 
 __all__ = [
@@ -87,7 +88,7 @@ class BlockingChatAgent(ChatAgent):
         fn: Callable[..., Any],
         events: Callable[..., ChatStream],
         pairs: Callable[..., AsyncGenerator[ChatPair, None]],
-        llm: LLMInterface,
+        llm: LLMInterface | ModelGroup,
     ) -> None:
         super().__init__(fn, events, pairs)
         self._llm = llm
@@ -111,7 +112,9 @@ class BlockingChatAgent(ChatAgent):
         )
 
 
-def _drive(agen: AsyncGenerator[T, None], llm: LLMInterface) -> Generator[T, None, None]:
+def _drive(
+    agen: AsyncGenerator[T, None], llm: LLMInterface | ModelGroup
+) -> Generator[T, None, None]:
     """Run ``agen`` on an event loop that lives as long as this generator. Stopping early
     closes ``agen`` (its key is freed at once), then the client made on this loop, so no
     socket outlives the loop that opened it."""

@@ -11,6 +11,7 @@ from ._events import CompactionEvent
 from ._types import Message, Tool
 
 if TYPE_CHECKING:
+    from ._group import ModelGroup
     from ._interface import LLMInterface
 
 __all__ = ["Compaction", "maybe_compact"]
@@ -53,7 +54,7 @@ def _transcript(messages: list[Message]) -> str:
 
 
 async def maybe_compact(
-    llm: LLMInterface,
+    llm: LLMInterface | ModelGroup,
     messages: list[Message],
     tools: list[Tool] | None,
     config: Compaction,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import msgspec
 
 from ._errors import ConfigError
+from ._group_config import GROUPS, Models, load_groups
 from ._keys import APIKeyPool
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class _Entry(msgspec.Struct, forbid_unknown_fields=True):
 
 def load_file(
     cls: type[IfaceT], path: str | os.PathLike[str], options: Mapping[str, Any]
-) -> dict[str, dict[str, IfaceT]]:
+) -> Models[IfaceT]:
     source = os.fspath(path)
     try:
         with open(source, "rb") as f:
@@ -60,15 +61,17 @@ def load_file(
 
 def load_data(
     cls: type[IfaceT], data: Any, source: str, options: Mapping[str, Any]
-) -> dict[str, dict[str, IfaceT]]:
+) -> Models[IfaceT]:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be an object of providers")
     clash = sorted(set(options) & set(_Entry.__struct_fields__))
     if clash:
         raise ConfigError(f"{source}: {clash} are provider.json fields: set them in the file")
     pools: dict[tuple[str, tuple[str, ...], str], APIKeyPool] = {}
-    out: dict[str, dict[str, IfaceT]] = {}
+    out: Models[IfaceT] = Models()
     for provider, entries in data.items():
+        if provider == GROUPS:
+            continue  # built below, on the interfaces of every provider
         if not isinstance(entries, list):
             raise ConfigError(f"{source}: provider {provider!r}: must be a list of model entries")
         models: dict[str, IfaceT] = {}
@@ -109,6 +112,8 @@ def load_data(
             except ConfigError as exc:
                 raise ConfigError(f"{where}: {_with_field(exc.message)}") from None
         out[provider] = models
+    if GROUPS in data:
+        out.groups = load_groups(out, data[GROUPS], source, options)
     return out
 
 

@@ -25,6 +25,7 @@ from ._turns import TurnsDone, run_turns
 from ._types import Completion, Message
 
 if TYPE_CHECKING:
+    from ._group import ModelGroup
     from ._interface import LLMInterface
 
 __all__ = ["OutputValidationError", "async_llm_function", "llm_function"]
@@ -57,7 +58,7 @@ class _Runner:
     def __init__(
         self,
         fn: Callable[..., Any],
-        llm: LLMInterface,
+        llm: LLMInterface | ModelGroup,
         toolkit: Iterable[Any] | None,
         max_tool_calls: int | None,
         system_prompt_template: str | None,
@@ -157,7 +158,7 @@ class _Runner:
 
 
 def llm_function(
-    llm_interface: LLMInterface,
+    llm_interface: LLMInterface | ModelGroup,
     toolkit: Iterable[Any] | None = None,
     max_tool_calls: int | None = None,
     system_prompt_template: str | None = None,

@@ -1,6 +1,8 @@
-"""The four hooks. All are synchronous and ``firstresult``: a plugin answers with an object that
-holds any async or stateful work (a request, a parser, a lease, an awaitable), or None when the
-name asked for (wire, strategy, limiter kind) is not its own."""
+"""The hooks. The four of a call's path are synchronous and ``firstresult``: a plugin answers
+with an object that holds any async or stateful work (a request, a parser, a lease, an
+awaitable), or None when the name asked for (wire, strategy, limiter kind) is not its own.
+``select_member`` is the same for a model group's strategies. The two observer hooks are not
+``firstresult``: every implementation is told, and what they return is ignored."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ import pluggy
 
 if TYPE_CHECKING:
     from ._call import Call, HTTPRequest
+    from ._group import GroupCall, Member, ModelGroup
     from ._keys import APIKeyPool, KeyLease
+    from ._observe import AttemptInfo, CallInfo
     from ._parser import StreamParser
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
@@ -47,3 +51,23 @@ def select_key(strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:
 def acquire_rate(limiter: object, cost: float) -> Awaitable[None] | None:
     """Return an awaitable that waits until ``limiter`` admits a request of ``cost``. Called once
     per attempt; dispatch on the limiter's ``kind``."""
+
+
+@hookspec(firstresult=True)
+def select_member(strategy: str, group: ModelGroup, call: GroupCall) -> Member | None:
+    """Choose the member of ``group`` that takes ``call`` by the group strategy named
+    ``strategy``: one of ``call.candidates`` (never empty when asked). Called once per group
+    call; the group then tries its other candidates and its fallbacks should that one fail."""
+
+
+@hookspec
+def observe_attempt(info: AttemptInfo) -> None:
+    """Told once per HTTP attempt as it ends (reply, error or interruption), with its timing,
+    usage, key fingerprint, status, retry reason and error type. Not called, and ``info`` not
+    built, while no plugin implements it. Must not block: it runs on the caller's loop."""
+
+
+@hookspec
+def observe_call(info: CallInfo) -> None:
+    """Told once per call (all its attempts) as it ends, with its outcome, duration, attempt
+    count and usage. Not called while no plugin implements an observer hook."""

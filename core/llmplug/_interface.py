@@ -21,6 +21,7 @@ from ._types import Completion, Message, StreamEvent, Tool
 from ._usage import UsageTracker
 
 if TYPE_CHECKING:
+    from ._group_config import Models
     from ._tool import ToolFunction
 
 __all__ = [
@@ -296,10 +297,9 @@ class LLMInterface:
     # -- configuration files -------------------------------------------------------------------
 
     @classmethod
-    def load_from_json_file(
-        cls, json_path: str | os.PathLike[str], **options: Any
-    ) -> dict[str, dict[str, Self]]:
-        """Load a SimpleLLMFunc-style ``provider.json``: ``{provider: {model: interface}}``.
+    def load_from_json_file(cls, json_path: str | os.PathLike[str], **options: Any) -> Models[Self]:
+        """Load a SimpleLLMFunc-style ``provider.json``: ``{provider: {model: interface}}``,
+        with the file's model groups (its ``"groups"`` key) in the result's ``groups``.
 
         ``options`` (``registry``, ``http_client``, ``timeout``, ...) go to every interface."""
         from ._config import load_file
@@ -309,7 +309,7 @@ class LLMInterface:
     @classmethod
     def load_from_dict(
         cls, data: Mapping[str, Any], *, source: str = "<dict>", **options: Any
-    ) -> dict[str, dict[str, Self]]:
+    ) -> Models[Self]:
         """Like :meth:`load_from_json_file`, from already parsed data."""
         from ._config import load_data
 

@@ -27,6 +27,7 @@ from ._estimate import estimate_call_tokens
 from ._keys import APIKeyPool, KeyLease
 from ._log import log_event
 from ._ndjson import NDJSONDecoder
+from ._observe import observed_complete, observed_stream
 from ._parser import FRAMINGS, StreamParser
 from ._policy import RetryPolicy
 from ._pricing import Pricing
@@ -332,12 +333,22 @@ class Pipeline:
     # -- the two ways to call ------------------------------------------------------------------
 
     async def complete(self, call: Call) -> Completion:
+        if self.registry.observed:
+            return await observed_complete(self, call, self._complete)
+        return await self._complete(call)
+
+    def stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
+        # Without observers the attempt loop's own generator: no extra frame per event.
+        events = self._stream(call)
+        return observed_stream(self, call, events) if self.registry.observed else events
+
+    async def _complete(self, call: Call) -> Completion:
         total = call.total_timeout or self.total_timeout
         deadline = None if total is None else asyncio.get_running_loop().time() + total
         retries = 0
         error: LLMError | None = None
         while True:
-            attempt = Attempt(self, call)
+            attempt = Attempt(self, call, error)
             try:
                 async with asyncio.timeout_at(deadline):
                     parser = self._parser(call)
@@ -382,7 +393,7 @@ class Pipeline:
                 raise
             raise self._total_timeout_error(total) from last
 
-    async def stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
+    async def _stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
         total = call.total_timeout or self.total_timeout
         deadline = None if total is None else asyncio.get_running_loop().time() + total
         scope = Deadline(deadline)
@@ -392,7 +403,7 @@ class Pipeline:
             emitted = False
             parser: StreamParser | None = None
             response: Any = None
-            attempt = Attempt(self, call)
+            attempt = Attempt(self, call, error)
             try:
                 # A deadline scope around each await only, never across a yield: the caller's
                 # own code between events must not be cancelled by our timeout.

@@ -64,6 +64,9 @@ class Registry:
         #: (plugin name, error text) for each plugin that failed to load.
         self.failed: list[tuple[str, str]] = []
         self._dists: dict[str, tuple[str | None, str | None]] = {}
+        #: Whether some plugin implements an observer hook: read on every attempt, so it is a
+        #: plain attribute, refreshed whenever the plugins change (through this class).
+        self.observed = False
         #: Disabled names that no installed entry point has (a typo leaves its plugin active).
         self.disabled_unknown: frozenset[str] = frozenset()
         if entry_points:
@@ -71,6 +74,13 @@ class Registry:
         for plugin in plugins:
             self.register(plugin)
         self.pm.check_pending()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        hook = self.pm.hook
+        self.observed = bool(
+            hook.observe_attempt.get_hookimpls() or hook.observe_call.get_hookimpls()
+        )
 
     @property
     def hook(self) -> Any:
@@ -94,10 +104,12 @@ class Registry:
             # register() (and check_pending()) fail too.
             self.pm.unregister(plugin)
             raise
+        self._refresh()
         return registered
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
+        self._refresh()
 
     def _load_entry_points(self) -> None:
         # Imported here: importlib.metadata costs ~17 ms, and `import llmplug` must stay fast.
@@ -173,6 +185,16 @@ class Registry:
         if callable(release):
             release()
         return answered
+
+    def has_group_strategy(self, strategy: str, group: Any) -> bool:
+        """Whether some plugin's ``select_member`` answers for ``strategy``, asked with every
+        member of ``group`` copied as a candidate: a strategy's state (a round-robin's turn)
+        stays as it was, and nothing is sent."""
+        from ._group import GroupCall, Member
+
+        copies = [Member(m.llm, m.weight, m.name) for m in group.members]
+        probe = GroupCall(messages=[], params={}, stream=False, candidates=copies)
+        return _answers(lambda: self.hook.select_member(strategy=strategy, group=group, call=probe))
 
     def plugins(self) -> list[PluginInfo]:
         """Every registered plugin with its distribution, version and the hooks it implements."""

@@ -23,6 +23,7 @@ from ._types import (
 )
 
 if TYPE_CHECKING:
+    from ._group import ModelGroup
     from ._interface import LLMInterface
 
 __all__ = ["ToolLoopError", "TurnsDone", "run_turns"]
@@ -43,7 +44,7 @@ class TurnsDone:
 
 
 async def run_turns(
-    llm: LLMInterface,
+    llm: LLMInterface | ModelGroup,
     messages: list[Message],
     toolkit: Toolkit,
     params: dict[str, Any],

@@ -14,9 +14,14 @@ import pytest
 import llmplug
 from llmplug import (
     APIKeyPool,
+    AttemptInfo,
     Call,
+    CallInfo,
+    GroupCall,
     HTTPRequest,
     KeyLease,
+    Member,
+    ModelGroup,
     OpenAICompatible,
     Registry,
     StreamParser,
@@ -40,8 +45,16 @@ def signature(hook: str) -> str:
     return f"{hook}({', '.join(inspect.signature(getattr(_hookspecs, hook)).parameters)})"
 
 
-def test_there_are_four_hooks() -> None:
-    assert HOOKS == ["acquire_rate", "build_request", "parse_stream", "select_key"]
+def test_the_hooks_are_these() -> None:
+    assert HOOKS == [
+        "acquire_rate",
+        "build_request",
+        "observe_attempt",
+        "observe_call",
+        "parse_stream",
+        "select_key",
+        "select_member",
+    ]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -109,6 +122,25 @@ class FirstHealthy:
         return pool.lease(pool.healthy()[0])
 
 
+class FirstMember:
+    @hookimpl
+    def select_member(self, strategy: str, group: ModelGroup, call: GroupCall) -> Member | None:
+        if strategy != "first":
+            return None
+        answered.append("select_member")
+        return call.candidates[0]  # type: ignore[no-any-return]
+
+
+class Watcher:
+    @hookimpl
+    def observe_attempt(self, info: AttemptInfo) -> None:
+        answered.append("observe_attempt")
+
+    @hookimpl
+    def observe_call(self, info: CallInfo) -> None:
+        answered.append("observe_call")
+
+
 class Open:
     kind = "open"
 
@@ -123,17 +155,18 @@ class OpenPlugin:
 
 
 async def test_every_hook_is_answered_by_a_test_plugin_over_http(server: LLMTestServer) -> None:
-    ours = [RecordingWire(), FirstHealthy(), OpenPlugin()]
+    ours = [RecordingWire(), FirstHealthy(), OpenPlugin(), Watcher(), FirstMember()]
     registry = Registry(entry_points=False, plugins=[*ours, *llmplug.default_plugins()])
     pool = APIKeyPool(["sk-a"], "test", strategy="first_healthy", shared=False)
     body = ndjson({"message": {"content": "ok"}, "done": True})
     server.push(Raw(chunks=body, content_type="application/x-ndjson"))
     answered.clear()
-    async with OpenAICompatible(
+    llm = OpenAICompatible(
         pool, "m", server.base_url, wire=OLLAMA, limiter=Open(), registry=registry
-    ) as llm:
-        answered.clear()  # what the interface asked when it was made does not count
-        events = [e async for e in llm.chat_stream("hi")]
+    )
+    async with ModelGroup([llm], strategy="first", registry=registry) as group:
+        answered.clear()  # what the interface and group asked when made does not count
+        events = [e async for e in group.chat_stream("hi")]
     assert events[-1].completion.text == "ok"  # type: ignore[union-attr]
     assert len(server.requests) == 1
     # A new hook fails here until a plugin of the tests' own answers it in this call.

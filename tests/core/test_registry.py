@@ -37,6 +37,7 @@ from llmplug.testing import LLMTestServer
 MakeLLM = Callable[..., OpenAICompatible]
 DEFAULTS: list[object] = [openai_chat, key_strategies, token_bucket]
 DEFAULT_HOOKS = {
+    "group-strategies": ("select_member",),
     "key-strategies": ("select_key",),
     "openai-chat": ("build_request", "parse_stream"),
     "openai-responses": ("build_request", "parse_stream"),

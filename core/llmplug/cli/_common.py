@@ -14,6 +14,8 @@ from llmplug._errors import ConfigError
 if TYPE_CHECKING:
     import argparse
 
+    from llmplug._group import ModelGroup
+    from llmplug._group_config import Models
     from llmplug._interface import LLMInterface
 
 __all__ = [
@@ -61,7 +63,7 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_models(path: str, redis: str | None = None) -> dict[str, dict[str, LLMInterface]]:
+def load_models(path: str, redis: str | None = None) -> Models[LLMInterface]:
     """The models of ``path``; with ``redis``, each model without a ``rate_limit_backend`` of its
     own shares its budget and key health through that Redis (llmplug-redis)."""
     from llmplug._interface import OpenAICompatible
@@ -84,16 +86,24 @@ def load_models(path: str, redis: str | None = None) -> dict[str, dict[str, LLMI
         fail(exc.message, EXIT_CONFIG)
 
 
-def pick_model(models: dict[str, dict[str, LLMInterface]], name: str, path: str) -> LLMInterface:
-    """``provider/model`` (the model's own name may hold slashes), or a model name that only
-    one provider has."""
+def pick_model(
+    models: Models[LLMInterface], name: str, path: str, groups: bool = True
+) -> LLMInterface | ModelGroup:
+    """``provider/model`` (the model's own name may hold slashes), a model name that only
+    one provider has, or (with ``groups``) the name of a group of the file's ``"groups"``."""
     provider, _, model = name.partition("/")
     if model and provider in models and model in models[provider]:
         return models[provider][model]
-    found = [m[name] for m in models.values() if name in m]
+    found: list[LLMInterface | ModelGroup] = [m[name] for m in models.values() if name in m]
+    if name in models.groups:
+        if not groups:
+            fail(f"{name!r} is a model group: this command takes one model (provider/model)", 3)
+        found.append(models.groups[name])
     if len(found) == 1:
         return found[0]
-    known = ", ".join(f"{p}/{m}" for p, ms in models.items() for m in ms) or "none"
+    known = (
+        ", ".join([*(f"{p}/{m}" for p, ms in models.items() for m in ms), *models.groups]) or "none"
+    )
     if len(found) > 1:
         fail(f"model {name!r} is offered by several providers: say provider/model ({known})", 3)
     fail(f"{path}: no model {name!r} (known: {known})", EXIT_CONFIG)

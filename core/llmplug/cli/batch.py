@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
 from ._batch_output import Output, done_ids
 from ._batch_run import BatchRun, Stats
@@ -117,7 +117,11 @@ def run(args: argparse.Namespace) -> int:
     shard = _shard(args.shard)
     if args.redis:
         _check_redis_plugin()
-    llm = pick_model(load_models(args.config, args.redis), args.model, args.config)
+    # A batch shows and checks one model's keys and budgets: a group is not taken (yet).
+    llm = cast(
+        "LLMInterface",
+        pick_model(load_models(args.config, args.redis), args.model, args.config, groups=False),
+    )
     if args.input != "-" and not os.path.isfile(args.input):
         fail(f"{args.input}: no such input file", EXIT_USAGE)
     to_stdout = args.output == "-"

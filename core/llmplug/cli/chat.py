@@ -21,6 +21,7 @@ from llmplug.cli._common import (
 )
 
 if TYPE_CHECKING:
+    from llmplug._group import ModelGroup
     from llmplug._interface import LLMInterface
     from llmplug._types import Completion
 
@@ -96,7 +97,9 @@ class _Printer:
             sys.stdout.flush()
 
 
-async def _stream(llm: LLMInterface, messages: list[Any], params: dict[str, Any]) -> Completion:
+async def _stream(
+    llm: LLMInterface | ModelGroup, messages: list[Any], params: dict[str, Any]
+) -> Completion:
     from llmplug._types import Done, ReasoningDelta, TextDelta
 
     out = _Printer()
@@ -121,7 +124,9 @@ def _as_json(c: Completion) -> bytes:
     return msgspec.json.format(msgspec.json.encode(data), indent=2)
 
 
-async def _once(llm: LLMInterface, messages: list[Any], params: dict[str, Any], js: bool) -> int:
+async def _once(
+    llm: LLMInterface | ModelGroup, messages: list[Any], params: dict[str, Any], js: bool
+) -> int:
     try:
         if js:
             c = await llm.chat(messages, **params)
@@ -134,7 +139,7 @@ async def _once(llm: LLMInterface, messages: list[Any], params: dict[str, Any], 
     return EXIT_OK
 
 
-def _interactive(llm: LLMInterface, history: list[Any], params: dict[str, Any]) -> int:
+def _interactive(llm: LLMInterface | ModelGroup, history: list[Any], params: dict[str, Any]) -> int:
     """Turns until Ctrl-D or /exit. The prompt is read on the main thread, outside the loop,
     so Ctrl-C there ends the chat at once; Ctrl-C during a reply cancels only that reply."""
     import contextlib

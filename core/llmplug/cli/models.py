@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     rows = [("model", "wire", "keys", "req/min", "tok/min", "price in/cached/out per 1M")]
-    for provider, models in load_models(args.config).items():
+    loaded = load_models(args.config)
+    for provider, models in loaded.items():
         for name, llm in models.items():
             status = llm.get_rate_limit_status()
             refill = status.get("refill_rate")
@@ -36,4 +37,14 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for name, group in loaded.groups.items():
+        members = ", ".join(m.name for m in group.members)
+        line = f"group {name} ({group.strategy}): {members}"
+        for label, chain in (
+            ("fallbacks", group.fallbacks),
+            ("context-window fallbacks", group.context_window_fallbacks),
+        ):
+            if chain:
+                line += f"; {label}: {', '.join(m.name for m in chain)}"
+        print(line)
     return EXIT_OK

@@ -191,3 +191,20 @@ def test_interactive_chat_keeps_the_history(
     wait_for(rc.exists, "the chat to end", screen=lambda: pane(session))
     wait_for(lambda: rc.read_text().strip() != "", "the exit code")
     assert rc.read_text().strip() == "0"
+
+
+def test_a_group_of_the_file_is_a_model_for_chat_and_models(
+    server: LLMTestServer, tmp_path: Path
+) -> None:
+    config = provider_file(tmp_path, server)
+    data = json.loads(config.read_text())
+    data["groups"] = {"both": {"members": ["local/test-model"], "fallbacks": ["local/resp-model"]}}
+    config.write_text(json.dumps(data))
+    server.push(Reply(text="answered by the group"))
+    done = run("chat", "-c", config, "-m", "both", "hi")
+    assert (done.returncode, done.stdout) == (0, "answered by the group\n"), done.stderr
+    listed = run("models", "-c", config)
+    assert "group both (weighted): local/test-model; fallbacks: local/resp-model" in listed.stdout
+    refused = run("batch", "-c", config, "-m", "both", "-", "-o", "-", stdin="")
+    assert refused.returncode == 3
+    assert "'both' is a model group" in refused.stderr

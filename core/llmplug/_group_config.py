@@ -1,0 +1,130 @@
+"""provider.json's ``"groups"``: model groups built on the file's own interfaces.
+
+    "groups": {"fast-llama": {"members": ["together/llama-3", "groq/llama-3"],
+                              "strategy": "least_loaded", "fallbacks": ["openrouter/llama-3"],
+                              "context_window_fallbacks": ["openai/gpt-4.1"]}}
+
+A member is ``provider/model`` of the same file; a fallback is that or another group's name."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import msgspec
+
+from ._errors import ConfigError
+
+if TYPE_CHECKING:
+    from ._group import ModelGroup
+    from ._interface import LLMInterface
+
+__all__ = ["GROUPS", "Models", "load_groups"]
+
+#: The top-level key of provider.json that holds groups rather than a provider.
+GROUPS = "groups"
+
+IfaceT = TypeVar("IfaceT", bound="LLMInterface")
+
+
+class Models(dict[str, dict[str, IfaceT]], Generic[IfaceT]):
+    """What loading a provider.json returns: ``{provider: {model: interface}}`` as before,
+    plus ``groups``, the file's model groups by name (empty without a ``"groups"`` key)."""
+
+    groups: dict[str, ModelGroup]
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.groups = {}
+
+
+class _Group(msgspec.Struct, forbid_unknown_fields=True):
+    members: list[str]
+    strategy: str = "weighted"
+    weights: list[float] | None = None
+    fallbacks: list[str] = msgspec.field(default_factory=list)
+    context_window_fallbacks: list[str] = msgspec.field(default_factory=list)
+    failure_threshold: int = 3
+    cooldown: float = 30.0
+
+
+def load_groups(
+    models: Models[IfaceT], raw: Any, source: str, options: Mapping[str, Any]
+) -> dict[str, ModelGroup]:
+    from ._group import ModelGroup
+
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: field 'groups': must be an object of groups by name")
+    specs = {name: _spec(spec, f"{source}: group {name!r}") for name, spec in raw.items()}
+    built: dict[str, ModelGroup] = {}
+    making: list[str] = []
+
+    def interface(ref: str, where: str) -> LLMInterface:
+        provider, _, model = ref.partition("/")
+        if model and model in models.get(provider, {}):
+            return models[provider][model]
+        known = ", ".join(f"{p}/{m}" for p, ms in models.items() for m in ms) or "none"
+        raise ConfigError(f"{where}: no model {ref!r} in this file (known: {known})")
+
+    def group(name: str) -> ModelGroup:
+        if name in built:
+            return built[name]
+        if name in making:
+            raise ConfigError(
+                f"{source}: group {making[0]!r}: groups fall back on each other in a cycle: "
+                f"{' -> '.join([*making, name])}"
+            )
+        making.append(name)
+        spec, where = specs[name], f"{source}: group {name!r}"
+        members = [
+            interface(ref, f"{where}, field 'members[{i}]'") for i, ref in enumerate(spec.members)
+        ]
+        chains = []
+        for field in ("fallbacks", "context_window_fallbacks"):
+            chain: list[Any] = []
+            for i, ref in enumerate(getattr(spec, field)):
+                at = f"{where}, field '{field}[{i}]'"
+                chain.append(group(ref) if ref in specs and "/" not in ref else interface(ref, at))
+            chains.append(chain)
+        try:
+            made = ModelGroup(
+                members,
+                name=name,
+                strategy=spec.strategy,
+                weights=spec.weights,
+                fallbacks=chains[0],
+                context_window_fallbacks=chains[1],
+                failure_threshold=spec.failure_threshold,
+                cooldown=spec.cooldown,
+                registry=options.get("registry"),
+            )
+        except ConfigError as exc:
+            m = re.match(r"([a-z_]+) must", exc.message)
+            named = m.group(1) if m else "members" if "member" in exc.message else None
+            prefix = f"{where}, field {named!r}" if named else where
+            raise ConfigError(f"{prefix}: {exc.message}") from None
+        making.pop()
+        built[name] = made
+        return made
+
+    for name in specs:
+        group(name)
+    return built
+
+
+def _spec(raw: Any, where: str) -> _Group:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: must be an object")
+    try:
+        return msgspec.convert(raw, _Group)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+    m = re.search(r" - at `\$\.?([^`]*)`", text)
+    if m:
+        raise ConfigError(f"{where}: field {m.group(1)!r}: {text[: m.start()]}")
+    m = re.match(r"Object (?:missing required|contains unknown) field `([^`]+)`", text)
+    if m:
+        what = "missing (required)" if "missing" in text else "unknown field (misspelled?)"
+        raise ConfigError(f"{where}: field {m.group(1)!r}: {what}")
+    raise ConfigError(f"{where}: {text}")
