@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import llmplug_otel
 import pytest
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -15,6 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+import llmplug_otel
 from llmplug import Registry, StreamError
 from llmplug.testing import Error, Fault, LLMTestServer, Reply
 from tests.conftest import MakeLLM
