@@ -342,6 +342,9 @@ def _messages(messages: MessagesInput) -> list[Message]:
         return [Message(role="user", content=messages)]
     if all(type(m) is Message for m in messages):
         return list(messages)  # type: ignore[arg-type]
+    plain = _plain_messages(messages)
+    if plain is not None:
+        return plain
     try:
         return msgspec.convert(
             [msgspec.structs.asdict(m) if isinstance(m, Message) else m for m in messages],
@@ -349,6 +352,20 @@ def _messages(messages: MessagesInput) -> list[Message]:
         )
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid messages: {exc}") from None
+
+
+def _plain_messages(messages: Sequence[Any]) -> list[Message] | None:
+    """Messages that are all ``{"role": str, "content": str}`` dicts, the common case, without
+    msgspec.convert's validation pass (it would build the very same Messages); else None."""
+    out: list[Message] = []
+    for m in messages:
+        if type(m) is not dict or len(m) != 2:
+            return None
+        role, content = m.get("role"), m.get("content")
+        if type(role) is not str or type(content) is not str:
+            return None
+        out.append(Message(role=role, content=content))
+    return out
 
 
 def _tools(tools: ToolsInput) -> list[Tool] | None:

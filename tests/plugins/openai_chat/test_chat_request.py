@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from llmplug import ConfigError, Message, OpenAICompatible, TextPart, Tool
@@ -137,6 +138,7 @@ async def test_configured_headers_are_sent(server: LLMTestServer, make_llm: Make
         ([{"content": "no role"}], "invalid messages"),
         ([{"role": "user", "content": [{"type": "video", "url": "x"}]}], "invalid messages"),
         ([{"role": "user", "content": 5}], "invalid messages"),
+        ([{"role": 5, "content": "x"}], "invalid messages"),
     ],
 )
 async def test_bad_messages_raise_before_sending(
@@ -145,6 +147,21 @@ async def test_bad_messages_raise_before_sending(
     with pytest.raises(ConfigError, match=match):
         await make_llm().chat(messages)
     assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "user", "content": "hi"}],
+        [{"role": "system", "content": "s"}, {"role": "user", "content": ""}],
+        [{"role": "user", "content": "hi"}, {"role": "user", "content": "x", "name": "n"}],
+        [{"role": "user", "content": [{"type": "text", "text": "parts"}]}],
+    ],
+)
+def test_dict_messages_become_what_msgspec_makes_of_them(messages: list[dict[str, Any]]) -> None:
+    from llmplug._interface import _messages
+
+    assert _messages(messages) == msgspec.convert(messages, list[Message])
 
 
 async def test_stream_keyword_is_rejected(make_llm: MakeLLM) -> None:
