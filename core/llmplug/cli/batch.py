@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "run"]
 
+#: How long a batch lets the token bucket hold a request past its turn, so that the requests
+#: whose turns fall within it go out on one wake-up (see ``TokenBucket.slack``): at 1,000 a
+#: minute that is four requests a wake-up instead of one, and a third of the CPU.
+WAKE_SLACK = 0.25
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -122,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         "LLMInterface",
         pick_model(load_models(args.config, args.redis), args.model, args.config, groups=False),
     )
+    _gather_wakeups(llm)
     if args.input != "-" and not os.path.isfile(args.input):
         fail(f"{args.input}: no such input file", EXIT_USAGE)
     to_stdout = args.output == "-"
@@ -135,6 +141,18 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_main(args, llm, out, done, shard, view))
     finally:
         out.close()
+
+
+def _gather_wakeups(llm: object) -> None:
+    """A batch wants throughput, not one request's latency: let its token buckets admit the
+    requests whose turns are close together on one wake-up. Other limiters are left alone."""
+    from llmplug._bucket import TokenBucket
+
+    members = getattr(llm, "members", None)
+    for one in [m.llm for m in members] if members is not None else [llm]:
+        for limiter in (getattr(one, "rate_limiter", None), getattr(one, "token_limiter", None)):
+            if isinstance(limiter, TokenBucket):
+                limiter.slack = WAKE_SLACK
 
 
 async def _main(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 
@@ -66,6 +67,29 @@ async def test_cost_above_capacity_is_rejected() -> None:
 def test_bad_settings_are_rejected(capacity: float, rate: float) -> None:
     with pytest.raises(ConfigError):
         TokenBucket(capacity, rate)
+    with pytest.raises(ConfigError, match="slack must be >= 0 seconds"):
+        TokenBucket(1, 1.0, slack=-0.1)
+
+
+async def test_slack_admits_close_turns_together_and_keeps_the_budget() -> None:
+    # 20 ms a token: without slack, ten queued requests would go out one every 20 ms. With
+    # 100 ms of slack they go out five at a time (a bucketful less a margin for a late timer),
+    # in order, within the budget.
+    bucket = TokenBucket(capacity=6, refill_rate=50.0, slack=0.1)
+    await bucket.acquire(6)  # empty it
+    admitted: list[tuple[int, float]] = []
+
+    async def one(i: int) -> None:
+        await bucket.acquire(1)
+        admitted.append((i, time.monotonic()))
+
+    await asyncio.gather(*(one(i) for i in range(10)))
+    assert [i for i, _ in admitted] == list(range(10))
+    times = [t for _, t in admitted]
+    assert within_budget(times, [1.0] * 10, 6, 50.0)
+    # Admissions in one wake-up resume in one loop iteration; wake-ups are >= 80 ms apart.
+    wakeups = 1 + sum(1 for a, b in itertools.pairwise(times) if b - a > 0.04)
+    assert wakeups == 2
 
 
 async def test_a_cancelled_waiter_costs_nothing_and_does_not_block_others() -> None:
