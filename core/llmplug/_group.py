@@ -78,6 +78,7 @@ class Member:
         "context_window",
         "cost",
         "current",
+        "errors",
         "failures",
         "in_flight",
         "latency",
@@ -107,7 +108,8 @@ class Member:
         self.latency: float | None = None
         #: The smooth weighted round-robin's running score (the "weighted" strategy's state).
         self.current = 0.0
-        self.failures = 0
+        self.failures = 0  # in a row: what opens the circuit
+        self.errors = 0  # in all: calls it failed and handed on
         self.state = "closed"
         self.open_until = 0.0
         self.trial = False
@@ -201,7 +203,9 @@ class ModelGroup:
         return f"ModelGroup({self.name!r}, strategy={self.strategy!r}, members=[{names}])"
 
     def status(self) -> dict[str, dict[str, Any]]:
-        """Each member's and fallback's circuit and load, by name."""
+        """Each member's and fallback's circuit and load, by name: ``state``, ``failures`` (in
+        a row), ``errors`` (failed calls in all), ``in_flight``, ``requests``, ``latency_ms``
+        and ``ejected_for_s``."""
         now = self.clock()
         out = {}
         for m in [*self.members, *self.fallbacks, *self.context_window_fallbacks]:
@@ -209,6 +213,7 @@ class ModelGroup:
             out[m.name] = {
                 "state": m.state,
                 "failures": m.failures,
+                "errors": m.errors,
                 "in_flight": m.in_flight,
                 "requests": m.requests,
                 "latency_ms": None if m.latency is None else round(m.latency * 1000, 1),
@@ -288,6 +293,7 @@ class ModelGroup:
 
     def _failed(self, m: Member) -> None:
         m.failures += 1
+        m.errors += 1
         if m.state == "half_open" or m.failures >= self.failure_threshold:
             m.state = "open"
             m.open_until = self.clock() + self.cooldown
