@@ -93,7 +93,7 @@ class Member:
 
     def __init__(self, llm: Chatty, weight: float = 1.0, name: str | None = None) -> None:
         if not weight > 0:
-            raise ConfigError(f"a member's weight must be > 0, got {weight!r}")
+            raise ConfigError(f"a member's weight must be > 0, got {weight!r}", field="weight")
         self.llm = llm
         self.name = name or _label(llm)
         self.weight = float(weight)
@@ -153,11 +153,23 @@ class ModelGroup:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not members:
-            raise ConfigError(f"group {name!r} has no members")
-        if weights is not None and len(weights) != len(members):
-            raise ConfigError(f"group {name!r}: {len(weights)} weights for {len(members)} members")
+            raise ConfigError(f"group {name!r}: no members", field="members")
+        if weights is not None:
+            if len(weights) != len(members):
+                raise ConfigError(
+                    f"group {name!r}: {len(weights)} weights for {len(members)} members",
+                    field="weights",
+                )
+            for i, w in enumerate(weights):
+                if not w > 0:  # NaN too
+                    raise ConfigError(f"weights[{i}] must be > 0, got {w!r}", field=f"weights[{i}]")
         if failure_threshold < 1:
-            raise ConfigError(f"failure_threshold must be >= 1, got {failure_threshold!r}")
+            raise ConfigError(
+                f"failure_threshold must be >= 1, got {failure_threshold!r}",
+                field="failure_threshold",
+            )
+        if not cooldown >= 0:
+            raise ConfigError(f"cooldown must be >= 0 seconds, got {cooldown!r}", field="cooldown")
         self.name = name
         self.strategy = strategy
         self.members = [
@@ -173,7 +185,8 @@ class ModelGroup:
         if not self.registry.has_group_strategy(strategy, self):
             raise ConfigError(
                 f"strategy must be one a plugin provides: no plugin provides the group "
-                f"strategy {strategy!r}"
+                f"strategy {strategy!r}",
+                field="strategy",
             )
         #: Usage of every call the group made, whichever member answered.
         self.usage = UsageTracker()
