@@ -314,39 +314,46 @@ class ModelGroup:
 
     # -- the calls ------------------------------------------------------------------------------
 
+    def _hand_on(
+        self, m: Member, exc: LLMError, call: GroupCall, plan: list[Member], i: int
+    ) -> bool:
+        """After ``m`` (``plan[i - 1]``) failed with ``exc``: whether the call goes on to
+        ``plan[i]``. A context overflow re-plans onto the larger members and leaves ``m``'s
+        circuit alone; a retryable exhaustion counts against it; anything else is the
+        caller's. What chat and chat_stream share; only failures come here."""
+        if is_context_overflow(exc):
+            m.trial = False  # the member is healthy; the call was too large for it
+            plan[i:] = [x for x in self._larger(call.tokens, m) if x not in plan[:i]]
+        elif moves_on(exc):
+            self._failed(m)
+        else:
+            m.trial = False
+            return False
+        return i < len(plan)
+
     async def chat(self, messages: Any, tools: Any = None, **params: Any) -> Completion:
         """Like :meth:`LLMInterface.chat`, answered by one member (see the class)."""
         call = self._call(messages, tools, params, False)
         plan = self._plan(call)
-        last: LLMError | None = None
         i = 0
-        while i < len(plan):
+        while True:  # until a member answers, or _hand_on leaves the error to the caller
             m = plan[i]
             i += 1
             t0 = self._start(m)
             try:
                 completion = await m.llm.chat(messages, tools, **params)
-            except BaseException as exc:
-                if not isinstance(exc, LLMError):
-                    m.trial = False  # cancelled: no verdict on the member
-                    raise
-                last = exc
-                if is_context_overflow(exc):
-                    m.trial = False  # the member is healthy; the call was too large for it
-                    plan[i:] = [x for x in self._larger(call.tokens, m) if x not in plan[:i]]
+            except LLMError as exc:
+                if self._hand_on(m, exc, call, plan, i):
                     continue
-                if not moves_on(exc):
-                    m.trial = False
-                    raise
-                self._failed(m)
-                continue
+                raise
+            except BaseException:
+                m.trial = False  # cancelled: no verdict on the member
+                raise
             finally:
                 m.in_flight -= 1
             self._succeeded(m, t0)
             self.usage.add(completion.usage, completion.cost)
             return completion
-        assert last is not None
-        raise last
 
     async def chat_stream(
         self, messages: Any, tools: Any = None, **params: Any
@@ -355,9 +362,8 @@ class ModelGroup:
         hands the call on, one that fails after it raises (nothing is sent twice)."""
         call = self._call(messages, tools, params, True)
         plan = self._plan(call)
-        last: LLMError | None = None
         i = 0
-        while i < len(plan):
+        while True:
             m = plan[i]
             i += 1
             t0 = self._start(m)
@@ -371,19 +377,12 @@ class ModelGroup:
                         if done is not None:
                             self.usage.add(done.usage, done.cost)
             except LLMError as exc:
-                last = exc
                 if emitted or isinstance(exc, StreamError):
                     self._failed(m)
                     raise
-                if is_context_overflow(exc):
-                    m.trial = False
-                    plan[i:] = [x for x in self._larger(call.tokens, m) if x not in plan[:i]]
+                if self._hand_on(m, exc, call, plan, i):
                     continue
-                if not moves_on(exc):
-                    m.trial = False
-                    raise
-                self._failed(m)
-                continue
+                raise
             except BaseException:
                 m.trial = False  # the caller left or was cancelled: no verdict on the member
                 raise
@@ -391,8 +390,6 @@ class ModelGroup:
                 m.in_flight -= 1
             self._succeeded(m, t0)
             return
-        assert last is not None
-        raise last
 
     async def aclose(self) -> None:
         """Close every member and fallback (each closes only the HTTP client it made)."""
