@@ -173,7 +173,11 @@ class Progress:
         head.add_row(f"req/min {_of(rpm, brpm)}", f"tok/min {_of(tpm, btpm)}", "", "", "")
         outer = Table.grid()
         outer.add_row(head)
-        outer.add_row(_members_table(llm) if isinstance(llm, ModelGroup) else _keys_table(llm))
+        if isinstance(llm, ModelGroup):
+            outer.add_row(_members_table(llm))
+            outer.add_row(_keys_table([(x.name, x.llm) for x in lanes(llm) if x.llm is not None]))
+        else:
+            outer.add_row(_keys_table([("", llm)]))
         return outer
 
     async def close(self) -> None:
@@ -184,40 +188,54 @@ class Progress:
             self.live.stop()
 
 
-def _keys_table(llm: LLMInterface) -> Any:
+def _keys_table(llms: list[tuple[str, LLMInterface]]) -> Any:
+    """Each key's state and load; with a group, under the member whose key it is."""
     from rich.table import Table
 
-    keys = Table("key", "state", "in flight", "requests", "errors", box=None)
-    for k in llm.key_pool.status():
-        style = {"ok": "green", "cooling": "yellow"}.get(k["state"], "red")
-        state = k["state"] + (f" {k['cooldown_seconds']:.1f}s" if k["state"] != "ok" else "")
-        keys.add_row(
-            k["key"],
-            f"[{style}]{state}[/]",
-            str(k["in_flight"]),
-            f"{k['requests']:,}",
-            f"{k['errors']:,}",
-        )
+    members = any(name for name, _ in llms)  # a lone interface's rows have no member name
+    head = ["member"] if members else []
+    keys = Table(*head, "key", "state", "in flight", "requests", "errors", box=None)
+    for name, llm in llms:
+        for i, k in enumerate(llm.key_pool.status()):
+            style = {"ok": "green", "cooling": "yellow"}.get(k["state"], "red")
+            state = k["state"] + (f" {k['cooldown_seconds']:.1f}s" if k["state"] != "ok" else "")
+            keys.add_row(
+                *([name if i == 0 else ""] if members else []),
+                k["key"],
+                f"[{style}]{state}[/]",
+                str(k["in_flight"]),
+                f"{k['requests']:,}",
+                f"{k['errors']:,}",
+            )
     return keys
 
 
 def _members_table(group: ModelGroup) -> Any:
+    """Each member's circuit, load and budgets (its keys are in the keys table)."""
     from rich.table import Table
 
     table = Table(
-        "member", "circuit", "in flight", "requests", "failed", "budget", "keys", box=None
+        "member",
+        "circuit",
+        "in flight",
+        "requests",
+        "failed",
+        "rpm budget",
+        "tpm budget",
+        box=None,
     )
     for lane in lanes(group):
         st = lane.state
         style = {"closed": "green", "half_open": "yellow"}.get(st["state"], "red")
+        rpm, tpm = budget(lane.llm) if lane.llm is not None else (None, None)
         table.add_row(
             lane.name,
             f"[{style}]{_circuit(st)}[/]",
             str(st["in_flight"]),
             f"{st['requests']:,}",
             f"{st['errors']:,}",
-            "-" if lane.llm is None else _budgets(lane.llm) or "-",
-            "-" if lane.llm is None else _keys(lane.llm),
+            "-" if rpm is None else f"{rpm:,.0f}",
+            "-" if tpm is None else f"{tpm:,.0f}",
         )
     return table
 

@@ -4,9 +4,10 @@ providers, run as a subprocess. Calls fail over between them; each id is answere
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from llmplug.cli._common import load_models
 from llmplug.testing import Error, Fault, LLMTestServer, RecordedRequest, Reply
 
-from ._run import LLMPLUG, env, output_lines, run
+from ._run import LLMPLUG, env, output_lines, pane, run, wait_for
 from .test_batch import BatchOutputLine, check_line, write_input
 
 
@@ -169,3 +170,31 @@ def test_redis_gives_every_member_of_a_group_the_shared_budget(
     group = models.groups["both"]
     kinds = [getattr(m.llm, "rate_limiter", None) for m in group.members]
     assert [getattr(k, "kind", None) for k in kinds] == ["redis", "redis"]
+
+
+def test_on_a_terminal_the_live_view_has_a_row_per_member(
+    server: LLMTestServer, other: LLMTestServer, tmp_path: Path, tmux: Callable[..., str]
+) -> None:
+    server.default = Error(status=503, message="overloaded")  # a's calls all fail over
+    config = group_file(tmp_path, server, other, failure_threshold=2)
+    src = write_input(tmp_path / "in.jsonl", 30)
+    out = tmp_path / "out.jsonl"
+    rc = tmp_path / "rc"
+    command = " ".join(
+        shlex.quote(str(x)) for x in [*LLMPLUG, "batch", "-c", config, "-m", "both", src, "-o", out]
+    )
+    script = tmp_path / "batch.sh"
+    script.write_text(f"{command}\necho $? > {rc}\nsleep 60\n")
+    session = tmux(f"sh {shlex.quote(str(script))}")
+    wait_for(lambda: rc.exists() and rc.read_text().strip() != "", "the run to end")
+    assert rc.read_text().strip() == "0"
+    screen = pane(session)
+    assert "done 30" in screen and "failed 0" in screen  # the live view's last frame
+    for column in ("member", "circuit", "in flight", "rpm budget", "key", "state"):
+        assert column in screen
+    # The members table's rows, then the keys table's (a member's name on its first key).
+    rows = [line.split() for line in screen.splitlines() if line.startswith(" a/test-model")]
+    assert rows[0][1] == "open" and rows[0][-2] == "600,000"  # a's circuit opened
+    assert rows[1][1].startswith("key-") and rows[1][2] == "ok"
+    assert "member a/test-model" in screen and "cost" in screen  # the summary table
+    assert len(output_lines(out)) == 30
