@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
+from ._convert import convert
 from ._errors import ConfigError
 from ._group_config import GROUPS, Models, load_groups
 from ._keys import APIKeyPool
@@ -79,7 +80,7 @@ def load_data(
             where = f"{source}: provider {provider!r}, model entry {i}"
             if isinstance(raw_entry, Mapping) and isinstance(raw_entry.get("model_name"), str):
                 where += f" ({raw_entry['model_name']})"
-            entry = _entry(_expand(raw_entry, where, ""), where)
+            entry = convert(_expand(raw_entry, where, ""), _Entry, where)
             if entry.model_name in models:
                 raise ConfigError(
                     f"{where}: field 'model_name': {entry.model_name!r} appears twice"
@@ -125,31 +126,6 @@ def _with_field(message: str) -> str:
     if m:
         return f"field 'api_keys': {message[m.end() :]}"
     return message
-
-
-def _entry(raw: Any, where: str) -> _Entry:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: must be an object")
-    try:
-        return msgspec.convert(raw, _Entry)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-    # Raised outside the except block: one ConfigError, not one chained to msgspec's error.
-    m = re.search(r" - at `\$\.?([^`]*)`", text)
-    if m:
-        text = text[: m.start()]
-        _raise(f"{where}: field {m.group(1)!r}: {text}")
-    m = re.match(r"Object missing required field `([^`]+)`", text)
-    if m:
-        _raise(f"{where}: field {m.group(1)!r}: missing (required)")
-    m = re.match(r"Object contains unknown field `([^`]+)`", text)
-    if m:
-        _raise(f"{where}: field {m.group(1)!r}: unknown field (misspelled?)")
-    raise ConfigError(f"{where}: {text}")
-
-
-def _raise(message: str) -> NoReturn:
-    raise ConfigError(message)
 
 
 def _expand(value: Any, where: str, path: str) -> Any:

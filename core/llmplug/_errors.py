@@ -91,7 +91,13 @@ def _rebuild(cls: type[LLMError], message: str, state: dict[str, Any]) -> LLMErr
 
 
 class ConfigError(LLMError, ValueError):
-    """Bad configuration or bad input, found before any request is sent."""
+    """Bad configuration or bad input, found before any request is sent. ``field`` names the
+    setting at fault when there is one (``"weights[1]"``): provider.json's loader puts it in
+    its message beside the file and the entry."""
+
+    def __init__(self, message: str, *, field: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.field = field
 
 
 class APIStatusError(LLMError):

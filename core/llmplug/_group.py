@@ -78,6 +78,7 @@ class Member:
         "context_window",
         "cost",
         "current",
+        "errors",
         "failures",
         "in_flight",
         "latency",
@@ -92,7 +93,7 @@ class Member:
 
     def __init__(self, llm: Chatty, weight: float = 1.0, name: str | None = None) -> None:
         if not weight > 0:
-            raise ConfigError(f"a member's weight must be > 0, got {weight!r}")
+            raise ConfigError(f"a member's weight must be > 0, got {weight!r}", field="weight")
         self.llm = llm
         self.name = name or _label(llm)
         self.weight = float(weight)
@@ -107,7 +108,8 @@ class Member:
         self.latency: float | None = None
         #: The smooth weighted round-robin's running score (the "weighted" strategy's state).
         self.current = 0.0
-        self.failures = 0
+        self.failures = 0  # in a row: what opens the circuit
+        self.errors = 0  # in all: calls it failed and handed on
         self.state = "closed"
         self.open_until = 0.0
         self.trial = False
@@ -151,11 +153,23 @@ class ModelGroup:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not members:
-            raise ConfigError(f"group {name!r} has no members")
-        if weights is not None and len(weights) != len(members):
-            raise ConfigError(f"group {name!r}: {len(weights)} weights for {len(members)} members")
+            raise ConfigError(f"group {name!r}: no members", field="members")
+        if weights is not None:
+            if len(weights) != len(members):
+                raise ConfigError(
+                    f"group {name!r}: {len(weights)} weights for {len(members)} members",
+                    field="weights",
+                )
+            for i, w in enumerate(weights):
+                if not w > 0:  # NaN too
+                    raise ConfigError(f"weights[{i}] must be > 0, got {w!r}", field=f"weights[{i}]")
         if failure_threshold < 1:
-            raise ConfigError(f"failure_threshold must be >= 1, got {failure_threshold!r}")
+            raise ConfigError(
+                f"failure_threshold must be >= 1, got {failure_threshold!r}",
+                field="failure_threshold",
+            )
+        if not cooldown >= 0:
+            raise ConfigError(f"cooldown must be >= 0 seconds, got {cooldown!r}", field="cooldown")
         self.name = name
         self.strategy = strategy
         self.members = [
@@ -171,7 +185,8 @@ class ModelGroup:
         if not self.registry.has_group_strategy(strategy, self):
             raise ConfigError(
                 f"strategy must be one a plugin provides: no plugin provides the group "
-                f"strategy {strategy!r}"
+                f"strategy {strategy!r}",
+                field="strategy",
             )
         #: Usage of every call the group made, whichever member answered.
         self.usage = UsageTracker()
@@ -201,7 +216,9 @@ class ModelGroup:
         return f"ModelGroup({self.name!r}, strategy={self.strategy!r}, members=[{names}])"
 
     def status(self) -> dict[str, dict[str, Any]]:
-        """Each member's and fallback's circuit and load, by name."""
+        """Each member's and fallback's circuit and load, by name: ``state``, ``failures`` (in
+        a row), ``errors`` (failed calls in all), ``in_flight``, ``requests``, ``latency_ms``
+        and ``ejected_for_s``."""
         now = self.clock()
         out = {}
         for m in [*self.members, *self.fallbacks, *self.context_window_fallbacks]:
@@ -209,6 +226,7 @@ class ModelGroup:
             out[m.name] = {
                 "state": m.state,
                 "failures": m.failures,
+                "errors": m.errors,
                 "in_flight": m.in_flight,
                 "requests": m.requests,
                 "latency_ms": None if m.latency is None else round(m.latency * 1000, 1),
@@ -288,6 +306,7 @@ class ModelGroup:
 
     def _failed(self, m: Member) -> None:
         m.failures += 1
+        m.errors += 1
         if m.state == "half_open" or m.failures >= self.failure_threshold:
             m.state = "open"
             m.open_until = self.clock() + self.cooldown
@@ -295,39 +314,46 @@ class ModelGroup:
 
     # -- the calls ------------------------------------------------------------------------------
 
+    def _hand_on(
+        self, m: Member, exc: LLMError, call: GroupCall, plan: list[Member], i: int
+    ) -> bool:
+        """After ``m`` (``plan[i - 1]``) failed with ``exc``: whether the call goes on to
+        ``plan[i]``. A context overflow re-plans onto the larger members and leaves ``m``'s
+        circuit alone; a retryable exhaustion counts against it; anything else is the
+        caller's. What chat and chat_stream share; only failures come here."""
+        if is_context_overflow(exc):
+            m.trial = False  # the member is healthy; the call was too large for it
+            plan[i:] = [x for x in self._larger(call.tokens, m) if x not in plan[:i]]
+        elif moves_on(exc):
+            self._failed(m)
+        else:
+            m.trial = False
+            return False
+        return i < len(plan)
+
     async def chat(self, messages: Any, tools: Any = None, **params: Any) -> Completion:
         """Like :meth:`LLMInterface.chat`, answered by one member (see the class)."""
         call = self._call(messages, tools, params, False)
         plan = self._plan(call)
-        last: LLMError | None = None
         i = 0
-        while i < len(plan):
+        while True:  # until a member answers, or _hand_on leaves the error to the caller
             m = plan[i]
             i += 1
             t0 = self._start(m)
             try:
                 completion = await m.llm.chat(messages, tools, **params)
-            except BaseException as exc:
-                if not isinstance(exc, LLMError):
-                    m.trial = False  # cancelled: no verdict on the member
-                    raise
-                last = exc
-                if is_context_overflow(exc):
-                    m.trial = False  # the member is healthy; the call was too large for it
-                    plan[i:] = [x for x in self._larger(call.tokens, m) if x not in plan[:i]]
+            except LLMError as exc:
+                if self._hand_on(m, exc, call, plan, i):
                     continue
-                if not moves_on(exc):
-                    m.trial = False
-                    raise
-                self._failed(m)
-                continue
+                raise
+            except BaseException:
+                m.trial = False  # cancelled: no verdict on the member
+                raise
             finally:
                 m.in_flight -= 1
             self._succeeded(m, t0)
             self.usage.add(completion.usage, completion.cost)
             return completion
-        assert last is not None
-        raise last
 
     async def chat_stream(
         self, messages: Any, tools: Any = None, **params: Any
@@ -336,9 +362,8 @@ class ModelGroup:
         hands the call on, one that fails after it raises (nothing is sent twice)."""
         call = self._call(messages, tools, params, True)
         plan = self._plan(call)
-        last: LLMError | None = None
         i = 0
-        while i < len(plan):
+        while True:
             m = plan[i]
             i += 1
             t0 = self._start(m)
@@ -352,19 +377,12 @@ class ModelGroup:
                         if done is not None:
                             self.usage.add(done.usage, done.cost)
             except LLMError as exc:
-                last = exc
                 if emitted or isinstance(exc, StreamError):
                     self._failed(m)
                     raise
-                if is_context_overflow(exc):
-                    m.trial = False
-                    plan[i:] = [x for x in self._larger(call.tokens, m) if x not in plan[:i]]
+                if self._hand_on(m, exc, call, plan, i):
                     continue
-                if not moves_on(exc):
-                    m.trial = False
-                    raise
-                self._failed(m)
-                continue
+                raise
             except BaseException:
                 m.trial = False  # the caller left or was cancelled: no verdict on the member
                 raise
@@ -372,8 +390,6 @@ class ModelGroup:
                 m.in_flight -= 1
             self._succeeded(m, t0)
             return
-        assert last is not None
-        raise last
 
     async def aclose(self) -> None:
         """Close every member and fallback (each closes only the HTTP client it made)."""

@@ -8,12 +8,12 @@ A member is ``provider/model`` of the same file; a fallback is that or another g
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
+from ._convert import convert
 from ._errors import ConfigError
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def load_groups(
 
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: field 'groups': must be an object of groups by name")
-    specs = {name: _spec(spec, f"{source}: group {name!r}") for name, spec in raw.items()}
+    specs = {name: convert(spec, _Group, f"{source}: group {name!r}") for name, spec in raw.items()}
     built: dict[str, ModelGroup] = {}
     making: list[str] = []
 
@@ -67,25 +67,26 @@ def load_groups(
         known = ", ".join(f"{p}/{m}" for p, ms in models.items() for m in ms) or "none"
         raise ConfigError(f"{where}: no model {ref!r} in this file (known: {known})")
 
-    def group(name: str) -> ModelGroup:
+    def group(name: str, at: str) -> ModelGroup:
+        """The group ``name``, named as a fallback ``at`` (the group and field naming it)."""
         if name in built:
             return built[name]
         if name in making:
-            raise ConfigError(
-                f"{source}: group {making[0]!r}: groups fall back on each other in a cycle: "
-                f"{' -> '.join([*making, name])}"
-            )
+            cycle = " -> ".join([*making[making.index(name) :], name])
+            raise ConfigError(f"{at}: groups fall back on each other in a cycle: {cycle}")
         making.append(name)
         spec, where = specs[name], f"{source}: group {name!r}"
         members = [
-            interface(ref, f"{where}, field 'members[{i}]'") for i, ref in enumerate(spec.members)
+            interface(ref, f"{where}: field 'members[{i}]'") for i, ref in enumerate(spec.members)
         ]
         chains = []
         for field in ("fallbacks", "context_window_fallbacks"):
             chain: list[Any] = []
             for i, ref in enumerate(getattr(spec, field)):
-                at = f"{where}, field '{field}[{i}]'"
-                chain.append(group(ref) if ref in specs and "/" not in ref else interface(ref, at))
+                at = f"{where}: field '{field}[{i}]'"
+                chain.append(
+                    group(ref, at) if ref in specs and "/" not in ref else interface(ref, at)
+                )
             chains.append(chain)
         try:
             made = ModelGroup(
@@ -100,31 +101,13 @@ def load_groups(
                 registry=options.get("registry"),
             )
         except ConfigError as exc:
-            m = re.match(r"([a-z_]+) must", exc.message)
-            named = m.group(1) if m else "members" if "member" in exc.message else None
-            prefix = f"{where}, field {named!r}" if named else where
-            raise ConfigError(f"{prefix}: {exc.message}") from None
+            at = f"{where}: field {exc.field!r}" if exc.field else where
+            message = exc.message.removeprefix(f"group {name!r}: ")  # the file's where says it
+            raise ConfigError(f"{at}: {message}", field=exc.field) from None
         making.pop()
         built[name] = made
         return made
 
     for name in specs:
-        group(name)
+        group(name, f"{source}: group {name!r}")
     return built
-
-
-def _spec(raw: Any, where: str) -> _Group:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: must be an object")
-    try:
-        return msgspec.convert(raw, _Group)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-    m = re.search(r" - at `\$\.?([^`]*)`", text)
-    if m:
-        raise ConfigError(f"{where}: field {m.group(1)!r}: {text[: m.start()]}")
-    m = re.match(r"Object (?:missing required|contains unknown) field `([^`]+)`", text)
-    if m:
-        what = "missing (required)" if "missing" in text else "unknown field (misspelled?)"
-        raise ConfigError(f"{where}: field {m.group(1)!r}: {what}")
-    raise ConfigError(f"{where}: {text}")

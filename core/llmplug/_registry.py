@@ -43,6 +43,28 @@ class PluginInfo(NamedTuple):
     hooks: tuple[str, ...]
 
 
+class _Manager(pluggy.PluginManager):
+    """A ``PluginManager`` that tells its registry whenever its plugins change, however they
+    change: :meth:`Registry.register`, ``registry.pm.register`` straight, pluggy's
+    ``load_setuptools_entrypoints`` or ``set_blocked``. Every one goes through these two
+    methods, so what the registry derives from its plugins (``observed``) is never stale and
+    costs the hot path nothing."""
+
+    def __init__(self, project: str, changed: Callable[[], None]) -> None:
+        super().__init__(project)
+        self._changed = changed
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        registered = super().register(plugin, name)
+        self._changed()
+        return registered
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
+        gone = super().unregister(plugin, name)
+        self._changed()
+        return gone
+
+
 class Registry:
     """A pluggy ``PluginManager`` with llmplug's hook specs.
 
@@ -57,16 +79,16 @@ class Registry:
         plugins: Iterable[object] = (),
         disable: Iterable[str] = (),
     ) -> None:
-        self.pm = pluggy.PluginManager(PROJECT)
+        #: Whether some plugin implements an observer hook: read on every attempt, so it is a
+        #: plain attribute, refreshed by the manager whenever its plugins change.
+        self.observed = False
+        self.pm: pluggy.PluginManager = _Manager(PROJECT, self._refresh)
         self.pm.add_hookspecs(_hookspecs)
         env = os.environ.get(DISABLE_ENV, "")
         self.disabled = frozenset(n.strip() for n in (*disable, *env.split(",")) if n.strip())
         #: (plugin name, error text) for each plugin that failed to load.
         self.failed: list[tuple[str, str]] = []
         self._dists: dict[str, tuple[str | None, str | None]] = {}
-        #: Whether some plugin implements an observer hook: read on every attempt, so it is a
-        #: plain attribute, refreshed whenever the plugins change (through this class).
-        self.observed = False
         #: Disabled names that no installed entry point has (a typo leaves its plugin active).
         self.disabled_unknown: frozenset[str] = frozenset()
         if entry_points:
@@ -74,7 +96,6 @@ class Registry:
         for plugin in plugins:
             self.register(plugin)
         self.pm.check_pending()
-        self._refresh()
 
     def _refresh(self) -> None:
         hook = self.pm.hook
@@ -104,12 +125,10 @@ class Registry:
             # register() (and check_pending()) fail too.
             self.pm.unregister(plugin)
             raise
-        self._refresh()
         return registered
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
-        self._refresh()
 
     def _load_entry_points(self) -> None:
         # Imported here: importlib.metadata costs ~17 ms, and `import llmplug` must stay fast.

@@ -11,6 +11,8 @@ import pytest
 from llmplug import ConfigError, ModelGroup, OpenAICompatible, llm_function
 from llmplug.testing import Error, LLMTestServer, Reply
 
+LLAMA, GROQ = "together/llama-3", "groq/llama-3-groq"
+
 
 def provider_file(tmp_path: Path, a: str, b: str, groups: Any) -> Path:
     def entry(url: str, model: str, **extra: Any) -> dict[str, Any]:
@@ -77,26 +79,61 @@ async def test_a_group_from_the_file_answers_through_its_members_and_fallbacks(
     [
         (
             {"g": {"members": ["together/llama-4"]}},
-            "group 'g', field 'members[0]': no model 'together/llama-4' in this file",
+            "group 'g': field 'members[0]': no model 'together/llama-4' in this file",
         ),
         (
             {"g": {"members": ["together/llama-3"], "fallbacks": ["nowhere"]}},
-            "group 'g', field 'fallbacks[0]': no model 'nowhere'",
+            "group 'g': field 'fallbacks[0]': no model 'nowhere'",
         ),
         (
             {"g": {"members": ["together/llama-3"], "context_window_fallbacks": ["x/y"]}},
-            "group 'g', field 'context_window_fallbacks[0]': no model 'x/y'",
+            "group 'g': field 'context_window_fallbacks[0]': no model 'x/y'",
         ),
         ({"g": {"members": ["together/llama-3"], "stratgy": "cost"}}, "field 'stratgy'"),
         ({"g": {"members": ["together/llama-3"], "strategy": "fastest"}}, "field 'strategy'"),
+        ({"g": {"members": ["together/llama-3"], "strategy": 5}}, "g': field 'strategy': Exp"),
         ({"g": {}}, "group 'g': field 'members': missing"),
+        ({"g": {"members": []}}, "group 'g': field 'members': no members"),
+        ({"g": {"members": "together/llama-3"}}, "group 'g': field 'members': Expected `array`"),
+        (
+            {"g": {"members": [LLAMA, GROQ], "weights": [1]}},
+            "group 'g': field 'weights': 1 weights for 2 members",
+        ),
+        (
+            {"g": {"members": [LLAMA, GROQ], "weights": [1, 0]}},
+            "group 'g': field 'weights[1]': weights[1] must be > 0, got 0",
+        ),
+        (
+            {"g": {"members": [LLAMA, GROQ], "weights": [1, "heavy"]}},
+            "group 'g': field 'weights[1]': Expected `float`, got `str`",
+        ),
+        (
+            {"g": {"members": [LLAMA], "failure_threshold": 0}},
+            "group 'g': field 'failure_threshold': failure_threshold must be >= 1",
+        ),
+        (
+            {"g": {"members": [LLAMA], "cooldown": -1}},
+            "group 'g': field 'cooldown': cooldown must be >= 0 seconds",
+        ),
+        ({"g": {"members": [LLAMA], "fallbacks": "h"}}, "group 'g': field 'fallbacks': Exp"),
         (
             {
                 "g": {"members": ["together/llama-3"], "fallbacks": ["h"]},
                 "h": {"members": ["groq/llama-3-groq"], "fallbacks": ["g"]},
             },
-            "cycle: g -> h -> g",
+            "group 'h': field 'fallbacks[0]': groups fall back on each other in a cycle: "
+            "g -> h -> g",
         ),
+        (
+            {
+                "g": {"members": [LLAMA], "fallbacks": ["h"]},
+                "h": {"members": [GROQ], "context_window_fallbacks": ["openai/gpt-4.1", "h"]},
+            },
+            "group 'h': field 'context_window_fallbacks[1]': groups fall back on each other in "
+            "a cycle: h -> h",
+        ),
+        ({"g": ["together/llama-3"]}, "group 'g': must be an object"),
+        (["g"], "field 'groups': must be an object"),
     ],
 )
 def test_a_bad_group_is_an_error_naming_the_file_and_field(

@@ -105,3 +105,23 @@ def test_the_registry_knows_whether_anyone_observes() -> None:
     assert registry.observed
     registry.unregister(name)
     assert not registry.observed
+
+
+async def test_an_observer_registered_straight_on_the_plugin_manager_is_called(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    """However a plugin arrives (here pluggy's own register and unregister, as a framework
+    that loads plugins itself does), the registry knows whether anyone observes."""
+    registry = registry_with()
+    llm = make_llm(registry=registry)
+    assert (await llm.chat("before")).text == "echo: before"
+    rec = Recorder()
+    registry.pm.register(rec, name="straight")
+    assert registry.observed
+    assert (await llm.chat("during")).text == "echo: during"
+    assert [(a.status, a.attempt) for a in rec.attempts] == [("ok", 0)]
+    assert [c.status for c in rec.calls] == ["ok"]
+    registry.pm.unregister(name="straight")
+    assert not registry.observed
+    await llm.chat("after")
+    assert len(rec.attempts) == 1 and len(rec.calls) == 1

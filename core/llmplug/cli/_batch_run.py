@@ -17,6 +17,7 @@ from llmplug._types import Completion, Usage
 from ._batch_lines import BadLine, Request, error_line, error_of, ok_line, parse_request
 
 if TYPE_CHECKING:
+    from llmplug._group import ModelGroup
     from llmplug._interface import LLMInterface
 
     from ._batch_output import Output
@@ -38,6 +39,7 @@ class Stats:
         self.errors: collections.Counter[str] = collections.Counter()
         self.usage = Usage()
         self.cost: float | None = None
+        self.unpriced = 0  # answers with usage but no cost (a group member without pricing)
         self.total: int | None = None  # requests in the input (counted in the background)
         self._seconds: collections.deque[list[int]] = collections.deque()
 
@@ -57,6 +59,8 @@ class Stats:
             self.usage = self.usage + c.usage
         if c.cost is not None:
             self.cost = (self.cost or 0.0) + c.cost
+        elif c.usage is not None:
+            self.unpriced += 1
         self._tick(c.usage.total_tokens if c.usage else 0)
 
     def add_failed(self, kind: str) -> None:
@@ -90,18 +94,26 @@ class Stats:
 
 
 class BatchRun:
+    """``wire`` is the one the input's lines must fit; ``raw_bodies`` False (a group whose
+    members speak several wires) writes every answer as a Chat Completions body made from the
+    Completion, so the output's bodies have one shape whichever member answered."""
+
     def __init__(
         self,
-        llm: LLMInterface,
+        llm: LLMInterface | ModelGroup,
         lines: Iterator[bytes],
         out: Output,
         done: set[str],
         *,
+        wire: str,
+        raw_bodies: bool = True,
         max_in_flight: int,
         shard: tuple[int, int] = (0, 1),
         limit: int | None = None,
     ) -> None:
         self.llm = llm
+        self.wire = wire
+        self.raw_bodies = raw_bodies
         self.lines = lines
         self.out = out
         self.done = done
@@ -130,7 +142,7 @@ class BatchRun:
 
     async def run(self) -> None:
         k, n = self.shard
-        wire = self.llm.wire
+        wire = self.wire
         started = 0
         for number, line in enumerate(self.lines, 1):
             if number % 1024 == 0:
@@ -179,7 +191,7 @@ class BatchRun:
             line = error_line(r.custom_id, type(exc).__name__, str(exc) or repr(exc))
             self.stats.add_failed(type(exc).__name__)
         else:
-            line = ok_line(r.custom_id, _body(c), c.request_id)
+            line = ok_line(r.custom_id, _body(c, self.raw_bodies), c.request_id)
             self.stats.add_ok(c)
         self._write(line)
 
@@ -193,10 +205,10 @@ class BatchRun:
             self.cancel()
 
 
-def _body(c: Completion) -> bytes:
-    """The provider's JSON; a wire plugin that keeps no body gets a Chat Completions body made
-    from the Completion."""
-    if isinstance(c.raw, bytes | bytearray):
+def _body(c: Completion, raw: bool = True) -> bytes:
+    """The provider's JSON; a wire plugin that keeps no body (or, with ``raw`` False, any
+    answer) gets a Chat Completions body made from the Completion."""
+    if raw and isinstance(c.raw, bytes | bytearray):
         return bytes(c.raw)
     message: dict[str, Any] = {"role": "assistant", "content": c.text or None}
     if c.tool_calls:

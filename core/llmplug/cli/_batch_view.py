@@ -1,18 +1,46 @@
 """What a batch shows while it runs and when it ends: rich's live display on a terminal, plain
-periodic lines otherwise, and a summary table."""
+periodic lines otherwise, and a summary table. A group shows a row per member: its circuit
+(from :meth:`ModelGroup.status`), load, and, for a member that is an interface, its keys and
+budgets."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, cast
+
+from llmplug._group import ModelGroup
 
 if TYPE_CHECKING:
     from llmplug._interface import LLMInterface
 
     from ._batch_run import Stats
 
-__all__ = ["Progress", "summary_rows"]
+__all__ = ["Lane", "Progress", "lanes", "summary_rows"]
+
+
+class Lane(NamedTuple):
+    """One member of a group as the display shows it."""
+
+    name: str
+    #: The member's interface, whose keys and budgets are shown; None for a member group.
+    llm: LLMInterface | None
+    #: Its circuit and load, from the group's status().
+    state: dict[str, Any]
+
+
+def lanes(group: ModelGroup) -> list[Lane]:
+    """A row per member and fallback of ``group``."""
+    status = group.status()
+    everyone = [*group.members, *group.fallbacks, *group.context_window_fallbacks]
+    return [
+        Lane(
+            m.name,
+            None if isinstance(m.llm, ModelGroup) else cast("LLMInterface", m.llm),
+            status[m.name],
+        )
+        for m in everyone
+    ]
 
 
 def _duration(seconds: float | None) -> str:
@@ -22,8 +50,11 @@ def _duration(seconds: float | None) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
-def budget(llm: LLMInterface) -> tuple[float | None, float | None]:
-    """The interface's requests and tokens per minute budgets (None: none known)."""
+def budget(llm: LLMInterface | ModelGroup) -> tuple[float | None, float | None]:
+    """The interface's requests and tokens per minute budgets (None: none known). A group's
+    members each have their own (shown per member): the group has none of its own."""
+    if isinstance(llm, ModelGroup):
+        return None, None
     status = llm.get_rate_limit_status()
     rpm = status.get("refill_rate")
     tpm = llm.token_limiter.refill_rate * 60 if llm.token_limiter is not None else None
@@ -34,16 +65,45 @@ def _of(value: float, limit: float | None) -> str:
     return f"{value:,.0f}" + (f" / {limit:,.0f}" if limit else "")
 
 
-def status_line(stats: Stats, llm: LLMInterface, in_flight: int) -> str:
+def _keys(llm: LLMInterface) -> str:
+    return " ".join(f"{k['key']}:{k['state']}" for k in llm.key_pool.status())
+
+
+def _circuit(state: dict[str, Any]) -> str:
+    left = state["ejected_for_s"]
+    return str(state["state"]) + (f" {left:.1f}s" if left else "")
+
+
+def _budgets(llm: LLMInterface) -> str:
+    brpm, btpm = budget(llm)
+    return " ".join(
+        f"{b:,.0f} {unit}/min" for b, unit in ((brpm, "req"), (btpm, "tok")) if b is not None
+    )
+
+
+def _member_text(lane: Lane) -> str:
+    """A member in a plain progress line: circuit, in flight, budgets, keys."""
+    parts = [f"{lane.name} {_circuit(lane.state)}", f"in flight {lane.state['in_flight']}"]
+    if lane.llm is not None:
+        if limits := _budgets(lane.llm):
+            parts.append(f"budget {limits}")
+        parts.append(f"keys {_keys(lane.llm)}")
+    return "[" + ", ".join(parts) + "]"
+
+
+def status_line(stats: Stats, llm: LLMInterface | ModelGroup, in_flight: int) -> str:
     rpm, tpm = stats.per_minute()
     brpm, btpm = budget(llm)
     left = stats.remaining()
-    keys = " ".join(f"{k['key']}:{k['state']}" for k in llm.key_pool.status())
+    if isinstance(llm, ModelGroup):
+        who = "members " + " ".join(_member_text(lane) for lane in lanes(llm))
+    else:
+        who = f"keys {_keys(llm)}"
     return (
         f"done {stats.ok:,}  failed {stats.failed:,}  "
         f"remaining {'-' if left is None else f'{left:,}'}  in flight {in_flight}  "
         f"req/min {_of(rpm, brpm)}  tok/min {_of(tpm, btpm)}  eta {_duration(stats.eta())}  "
-        f"keys {keys}"
+        f"{who}"
     )
 
 
@@ -52,7 +112,12 @@ class Progress:
     seconds otherwise."""
 
     def __init__(
-        self, stream: TextIO, llm: LLMInterface, stats: Stats, in_flight: Any, interval: float
+        self,
+        stream: TextIO,
+        llm: LLMInterface | ModelGroup,
+        stats: Stats,
+        in_flight: Any,
+        interval: float,
     ) -> None:
         self.stream = stream
         self.llm = llm
@@ -106,20 +171,13 @@ class Progress:
             f"ETA {_duration(s.eta())}",
         )
         head.add_row(f"req/min {_of(rpm, brpm)}", f"tok/min {_of(tpm, btpm)}", "", "", "")
-        keys = Table("key", "state", "in flight", "requests", "errors", box=None)
-        for k in llm.key_pool.status():
-            style = {"ok": "green", "cooling": "yellow"}.get(k["state"], "red")
-            state = k["state"] + (f" {k['cooldown_seconds']:.1f}s" if k["state"] != "ok" else "")
-            keys.add_row(
-                k["key"],
-                f"[{style}]{state}[/]",
-                str(k["in_flight"]),
-                f"{k['requests']:,}",
-                f"{k['errors']:,}",
-            )
         outer = Table.grid()
         outer.add_row(head)
-        outer.add_row(keys)
+        if isinstance(llm, ModelGroup):
+            outer.add_row(_members_table(llm))
+            outer.add_row(_keys_table([(x.name, x.llm) for x in lanes(llm) if x.llm is not None]))
+        else:
+            outer.add_row(_keys_table([("", llm)]))
         return outer
 
     async def close(self) -> None:
@@ -130,7 +188,61 @@ class Progress:
             self.live.stop()
 
 
-def summary_rows(stats: Stats, wall: float) -> list[tuple[str, str]]:
+def _keys_table(llms: list[tuple[str, LLMInterface]]) -> Any:
+    """Each key's state and load; with a group, under the member whose key it is."""
+    from rich.table import Table
+
+    members = any(name for name, _ in llms)  # a lone interface's rows have no member name
+    head = ["member"] if members else []
+    keys = Table(*head, "key", "state", "in flight", "requests", "errors", box=None)
+    for name, llm in llms:
+        for i, k in enumerate(llm.key_pool.status()):
+            style = {"ok": "green", "cooling": "yellow"}.get(k["state"], "red")
+            state = k["state"] + (f" {k['cooldown_seconds']:.1f}s" if k["state"] != "ok" else "")
+            keys.add_row(
+                *([name if i == 0 else ""] if members else []),
+                k["key"],
+                f"[{style}]{state}[/]",
+                str(k["in_flight"]),
+                f"{k['requests']:,}",
+                f"{k['errors']:,}",
+            )
+    return keys
+
+
+def _members_table(group: ModelGroup) -> Any:
+    """Each member's circuit, load and budgets (its keys are in the keys table)."""
+    from rich.table import Table
+
+    table = Table(
+        "member",
+        "circuit",
+        "in flight",
+        "requests",
+        "failed",
+        "rpm budget",
+        "tpm budget",
+        box=None,
+    )
+    for lane in lanes(group):
+        st = lane.state
+        style = {"closed": "green", "half_open": "yellow"}.get(st["state"], "red")
+        rpm, tpm = budget(lane.llm) if lane.llm is not None else (None, None)
+        table.add_row(
+            lane.name,
+            f"[{style}]{_circuit(st)}[/]",
+            str(st["in_flight"]),
+            f"{st['requests']:,}",
+            f"{st['errors']:,}",
+            "-" if rpm is None else f"{rpm:,.0f}",
+            "-" if tpm is None else f"{tpm:,.0f}",
+        )
+    return table
+
+
+def summary_rows(
+    stats: Stats, wall: float, llm: LLMInterface | ModelGroup | None = None
+) -> list[tuple[str, str]]:
     u = stats.usage
     rows = [("succeeded", f"{stats.ok:,}"), ("failed", f"{stats.failed:,}")]
     rows += [(f"  {kind}", f"{n:,}") for kind, n in stats.errors.most_common()]
@@ -144,13 +256,22 @@ def summary_rows(stats: Stats, wall: float) -> list[tuple[str, str]]:
     ]
     if stats.cost is not None:
         rows.append(("cost", f"{stats.cost:,.4f}" if stats.cost >= 1 else f"{stats.cost:.6f}"))
+        if stats.unpriced:  # answered by a member without pricing: not in the cost
+            rows.append(("  answers without a price", f"{stats.unpriced:,}"))
+    if isinstance(llm, ModelGroup):
+        for lane in lanes(llm):
+            st = lane.state
+            calls = f"requests {st['requests']:,}, failed {st['errors']:,}, {_circuit(st)}"
+            rows.append((f"member {lane.name}", calls))
     rate = stats.finished / wall * 60 if wall > 0 else 0.0
     rows += [("wall time", _duration(wall)), ("requests/min", f"{rate:,.0f}")]
     return rows
 
 
-def print_summary(stream: TextIO, stats: Stats, wall: float) -> None:
-    rows = summary_rows(stats, wall)
+def print_summary(
+    stream: TextIO, stats: Stats, wall: float, llm: LLMInterface | ModelGroup | None = None
+) -> None:
+    rows = summary_rows(stats, wall, llm)
     if stream.isatty():
         try:
             from rich.console import Console

@@ -86,18 +86,14 @@ def load_models(path: str, redis: str | None = None) -> Models[LLMInterface]:
         fail(exc.message, EXIT_CONFIG)
 
 
-def pick_model(
-    models: Models[LLMInterface], name: str, path: str, groups: bool = True
-) -> LLMInterface | ModelGroup:
+def pick_model(models: Models[LLMInterface], name: str, path: str) -> LLMInterface | ModelGroup:
     """``provider/model`` (the model's own name may hold slashes), a model name that only
-    one provider has, or (with ``groups``) the name of a group of the file's ``"groups"``."""
+    one provider has, or the name of a group of the file's ``"groups"``."""
     provider, _, model = name.partition("/")
     if model and provider in models and model in models[provider]:
         return models[provider][model]
     found: list[LLMInterface | ModelGroup] = [m[name] for m in models.values() if name in m]
     if name in models.groups:
-        if not groups:
-            fail(f"{name!r} is a model group: this command takes one model (provider/model)", 3)
         found.append(models.groups[name])
     if len(found) == 1:
         return found[0]

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, TextIO, cast
+from typing import TYPE_CHECKING, TextIO
 
 from ._batch_output import Output, done_ids
 from ._batch_run import BatchRun, Stats
@@ -29,6 +29,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
+    from llmplug._group import ModelGroup
     from llmplug._interface import LLMInterface
 
 __all__ = ["add_parser", "run"]
@@ -49,7 +50,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "running the same command again resumes a stopped or killed run.",
     )
     add_config_argument(p)
-    p.add_argument("-m", "--model", required=True, help="provider/model from provider.json")
+    p.add_argument(
+        "-m",
+        "--model",
+        required=True,
+        help="provider/model from provider.json, or one of its groups",
+    )
     p.add_argument("input", help="the requests, one JSON object a line ('-': stdin)")
     p.add_argument("-o", "--output", required=True, help="output JSONL ('-': stdout)")
     p.add_argument(
@@ -122,11 +128,7 @@ def run(args: argparse.Namespace) -> int:
     shard = _shard(args.shard)
     if args.redis:
         _check_redis_plugin()
-    # A batch shows and checks one model's keys and budgets: a group is not taken (yet).
-    llm = cast(
-        "LLMInterface",
-        pick_model(load_models(args.config, args.redis), args.model, args.config, groups=False),
-    )
+    llm = pick_model(load_models(args.config, args.redis), args.model, args.config)
     _gather_wakeups(llm)
     if args.input != "-" and not os.path.isfile(args.input):
         fail(f"{args.input}: no such input file", EXIT_USAGE)
@@ -143,31 +145,61 @@ def run(args: argparse.Namespace) -> int:
         out.close()
 
 
-def _gather_wakeups(llm: object) -> None:
+def _interfaces(llm: LLMInterface | ModelGroup) -> list[LLMInterface]:
+    """The interfaces a call to ``llm`` may reach: itself, or a group's members and fallbacks
+    (groups within it included)."""
+    from llmplug._group import ModelGroup
+
+    found: list[LLMInterface] = []
+    todo: list[LLMInterface | ModelGroup] = [llm]
+    while todo:
+        one = todo.pop()
+        if isinstance(one, ModelGroup):
+            everyone = [*one.members, *one.fallbacks, *one.context_window_fallbacks]
+            todo.extend(m.llm for m in everyone)  # type: ignore[misc]
+        else:
+            found.append(one)
+    return found
+
+
+def _gather_wakeups(llm: LLMInterface | ModelGroup) -> None:
     """A batch wants throughput, not one request's latency: let its token buckets admit the
     requests whose turns are close together on one wake-up. Other limiters are left alone."""
     from llmplug._bucket import TokenBucket
 
-    members = getattr(llm, "members", None)
-    for one in [m.llm for m in members] if members is not None else [llm]:
-        for limiter in (getattr(one, "rate_limiter", None), getattr(one, "token_limiter", None)):
+    for one in _interfaces(llm):
+        for limiter in (one.rate_limiter, one.token_limiter):
             if isinstance(limiter, TokenBucket):
                 limiter.slack = WAKE_SLACK
 
 
+def wire_of(llm: LLMInterface | ModelGroup) -> tuple[str, bool]:
+    """The wire the input's lines must fit, and whether the output keeps each provider's own
+    body. A group whose members (fallbacks included) all speak one wire is that wire; one of
+    several takes Chat Completions lines (neutral messages every wire maps) and writes Chat
+    Completions bodies, so the output has one shape whichever member answered."""
+    wires = {one.wire for one in _interfaces(llm)}
+    if len(wires) == 1:
+        return wires.pop(), True
+    return "openai-chat", False
+
+
 async def _main(
     args: argparse.Namespace,
-    llm: LLMInterface,
+    llm: LLMInterface | ModelGroup,
     out: Output,
     done: set[str],
     shard: tuple[int, int],
     view: TextIO,
 ) -> int:
+    wire, raw_bodies = wire_of(llm)
     batch = BatchRun(
         llm,
         _lines(args.input),
         out,
         done,
+        wire=wire,
+        raw_bodies=raw_bodies,
         max_in_flight=args.max_in_flight,
         shard=shard,
         limit=args.limit,
@@ -211,7 +243,7 @@ async def _main(
             raise batch.write_error  # the reader of -o - went away: end quietly
         what = batch.write_error.strerror or batch.write_error
         fail(f"{args.output}: cannot write the output: {what}", EXIT_USAGE)
-    print_summary(view, batch.stats, time.monotonic() - t0)
+    print_summary(view, batch.stats, time.monotonic() - t0, llm)
     if interrupts:
         return EXIT_INTERRUPTED
     return EXIT_FAILED_LINES if batch.stats.failed else EXIT_OK

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import llmplug
-from llmplug.testing import Fault, LLMTestServer, Reply, ToolCallReply
+from llmplug.testing import Error, Fault, LLMTestServer, Reply, ToolCallReply
 
 from ._run import LLMPLUG, pane, provider_file, run, wait_for
 
@@ -205,6 +205,13 @@ def test_a_group_of_the_file_is_a_model_for_chat_and_models(
     assert (done.returncode, done.stdout) == (0, "answered by the group\n"), done.stderr
     listed = run("models", "-c", config)
     assert "group both (weighted): local/test-model; fallbacks: local/resp-model" in listed.stdout
-    refused = run("batch", "-c", config, "-m", "both", "-", "-o", "-", stdin="")
-    assert refused.returncode == 3
-    assert "'both' is a model group" in refused.stderr
+    # batch too: the chat member fails (its 9 attempts), the Responses fallback answers, and
+    # the line's body is a Chat Completions one, as every line of a group of two wires is.
+    server.push(*[Error(status=500, message="down")] * 9)
+    line = json.dumps({"id": "x", "prompt": "hello"})
+    done = run("batch", "-c", config, "-m", "both", "-", "-o", "-", stdin=line + "\n")
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)["response"]["body"]
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["message"]["content"] == "echo: hello"
+    assert server.requests[-1].api == "responses"
