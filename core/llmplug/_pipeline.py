@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, NoReturn
 
 from ._attempt import Attempt, give_back
@@ -26,7 +26,6 @@ from ._errors import (
 from ._estimate import estimate_call_tokens
 from ._keys import APIKeyPool, KeyLease
 from ._log import log_event
-from ._ndjson import NDJSONDecoder
 from ._observe import observed_complete, observed_stream
 from ._parser import FRAMINGS, StreamParser
 from ._policy import RetryPolicy
@@ -34,9 +33,9 @@ from ._pricing import Pricing
 from ._ratelimits import RateLimits, openai_rate_limits
 from ._registry import Registry
 from ._retry import parse_error_body
-from ._sse import SSEDecoder, SSETooLarge
+from ._stream_events import broken, events_of, stream_events
 from ._transport import Transport
-from ._types import Completion, Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
+from ._types import Completion, Done, StreamEvent
 from ._usage import UsageTracker
 
 __all__ = ["Pipeline"]
@@ -427,11 +426,11 @@ class Pipeline:
                         response.headers,
                         self._limits(parser, response.headers, call),
                     )
-                    for event in _events_of(completion):
+                    for event in events_of(completion):
                         emitted = True
                         yield event
                     return
-                events = self._events(response, parser, lease, framing, call)
+                events = stream_events(self, response, parser, lease, framing, call)
                 try:
                     while True:
                         with scope:
@@ -456,14 +455,14 @@ class Pipeline:
                 attempt.failed(timed_out)
                 if not emitted:
                     raise timed_out from error
-                raise self._broken(timed_out, parser, attempt.lease) from timed_out
+                raise broken(self, timed_out, parser, attempt.lease) from timed_out
             except LLMError as exc:
                 error = exc
                 attempt.failed(error)
                 if emitted:
                     if isinstance(error, StreamError):
                         raise
-                    raise self._broken(error, parser, attempt.lease) from error
+                    raise broken(self, error, parser, attempt.lease) from error
             finally:
                 # The books first, with no await before them: whatever interrupts the cleanup
                 # below (a second cancellation, a loop that is ending) cannot leak the lease.
@@ -475,97 +474,3 @@ class Pipeline:
             retries += 1
             call.attempt = retries
             await self._backoff(delay, deadline, total, error)
-
-    def _broken(
-        self, exc: LLMError, parser: StreamParser | None, lease: KeyLease | None
-    ) -> StreamError:
-        return StreamError(
-            f"the stream broke after output reached the caller: {exc.message}",
-            partial=_partial(parser),
-            provider=self.provider,
-            model=self.model,
-            status=exc.status,
-            key_id=lease.fingerprint if lease else None,
-            plugin=exc.plugin,
-        )
-
-    async def _events(
-        self, response: Any, parser: StreamParser, lease: KeyLease, framing: str, call: Call
-    ) -> AsyncGenerator[StreamEvent, None]:
-        # Framing is chosen once per response; per chunk it is one decoder call, as before.
-        decoder = NDJSONDecoder() if framing == "ndjson" else SSEDecoder()
-        chunks = response.aiter_bytes()
-        try:
-            async for chunk in chunks:
-                for sse in decoder.feed(chunk):
-                    for event in parser.feed(sse):
-                        yield event
-                    if parser.done:
-                        await _drain(chunks)
-                        return
-            for sse in decoder.close():
-                for event in parser.feed(sse):
-                    yield event
-        except SSETooLarge as exc:
-            raise StreamError(
-                str(exc),
-                partial=_partial(parser),
-                provider=self.provider,
-                model=self.model,
-                key_id=lease.fingerprint,
-            ) from None
-        except self.transport.timeout_error as exc:
-            raise self._connection_error(APITimeoutError, exc, lease) from None
-        except self.transport.request_error as exc:
-            raise self._connection_error(APIConnectionError, exc, lease) from None
-        except Exception as exc:  # the parser's, the only other code that runs here
-            self._parser_failed(exc, call, "parsing a stream event")
-        if not parser.done:
-            raise StreamError(
-                "the stream ended before its end marker (truncated)",
-                partial=_partial(parser),
-                provider=self.provider,
-                model=self.model,
-                key_id=lease.fingerprint,
-            )
-
-
-#: After a stream's end marker, how much more body and time we spend to reach the end of the
-#: HTTP body: a connection read to its end goes back to the pool (no new TCP+TLS handshake for
-#: the next call); one that is not is closed.
-_DRAIN_BYTES = 64 * 1024
-_DRAIN_SECONDS = 0.25
-
-
-async def _drain(chunks: AsyncIterator[bytes]) -> None:
-    seen = 0
-    try:
-        async with asyncio.timeout(_DRAIN_SECONDS):
-            async for chunk in chunks:
-                seen += len(chunk)
-                if seen > _DRAIN_BYTES:
-                    return
-    except Exception:  # the answer is complete: the connection is just not reused
-        return
-
-
-def _partial(parser: StreamParser | None) -> Completion | None:
-    """A failed stream's partial output, if the parser can still give it."""
-    if parser is None:
-        return None
-    try:
-        return parser.result()
-    except Exception:  # the stream failed already; that error is the one to report
-        return None
-
-
-def _events_of(c: Completion) -> list[StreamEvent]:
-    events: list[StreamEvent] = []
-    if c.reasoning:
-        events.append(ReasoningDelta(c.reasoning))
-    if c.text:
-        events.append(TextDelta(c.text))
-    for i, tc in enumerate(c.tool_calls):
-        events.append(ToolCallDelta(index=i, id=tc.id, name=tc.name, arguments=tc.arguments))
-    events.append(Done(c))
-    return events

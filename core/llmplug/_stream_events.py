@@ -1,0 +1,120 @@
+"""A stream's bytes as events: framing (SSE or NDJSON) fed to the wire's parser, the errors a
+broken stream raises, and the events a whole (unstreamed) answer stands for."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from ._errors import APIConnectionError, APITimeoutError, LLMError, StreamError
+from ._ndjson import NDJSONDecoder
+from ._sse import SSEDecoder, SSETooLarge
+from ._types import Completion, Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
+
+if TYPE_CHECKING:
+    from ._call import Call
+    from ._keys import KeyLease
+    from ._parser import StreamParser
+    from ._pipeline import Pipeline
+
+__all__ = ["broken", "events_of", "partial", "stream_events"]
+
+
+def broken(
+    p: Pipeline, exc: LLMError, parser: StreamParser | None, lease: KeyLease | None
+) -> StreamError:
+    """The error of a stream that failed after output reached the caller: never retried, since
+    a retry would show that output twice; it carries what had arrived."""
+    return StreamError(
+        f"the stream broke after output reached the caller: {exc.message}",
+        partial=partial(parser),
+        provider=p.provider,
+        model=p.model,
+        status=exc.status,
+        key_id=lease.fingerprint if lease else None,
+        plugin=exc.plugin,
+    )
+
+
+async def stream_events(
+    p: Pipeline, response: Any, parser: StreamParser, lease: KeyLease, framing: str, call: Call
+) -> AsyncGenerator[StreamEvent, None]:
+    """The events of a streamed response, its transport and parser errors made llmplug's."""
+    # Framing is chosen once per response; per chunk it is one decoder call.
+    decoder = NDJSONDecoder() if framing == "ndjson" else SSEDecoder()
+    chunks = response.aiter_bytes()
+    try:
+        async for chunk in chunks:
+            for sse in decoder.feed(chunk):
+                for event in parser.feed(sse):
+                    yield event
+                if parser.done:
+                    await _drain(chunks)
+                    return
+        for sse in decoder.close():
+            for event in parser.feed(sse):
+                yield event
+    except SSETooLarge as exc:
+        raise StreamError(
+            str(exc),
+            partial=partial(parser),
+            provider=p.provider,
+            model=p.model,
+            key_id=lease.fingerprint,
+        ) from None
+    except p.transport.timeout_error as exc:
+        raise p._connection_error(APITimeoutError, exc, lease) from None
+    except p.transport.request_error as exc:
+        raise p._connection_error(APIConnectionError, exc, lease) from None
+    except Exception as exc:  # the parser's, the only other code that runs here
+        p._parser_failed(exc, call, "parsing a stream event")
+    if not parser.done:
+        raise StreamError(
+            "the stream ended before its end marker (truncated)",
+            partial=partial(parser),
+            provider=p.provider,
+            model=p.model,
+            key_id=lease.fingerprint,
+        )
+
+
+#: After a stream's end marker, how much more body and time we spend to reach the end of the
+#: HTTP body: a connection read to its end goes back to the pool (no new TCP+TLS handshake for
+#: the next call); one that is not is closed.
+_DRAIN_BYTES = 64 * 1024
+_DRAIN_SECONDS = 0.25
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    seen = 0
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for chunk in chunks:
+                seen += len(chunk)
+                if seen > _DRAIN_BYTES:
+                    return
+    except Exception:  # the answer is complete: the connection is just not reused
+        return
+
+
+def partial(parser: StreamParser | None) -> Completion | None:
+    """A failed stream's partial output, if the parser can still give it."""
+    if parser is None:
+        return None
+    try:
+        return parser.result()
+    except Exception:  # the stream failed already; that error is the one to report
+        return None
+
+
+def events_of(c: Completion) -> list[StreamEvent]:
+    events: list[StreamEvent] = []
+    if c.reasoning:
+        events.append(ReasoningDelta(c.reasoning))
+    if c.text:
+        events.append(TextDelta(c.text))
+    for i, tc in enumerate(c.tool_calls):
+        events.append(ToolCallDelta(index=i, id=tc.id, name=tc.name, arguments=tc.arguments))
+    events.append(Done(c))
+    return events
