@@ -271,35 +271,25 @@ async def test_a_stream_cut_midway_keeps_exactly_what_arrived(
     no_leases(llm)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
 @pytest.mark.parametrize("where", ["interface", "call"])
-async def test_a_stall_after_headers_times_out_a_chat(
-    server: LLMTestServer, make_llm: MakeLLM, where: str
-) -> None:
-    server.default = Fault("stall_after_headers", seconds=10)
-    on_llm, on_call = placed(where, timeout=0.3)
-    llm = make_llm(max_retries=1, **on_llm)
-    with pytest.raises(APITimeoutError, match="timed out") as info:
-        async with asyncio.timeout(HANG):
-            await llm.chat("hi", **on_call)
-    assert info.value.attempts == 2
-    assert len(server.requests) == 2
-    await server.client_aborts_reached(2)  # the client hung up on both stalls
-    no_leases(llm)
-
-
-@pytest.mark.parametrize("where", ["interface", "call"])
-async def test_a_stall_after_headers_times_out_a_stream_before_any_output(
-    server: LLMTestServer, make_llm: MakeLLM, where: str
+async def test_a_stall_after_headers_times_out_before_any_output(
+    server: LLMTestServer, make_llm: MakeLLM, where: str, stream: bool
 ) -> None:
     server.default = Fault("stall_after_headers", seconds=10)
     on_llm, on_call = placed(where, timeout=0.3)
     llm = make_llm(max_retries=1, **on_llm)
     seen: list[str] = []
-    with pytest.raises(APITimeoutError) as info:
-        await collect(llm, seen, **on_call)
+    with pytest.raises(APITimeoutError, match="timed out") as info:
+        if stream:
+            await collect(llm, seen, **on_call)
+        else:
+            async with asyncio.timeout(HANG):
+                await llm.chat("hi", **on_call)
     assert seen == []
     assert info.value.attempts == 2
     assert len(server.requests) == 2
+    await server.client_aborts_reached(2)  # the client hung up on both stalls
     no_leases(llm)
 
 
