@@ -324,7 +324,30 @@ class HttpxClient:
         await self.client.aclose()
 
 
-class HttpxResponsesClient(HttpxClient):
+class HttpxTypedEventsClient(HttpxClient):
+    """By hand on a wire whose stream events are JSON objects tagged by ``type``."""
+
+    def text_of(self, kind: str, event: dict[str, Any], line: str) -> str | None:
+        """The text an event adds (None: none); raises on an event that ends the stream badly."""
+        raise NotImplementedError
+
+    async def stream(self) -> str:
+        parts: list[str] = []
+        async with self.client.stream(
+            "POST", self.url, json=self.stream_body, headers=self.headers
+        ) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # the "event:" lines repeat the type the data carries
+                event = json.loads(line[5:])
+                text = self.text_of(event["type"], event, line)
+                if text:
+                    parts.append(text)
+        return "".join(parts)
+
+
+class HttpxResponsesClient(HttpxTypedEventsClient):
     """The same by hand on the Responses API: the body llmplug's ``openai-responses`` wire
     sends for one user message (``input`` items, ``"stream": true`` when streaming)."""
 
@@ -345,27 +368,15 @@ class HttpxResponsesClient(HttpxClient):
                         parts.append(content["text"])
         return "".join(parts)
 
-    async def stream(self) -> str:
-        parts: list[str] = []
-        async with self.client.stream(
-            "POST", self.url, json=self.stream_body, headers=self.headers
-        ) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue  # the "event:" lines repeat the type the data carries
-                event = json.loads(line[5:])
-                kind = event["type"]
-                if kind == "response.output_text.delta":
-                    parts.append(event["delta"])
-                elif kind == "response.completed":
-                    continue  # read to the end of the body, so the connection is reused
-                elif kind in ("response.failed", "response.incomplete", "error"):
-                    raise RuntimeError(f"the stream ended with {kind}: {line[:200]}")
-        return "".join(parts)
+    def text_of(self, kind: str, event: dict[str, Any], line: str) -> str | None:
+        if kind == "response.output_text.delta":
+            return str(event["delta"])
+        if kind in ("response.failed", "response.incomplete", "error"):
+            raise RuntimeError(f"the stream ended with {kind}: {line[:200]}")
+        return None  # response.completed too: read on to the end, so the connection is reused
 
 
-class HttpxAnthropicClient(HttpxClient):
+class HttpxAnthropicClient(HttpxTypedEventsClient):
     """The same by hand on Anthropic Messages: the body llmplug's ``anthropic-messages`` wire
     sends for one user message (``max_tokens`` is required: the plugin's default)."""
 
@@ -382,23 +393,13 @@ class HttpxAnthropicClient(HttpxClient):
         blocks = response.json()["content"]
         return "".join(b["text"] for b in blocks if b["type"] == "text")
 
-    async def stream(self) -> str:
-        parts: list[str] = []
-        async with self.client.stream(
-            "POST", self.url, json=self.stream_body, headers=self.headers
-        ) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue  # the "event:" lines repeat the type the data carries
-                event = json.loads(line[5:])
-                kind = event["type"]
-                if kind == "content_block_delta":
-                    if event["delta"]["type"] == "text_delta":
-                        parts.append(event["delta"]["text"])
-                elif kind == "error":
-                    raise RuntimeError(f"the stream ended with an error: {line[:200]}")
-        return "".join(parts)
+    def text_of(self, kind: str, event: dict[str, Any], line: str) -> str | None:
+        if kind == "content_block_delta":
+            delta = event["delta"]
+            return str(delta["text"]) if delta["type"] == "text_delta" else None
+        if kind == "error":
+            raise RuntimeError(f"the stream ended with an error: {line[:200]}")
+        return None
 
 
 class OpenAIClient:
