@@ -298,16 +298,19 @@ class HttpxClient:
         ) as response:
             response.raise_for_status()
             async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    continue  # read to the end of the body, so the connection is reused
-                for choice in json.loads(data)["choices"]:
-                    content = choice["delta"].get("content")
-                    if content:
-                        parts.append(content)
+                if line.startswith("data:"):  # "event:" lines repeat the type the data carries
+                    self.take(line, parts)
         return "".join(parts)
+
+    def take(self, line: str, parts: list[str]) -> None:
+        """One ``data:`` line of a stream: the text it adds goes to ``parts``."""
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return  # read on to the end of the body, so the connection is reused
+        for choice in json.loads(data)["choices"]:
+            content = choice["delta"].get("content")
+            if content:
+                parts.append(content)
 
     async def hold(self, on_first: Callable[[], None]) -> None:
         async with self.client.stream(
@@ -324,30 +327,7 @@ class HttpxClient:
         await self.client.aclose()
 
 
-class HttpxTypedEventsClient(HttpxClient):
-    """By hand on a wire whose stream events are JSON objects tagged by ``type``."""
-
-    def text_of(self, kind: str, event: dict[str, Any], line: str) -> str | None:
-        """The text an event adds (None: none); raises on an event that ends the stream badly."""
-        raise NotImplementedError
-
-    async def stream(self) -> str:
-        parts: list[str] = []
-        async with self.client.stream(
-            "POST", self.url, json=self.stream_body, headers=self.headers
-        ) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue  # the "event:" lines repeat the type the data carries
-                event = json.loads(line[5:])
-                text = self.text_of(event["type"], event, line)
-                if text:
-                    parts.append(text)
-        return "".join(parts)
-
-
-class HttpxResponsesClient(HttpxTypedEventsClient):
+class HttpxResponsesClient(HttpxClient):
     """The same by hand on the Responses API: the body llmplug's ``openai-responses`` wire
     sends for one user message (``input`` items, ``"stream": true`` when streaming)."""
 
@@ -368,15 +348,17 @@ class HttpxResponsesClient(HttpxTypedEventsClient):
                         parts.append(content["text"])
         return "".join(parts)
 
-    def text_of(self, kind: str, event: dict[str, Any], line: str) -> str | None:
+    def take(self, line: str, parts: list[str]) -> None:
+        event = json.loads(line[5:])
+        kind = event["type"]
         if kind == "response.output_text.delta":
-            return str(event["delta"])
-        if kind in ("response.failed", "response.incomplete", "error"):
+            parts.append(event["delta"])
+        elif kind in ("response.failed", "response.incomplete", "error"):
             raise RuntimeError(f"the stream ended with {kind}: {line[:200]}")
-        return None  # response.completed too: read on to the end, so the connection is reused
+        # response.completed: read on to the end of the body, so the connection is reused
 
 
-class HttpxAnthropicClient(HttpxTypedEventsClient):
+class HttpxAnthropicClient(HttpxClient):
     """The same by hand on Anthropic Messages: the body llmplug's ``anthropic-messages`` wire
     sends for one user message (``max_tokens`` is required: the plugin's default)."""
 
@@ -393,13 +375,14 @@ class HttpxAnthropicClient(HttpxTypedEventsClient):
         blocks = response.json()["content"]
         return "".join(b["text"] for b in blocks if b["type"] == "text")
 
-    def text_of(self, kind: str, event: dict[str, Any], line: str) -> str | None:
+    def take(self, line: str, parts: list[str]) -> None:
+        event = json.loads(line[5:])
+        kind = event["type"]
         if kind == "content_block_delta":
-            delta = event["delta"]
-            return str(delta["text"]) if delta["type"] == "text_delta" else None
-        if kind == "error":
+            if event["delta"]["type"] == "text_delta":
+                parts.append(event["delta"]["text"])
+        elif kind == "error":
             raise RuntimeError(f"the stream ended with an error: {line[:200]}")
-        return None
 
 
 class OpenAIClient:
