@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 if TYPE_CHECKING:
     import httpx2
     import openai
-    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
     from openai.types.responses import ResponseInputParam
 
     from llmplug import LLMInterface
@@ -403,15 +403,17 @@ class OpenAIClient:
         )
         return response.choices[0].message.content or ""
 
-    async def stream(self) -> str:
-        parts: list[str] = []
-        stream = await self.client.chat.completions.create(
+    async def _open_stream(self) -> openai.AsyncStream[ChatCompletionChunk]:
+        return await self.client.chat.completions.create(
             model=self.model,
             messages=self.messages,
             stream=True,
             stream_options={"include_usage": True},
         )
-        async with stream:
+
+    async def stream(self) -> str:
+        parts: list[str] = []
+        async with await self._open_stream() as stream:
             async for chunk in stream:
                 if chunk.choices:
                     content = chunk.choices[0].delta.content
@@ -420,13 +422,7 @@ class OpenAIClient:
         return "".join(parts)
 
     async def hold(self, on_first: Callable[[], None]) -> None:
-        stream = await self.client.chat.completions.create(
-            model=self.model,
-            messages=self.messages,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        async with stream:
+        async with await self._open_stream() as stream:
             async for _ in stream:
                 on_first()
                 await asyncio.Future()
