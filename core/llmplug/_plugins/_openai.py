@@ -12,7 +12,15 @@ import msgspec
 from llmplug import Call, Completion, ToolCall, Usage
 from llmplug.wire import decode_body, decode_event, openai_rate_limits
 
-__all__ = ["OpenAIParser", "TokenDetails", "usage"]
+__all__ = ["Error", "OpenAIParser", "TokenDetails", "usage"]
+
+
+class Error(msgspec.Struct):
+    """OpenAI's error object, in a body or a stream event; any JSON type in each field."""
+
+    message: Any = None
+    type: Any = None
+    code: Any = None
 
 
 class TokenDetails(msgspec.Struct):

@@ -20,7 +20,7 @@ from llmplug import (
     ToolCallDelta,
     Usage,
 )
-from llmplug._plugins._openai import OpenAIParser, TokenDetails, usage
+from llmplug._plugins._openai import Error, OpenAIParser, TokenDetails, usage
 from llmplug.wire import JSON_ERRORS, decode_body, decode_event, text_of
 
 __all__ = ["ChatParser"]
@@ -32,12 +32,6 @@ class _Usage(msgspec.Struct):
     total_tokens: int | None = None
     prompt_tokens_details: TokenDetails | None = None
     completion_tokens_details: TokenDetails | None = None
-
-
-class _Error(msgspec.Struct):
-    message: Any = None
-    type: Any = None
-    code: Any = None
 
 
 class _Fn(msgspec.Struct):
@@ -81,7 +75,8 @@ def _parts(content: list[_Part], strict: _Strict) -> tuple[str, str]:
     return "".join(text), "".join(reasoning)
 
 
-class _Delta(msgspec.Struct):
+class _Message(msgspec.Struct):
+    # A body's message, and a stream chunk's delta (a piece of one): the same fields.
     content: _Content = None
     refusal: str | None = None
     reasoning_content: str | None = None
@@ -91,7 +86,7 @@ class _Delta(msgspec.Struct):
 
 class _StreamChoice(msgspec.Struct):
     index: int = 0
-    delta: _Delta | None = None
+    delta: _Message | None = None
     finish_reason: str | None = None
 
 
@@ -103,16 +98,8 @@ class _Chunk(msgspec.Struct):
     choices: list[_StreamChoice] | None = None
     usage: _Usage | None = None
     model: str | None = None
-    error: _Error | None = None
+    error: Error | None = None
     x_groq: _Groq | None = None
-
-
-class _Message(msgspec.Struct):
-    content: _Content = None
-    refusal: str | None = None
-    reasoning_content: str | None = None
-    reasoning: str | None = None
-    tool_calls: list[_ToolCallPiece] | None = None
 
 
 class _Choice(msgspec.Struct):
@@ -125,7 +112,7 @@ class _Body(msgspec.Struct):
     choices: list[_Choice] | None = None
     usage: _Usage | None = None
     model: str | None = None
-    error: _Error | None = None
+    error: Error | None = None
 
 
 _chunk_decoder = msgspec.json.Decoder(_Chunk)
@@ -164,7 +151,7 @@ class ChatParser(OpenAIParser):
         self._usage: Usage | None = None
         self._model: str | None = None
 
-    def _error(self, err: _Error) -> StreamError:
+    def _error(self, err: Error) -> StreamError:
         message = text_of(err.message)
         return StreamError(
             f"error event in the stream: {message}",

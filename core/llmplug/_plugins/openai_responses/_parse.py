@@ -19,7 +19,7 @@ from llmplug import (
     ToolCall,
     Usage,
 )
-from llmplug._plugins._openai import OpenAIParser, usage
+from llmplug._plugins._openai import Error, OpenAIParser, usage
 from llmplug.wire import JSON_ERRORS, text_of
 
 from . import _shapes as s
@@ -117,7 +117,7 @@ class ResponsesParser(OpenAIParser):
             self.done = True
             return self._end(ev.response or s.Response(status="incomplete"))
         if isinstance(ev, s.Failed):
-            err = (ev.response.error if ev.response else None) or s.Error()
+            err = (ev.response.error if ev.response else None) or Error()
             with suppress(StreamError):  # a broken item must not hide why it failed
                 self._end(ev.response)
             raise self._stream_error("the response failed", err.code, err.message, err.type)
@@ -169,7 +169,7 @@ class ResponsesParser(OpenAIParser):
         except JSON_ERRORS:  # a type we skip, or broken: item by item, errors raised
             r = self._strict_body(s.body_decoder, body)
         if r.status == "failed" or (r.error is not None and r.output is None):
-            err = r.error or s.Error()
+            err = r.error or Error()
             raise ResponseError(
                 f"the response failed: {text_of(err.message) or 'no message'}",
                 provider=self._call.provider,

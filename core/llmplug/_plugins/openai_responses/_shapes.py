@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar, get_args
 
 import msgspec
 
-from llmplug._plugins._openai import TokenDetails
+from llmplug._plugins._openai import Error, TokenDetails
 from llmplug.wire import JSON_ERRORS
 
 T = TypeVar("T")
@@ -156,12 +156,6 @@ class Usage(msgspec.Struct):
     total_tokens: int | None = None
     input_tokens_details: TokenDetails | None = None
     output_tokens_details: TokenDetails | None = None
-
-
-class Error(msgspec.Struct):
-    code: Any = None
-    message: Any = None
-    type: Any = None
 
 
 class Incomplete(msgspec.Struct):
