@@ -1,5 +1,6 @@
 """What the parsers of the two OpenAI wires (Chat Completions, Responses) share: the text,
-reasoning and refusal a stream gathers, decoding bound to one call, and the usage counts.
+reasoning and refusal a stream gathers, decoding bound to one call, the usage counts and the
+error object.
 
 A helper module of the ``openai-chat`` and ``openai-responses`` plugins, not a plugin itself."""
 
