@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 if TYPE_CHECKING:
     import httpx2
     import openai
-    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
     from openai.types.responses import ResponseInputParam
 
     from llmplug import LLMInterface
@@ -298,16 +298,19 @@ class HttpxClient:
         ) as response:
             response.raise_for_status()
             async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    continue  # read to the end of the body, so the connection is reused
-                for choice in json.loads(data)["choices"]:
-                    content = choice["delta"].get("content")
-                    if content:
-                        parts.append(content)
+                if line.startswith("data:"):  # "event:" lines repeat the type the data carries
+                    self.take(line, parts)
         return "".join(parts)
+
+    def take(self, line: str, parts: list[str]) -> None:
+        """One ``data:`` line of a stream: the text it adds goes to ``parts``."""
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return  # read on to the end of the body, so the connection is reused
+        for choice in json.loads(data)["choices"]:
+            content = choice["delta"].get("content")
+            if content:
+                parts.append(content)
 
     async def hold(self, on_first: Callable[[], None]) -> None:
         async with self.client.stream(
@@ -345,24 +348,14 @@ class HttpxResponsesClient(HttpxClient):
                         parts.append(content["text"])
         return "".join(parts)
 
-    async def stream(self) -> str:
-        parts: list[str] = []
-        async with self.client.stream(
-            "POST", self.url, json=self.stream_body, headers=self.headers
-        ) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue  # the "event:" lines repeat the type the data carries
-                event = json.loads(line[5:])
-                kind = event["type"]
-                if kind == "response.output_text.delta":
-                    parts.append(event["delta"])
-                elif kind == "response.completed":
-                    continue  # read to the end of the body, so the connection is reused
-                elif kind in ("response.failed", "response.incomplete", "error"):
-                    raise RuntimeError(f"the stream ended with {kind}: {line[:200]}")
-        return "".join(parts)
+    def take(self, line: str, parts: list[str]) -> None:
+        event = json.loads(line[5:])
+        kind = event["type"]
+        if kind == "response.output_text.delta":
+            parts.append(event["delta"])
+        elif kind in ("response.failed", "response.incomplete", "error"):
+            raise RuntimeError(f"the stream ended with {kind}: {line[:200]}")
+        # response.completed: read on to the end of the body, so the connection is reused
 
 
 class HttpxAnthropicClient(HttpxClient):
@@ -382,23 +375,14 @@ class HttpxAnthropicClient(HttpxClient):
         blocks = response.json()["content"]
         return "".join(b["text"] for b in blocks if b["type"] == "text")
 
-    async def stream(self) -> str:
-        parts: list[str] = []
-        async with self.client.stream(
-            "POST", self.url, json=self.stream_body, headers=self.headers
-        ) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue  # the "event:" lines repeat the type the data carries
-                event = json.loads(line[5:])
-                kind = event["type"]
-                if kind == "content_block_delta":
-                    if event["delta"]["type"] == "text_delta":
-                        parts.append(event["delta"]["text"])
-                elif kind == "error":
-                    raise RuntimeError(f"the stream ended with an error: {line[:200]}")
-        return "".join(parts)
+    def take(self, line: str, parts: list[str]) -> None:
+        event = json.loads(line[5:])
+        kind = event["type"]
+        if kind == "content_block_delta":
+            if event["delta"]["type"] == "text_delta":
+                parts.append(event["delta"]["text"])
+        elif kind == "error":
+            raise RuntimeError(f"the stream ended with an error: {line[:200]}")
 
 
 class OpenAIClient:
@@ -419,15 +403,17 @@ class OpenAIClient:
         )
         return response.choices[0].message.content or ""
 
-    async def stream(self) -> str:
-        parts: list[str] = []
-        stream = await self.client.chat.completions.create(
+    async def _open_stream(self) -> openai.AsyncStream[ChatCompletionChunk]:
+        return await self.client.chat.completions.create(
             model=self.model,
             messages=self.messages,
             stream=True,
             stream_options={"include_usage": True},
         )
-        async with stream:
+
+    async def stream(self) -> str:
+        parts: list[str] = []
+        async with await self._open_stream() as stream:
             async for chunk in stream:
                 if chunk.choices:
                     content = chunk.choices[0].delta.content
@@ -436,13 +422,7 @@ class OpenAIClient:
         return "".join(parts)
 
     async def hold(self, on_first: Callable[[], None]) -> None:
-        stream = await self.client.chat.completions.create(
-            model=self.model,
-            messages=self.messages,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        async with stream:
+        async with await self._open_stream() as stream:
             async for _ in stream:
                 on_first()
                 await asyncio.Future()

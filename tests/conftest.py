@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from llmplug import APIKeyPool, LLMInterface, OpenAICompatible
-from llmplug.testing import LLMTestServer
+from llmplug.testing import LLMTestServer, RecordedRequest
 
 MakeLLM = Callable[..., OpenAICompatible]
 
@@ -26,6 +27,19 @@ def server(_session_server: LLMTestServer) -> Iterator[LLMTestServer]:
     yield _session_server
     _session_server.release_stalls()
     _session_server.clear()
+
+
+@pytest.fixture
+def arrivals(server: LLMTestServer) -> list[float]:
+    """When each request of this test reached the server (``time.monotonic()``), for tests of
+    how long a client waits between attempts. It takes the server's ``handler``."""
+    times: list[float] = []
+
+    def stamp(_: RecordedRequest) -> None:
+        times.append(time.monotonic())
+
+    server.handler = stamp
+    return times
 
 
 @pytest.fixture

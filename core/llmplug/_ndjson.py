@@ -5,11 +5,9 @@ as ``data``, so a parser's ``feed`` has one signature whatever its framing."""
 
 from __future__ import annotations
 
-from ._sse import DEFAULT_MAX_EVENT_BYTES, SSEEvent, SSETooLarge
+from ._sse import DEFAULT_MAX_EVENT_BYTES, SSEEvent, SSETooLarge, drop_bom
 
 __all__ = ["NDJSONDecoder"]
-
-_BOM = b"\xef\xbb\xbf"
 
 
 class NDJSONDecoder:
@@ -23,18 +21,14 @@ class NDJSONDecoder:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._max = max_line_bytes
-        self._head: bytes | None = b""  # until we know whether the stream starts with a BOM
+        self._head: bytes | None = b""  # see drop_bom
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Decode a chunk; returns the lines it completed."""
         if self._head is not None:
-            chunk = self._head + chunk
-            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
-                self._head = chunk
+            self._head, chunk = drop_bom(self._head, chunk)
+            if self._head is not None:
                 return []
-            self._head = None
-            if chunk.startswith(_BOM):
-                chunk = chunk[len(_BOM) :]
         if b"\n" not in chunk:
             # Still inside one line: keep the pieces, join them once at its end (linear time).
             if chunk:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent", "SSETooLarge"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent", "SSETooLarge", "drop_bom"]
 
 #: An event bigger than this is a broken or hostile stream, not a reply (a 1 MB event is fine).
 DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
@@ -21,6 +21,17 @@ class SSEEvent(NamedTuple):
 
 class SSETooLarge(Exception):
     """An event grew past the decoder's limit."""
+
+
+def drop_bom(head: bytes, chunk: bytes) -> tuple[bytes | None, bytes]:
+    """A stream's first bytes without their UTF-8 BOM: ``head`` is what came before ``chunk``
+    while it could still be the start of one. Returns the head to keep (None once we know, so
+    that later chunks pay one attribute test) and the bytes to decode. Left in, a BOM would
+    glue onto the first field name (BOM + ``data``) and the first event would be lost."""
+    chunk = head + chunk
+    if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+        return chunk, b""  # the BOM may come cut in pieces
+    return None, chunk[len(_BOM) :] if chunk.startswith(_BOM) else chunk
 
 
 class SSEDecoder:
@@ -47,22 +58,14 @@ class SSEDecoder:
         self._event = ""
         self._size = 0
         self._max = max_event_bytes
-        # The stream's first bytes, until we know whether they are a BOM (it may come cut in
-        # pieces); None from then on, so later chunks pay one attribute test.
-        self._head: bytes | None = b""
+        self._head: bytes | None = b""  # see drop_bom
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Decode a chunk; returns the events it completed (often none or one)."""
         if self._head is not None:
-            chunk = self._head + chunk
-            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
-                self._head = chunk
+            self._head, chunk = drop_bom(self._head, chunk)
+            if self._head is not None:
                 return []
-            self._head = None
-            if chunk.startswith(_BOM):
-                # Left in, it would glue onto the first field name ("\ufeffdata") and the first
-                # event would be lost.
-                chunk = chunk[len(_BOM) :]
         if (
             chunk[:6] == b"data: "
             and chunk[-2:] == b"\n\n"

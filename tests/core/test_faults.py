@@ -29,7 +29,7 @@ from llmplug import (
     StreamError,
     TextDelta,
 )
-from llmplug.testing import Error, Fault, LLMTestServer, Raw, RecordedRequest, Reply
+from llmplug.testing import Error, Fault, LLMTestServer, Raw, Reply
 
 MakeLLM = Callable[..., OpenAICompatible]
 
@@ -40,16 +40,6 @@ HANG = 15.0
 def no_leases(llm: LLMInterface) -> None:
     """After any call, fault or not, no key may stay leased."""
     assert [s["in_flight"] for s in llm.key_pool.status()] == [0] * len(llm.key_pool)
-
-
-def arrival_times(server: LLMTestServer) -> list[float]:
-    times: list[float] = []
-
-    def stamp(_: RecordedRequest) -> None:
-        times.append(time.monotonic())
-
-    server.handler = stamp
-    return times
 
 
 async def collect(llm: LLMInterface, seen: list[str], **params: Any) -> None:
@@ -112,16 +102,15 @@ async def test_429_without_retry_after_cools_until_the_reset_header(
 
 
 async def test_retry_after_as_an_http_date_is_honoured(
-    server: LLMTestServer, make_llm: MakeLLM
+    server: LLMTestServer, make_llm: MakeLLM, arrivals: list[float]
 ) -> None:
     # An HTTP date has whole seconds: aim at a whole second at least 0.6 s away.
     when = datetime.fromtimestamp(math.ceil(time.time() + 0.6), UTC)
     date = email.utils.format_datetime(when, usegmt=True)
-    times = arrival_times(server)
     server.push(Error(status=429, message="later", headers={"retry-after": date}), Reply(text="ok"))
     llm = make_llm()
     assert (await llm.chat("hi")).text == "ok"
-    assert len(times) == 2 and times[1] - times[0] >= 0.5
+    assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 0.5
     no_leases(llm)
 
 
@@ -188,15 +177,14 @@ def test_no_key_available_error_is_public() -> None:
 
 
 async def test_every_key_cooling_briefly_makes_the_call_wait_and_succeed(
-    server: LLMTestServer, make_llm: MakeLLM
+    server: LLMTestServer, make_llm: MakeLLM, arrivals: list[float]
 ) -> None:
-    times = arrival_times(server)
     brief = Error(status=429, message="slow down", headers={"retry-after": "0.3"})
     server.push(brief, key="sk-a")
     server.push(brief, key="sk-b")
     llm = make_llm(keys=("sk-a", "sk-b"))
     assert (await llm.chat("hi")).text == "echo: hi"
-    assert len(times) == 3 and times[2] - times[1] >= 0.25  # waited for a key to come back
+    assert len(arrivals) == 3 and arrivals[2] - arrivals[1] >= 0.25  # waited for a key to come back
     no_leases(llm)
 
 
@@ -271,35 +259,25 @@ async def test_a_stream_cut_midway_keeps_exactly_what_arrived(
     no_leases(llm)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
 @pytest.mark.parametrize("where", ["interface", "call"])
-async def test_a_stall_after_headers_times_out_a_chat(
-    server: LLMTestServer, make_llm: MakeLLM, where: str
-) -> None:
-    server.default = Fault("stall_after_headers", seconds=10)
-    on_llm, on_call = placed(where, timeout=0.3)
-    llm = make_llm(max_retries=1, **on_llm)
-    with pytest.raises(APITimeoutError, match="timed out") as info:
-        async with asyncio.timeout(HANG):
-            await llm.chat("hi", **on_call)
-    assert info.value.attempts == 2
-    assert len(server.requests) == 2
-    await server.client_aborts_reached(2)  # the client hung up on both stalls
-    no_leases(llm)
-
-
-@pytest.mark.parametrize("where", ["interface", "call"])
-async def test_a_stall_after_headers_times_out_a_stream_before_any_output(
-    server: LLMTestServer, make_llm: MakeLLM, where: str
+async def test_a_stall_after_headers_times_out_before_any_output(
+    server: LLMTestServer, make_llm: MakeLLM, where: str, stream: bool
 ) -> None:
     server.default = Fault("stall_after_headers", seconds=10)
     on_llm, on_call = placed(where, timeout=0.3)
     llm = make_llm(max_retries=1, **on_llm)
     seen: list[str] = []
-    with pytest.raises(APITimeoutError) as info:
-        await collect(llm, seen, **on_call)
+    with pytest.raises(APITimeoutError, match="timed out") as info:
+        if stream:
+            await collect(llm, seen, **on_call)
+        else:
+            async with asyncio.timeout(HANG):
+                await llm.chat("hi", **on_call)
     assert seen == []
     assert info.value.attempts == 2
     assert len(server.requests) == 2
+    await server.client_aborts_reached(2)  # the client hung up on both stalls
     no_leases(llm)
 
 

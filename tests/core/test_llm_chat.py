@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -282,35 +282,15 @@ async def test_compaction_can_be_turned_off(server: LLMTestServer, make_llm: Mak
     assert len(server.requests) == 1
 
 
-async def test_consumer_stopping_closes_the_stream_and_releases_the_key(
-    server: LLMTestServer, make_llm: MakeLLM
-) -> None:
-    llm = make_llm()
-
-    @llm_chat(llm_interface=llm, stream=True)
-    async def agent(message: str) -> None:
-        """Assistant."""
-
-    server.push(Fault(kind="never_ending", seconds=20))
+async def stop_by_closing(agent: Any) -> None:
     stream = agent.events("talk forever")
     async for event in stream:
         if isinstance(event, TextDelta):
             break
     await stream.aclose()
-    await server.client_aborts_reached(1)
-    assert llm.key_pool.status()[0]["in_flight"] == 0
 
 
-async def test_cancelling_the_task_closes_the_stream_and_releases_the_key(
-    server: LLMTestServer, make_llm: MakeLLM
-) -> None:
-    llm = make_llm()
-
-    @llm_chat(llm_interface=llm, stream=True)
-    async def agent(message: str) -> None:
-        """Assistant."""
-
-    server.push(Fault(kind="never_ending", seconds=20))
+async def stop_by_cancelling(agent: Any) -> None:
     first = asyncio.Event()
 
     async def consume() -> None:
@@ -323,6 +303,20 @@ async def test_cancelling_the_task_closes_the_stream_and_releases_the_key(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+@pytest.mark.parametrize("stop", [stop_by_closing, stop_by_cancelling], ids=["aclose", "cancel"])
+async def test_a_consumer_that_stops_closes_the_stream_and_releases_the_key(
+    server: LLMTestServer, make_llm: MakeLLM, stop: Callable[[Any], Awaitable[None]]
+) -> None:
+    llm = make_llm()
+
+    @llm_chat(llm_interface=llm, stream=True)
+    async def agent(message: str) -> None:
+        """Assistant."""
+
+    server.push(Fault(kind="never_ending", seconds=20))
+    await stop(agent)
     await server.client_aborts_reached(1)
     assert llm.key_pool.status()[0]["in_flight"] == 0
 

@@ -59,6 +59,16 @@ def schema_of(req: RecordedRequest) -> dict[str, Any]:
     return dict(fmt["schema"])
 
 
+def returning(llm: LLMInterface, return_type: Any, doc: str = "Extract the data.") -> Any:
+    """An ``llm_function`` of one text argument whose return type is a test's parameter."""
+
+    async def extract(text: str) -> Any: ...
+
+    extract.__doc__ = doc
+    extract.__annotations__["return"] = return_type
+    return llm_function(llm_interface=llm)(extract)
+
+
 def messages_of(req: RecordedRequest) -> list[tuple[str, str]]:
     body = req.json
     if "messages" in body:
@@ -112,13 +122,7 @@ async def test_typed_replies_use_structured_output(
     reply: str,
     expected: Any,
 ) -> None:
-    llm = make_llm(interface=wire)
-
-    async def classify(text: str) -> Any:
-        """Analyze the text."""
-
-    classify.__annotations__["return"] = return_type
-    fn = llm_function(llm_interface=llm)(classify)
+    fn = returning(make_llm(interface=wire), return_type, "Analyze the text.")
     server.push(Reply(text=reply))
     assert await fn("It is sunny") == expected
     schema = schema_of(server.requests[0])
@@ -143,11 +147,7 @@ async def test_a_bare_value_from_a_server_that_ignores_response_format_is_accept
     reply: str,
     expected: Any,
 ) -> None:
-    async def classify(text: str) -> Any:
-        """Classify the text."""
-
-    classify.__annotations__["return"] = return_type
-    fn = llm_function(llm_interface=make_llm(interface=wire))(classify)
+    fn = returning(make_llm(interface=wire), return_type, "Classify the text.")
     server.push(Reply(text=reply))
     assert await fn("grass") == expected
     assert len(server.requests) == 1  # no repair turn
@@ -171,12 +171,8 @@ async def test_a_deeply_nested_reply_is_a_validation_failure(
     class PydanticHolder(pydantic.BaseModel):
         data: Any
 
-    async def extract(text: str) -> Any:
-        """Extract the data."""
-
     return_type: Any = {"wrapped": list[Any], "struct": Holder, "pydantic": PydanticHolder}[kind]
-    extract.__annotations__["return"] = return_type
-    fn = llm_function(llm_interface=make_llm())(extract)
+    fn = returning(make_llm(), return_type)
     reply = nested(depth) if kind == "wrapped" else f'{{"data": {nested(depth)}}}'
     server.push(Reply(text=reply), Reply(text=reply))
     with pytest.raises(OutputValidationError, match="does not match") as info:
@@ -466,11 +462,7 @@ async def test_pydantic_return_type(server: LLMTestServer, make_llm: MakeLLM) ->
         name: str
         age: int
 
-    async def extract(text: str) -> Any:
-        """Extract the user."""
-
-    extract.__annotations__["return"] = User
-    fn = llm_function(llm_interface=make_llm())(extract)
+    fn = returning(make_llm(), User, "Extract the user.")
     server.push(Reply(text='{"name": "Ada", "age": 36}'))
     user = await fn("Ada, 36")
     assert (user.name, user.age) == ("Ada", 36)

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -339,38 +340,35 @@ def check_stream_events(out: list[StreamEvent], result: Completion) -> None:
 # -- property 2: chunking invariance -------------------------------------------------------------
 
 
-@settings(FAST, max_examples=150)
-@given(script=scripts, framing=framings, data=st.data())
-def test_chat_stream_any_chunking_same_events_and_completion(
-    script: Script, framing: Framing, data: st.DataObject
-) -> None:
-    wire = framing.write(chat_events(script))
-    whole = decode([wire])
-    ref_out, ref = run_stream(ChatParser(call("openai-chat")), whole)
-    assert ref == script.expected(script.finish)
-    check_stream_events(ref_out, ref)
-    for _ in range(3):
-        chunks = data.draw(chunkings(wire))
-        events = decode(chunks)
-        assert events == whole
-        assert run_stream(ChatParser(call("openai-chat")), events) == (ref_out, ref)
+Events = Callable[[Script], list[tuple[str | None, Any]]]
+#: Each wire: its parser, the events a script makes on it, and the finish reason it ends with.
+STREAMS: dict[str, tuple[Callable[[Call], Parser], Events, Callable[[Script], str]]] = {
+    "openai-chat": (ChatParser, chat_events, lambda s: s.finish),
+    "openai-responses": (
+        ResponsesParser,
+        responses_events,
+        lambda s: "tool_calls" if s.tools else "stop",
+    ),
+}
 
 
+@pytest.mark.parametrize("wire", list(STREAMS))
 @settings(FAST, max_examples=150)
 @given(script=scripts, framing=framings, data=st.data())
-def test_responses_stream_any_chunking_same_events_and_completion(
-    script: Script, framing: Framing, data: st.DataObject
+def test_a_stream_cut_anyhow_gives_the_same_events_and_completion(
+    wire: str, script: Script, framing: Framing, data: st.DataObject
 ) -> None:
-    wire = framing.write(responses_events(script))
-    whole = decode([wire])
-    ref_out, ref = run_stream(ResponsesParser(call("openai-responses")), whole)
-    assert ref == script.expected("tool_calls" if script.tools else "stop")
+    parser, events_of, finish = STREAMS[wire]
+    stream = framing.write(events_of(script))
+    whole = decode([stream])
+    ref_out, ref = run_stream(parser(call(wire)), whole)
+    assert ref == script.expected(finish(script))
     check_stream_events(ref_out, ref)
     for _ in range(3):
-        chunks = data.draw(chunkings(wire))
+        chunks = data.draw(chunkings(stream))
         events = decode(chunks)
         assert events == whole
-        assert run_stream(ResponsesParser(call("openai-responses")), events) == (ref_out, ref)
+        assert run_stream(parser(call(wire)), events) == (ref_out, ref)
 
 
 def test_empty_chunk_between_cr_and_lf_keeps_one_line_end() -> None:

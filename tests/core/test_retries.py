@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -21,7 +20,7 @@ from llmplug import (
     TextDelta,
     UnprocessableEntityError,
 )
-from llmplug.testing import Error, Fault, LLMTestServer, RecordedRequest, Reply
+from llmplug.testing import Error, Fault, LLMTestServer, Reply
 
 MakeLLM = Callable[..., OpenAICompatible]
 
@@ -97,16 +96,6 @@ async def test_x_should_retry_overrides_the_status(
     assert len(server.requests) == 1
 
 
-def arrival_times(server: LLMTestServer) -> list[float]:
-    times: list[float] = []
-
-    def stamp(_: RecordedRequest) -> None:
-        times.append(time.monotonic())
-
-    server.handler = stamp
-    return times
-
-
 @pytest.mark.parametrize(
     "headers",
     [
@@ -116,12 +105,11 @@ def arrival_times(server: LLMTestServer) -> list[float]:
     ],
 )
 async def test_retry_after_is_honoured(
-    server: LLMTestServer, make_llm: MakeLLM, headers: dict[str, str]
+    server: LLMTestServer, make_llm: MakeLLM, arrivals: list[float], headers: dict[str, str]
 ) -> None:
-    times = arrival_times(server)
     server.push(Error(status=503, message="busy", headers=headers), Reply(text="ok"))
     assert (await make_llm(retry_delay=0.0).chat("hi")).text == "ok"
-    assert times[1] - times[0] >= 0.29
+    assert arrivals[1] - arrivals[0] >= 0.29
 
 
 async def test_retry_after_over_120_seconds_is_not_waited_for(

@@ -29,12 +29,6 @@ MESSAGES = [{"role": "user", "content": "hi there"}]
 
 
 @pytest.fixture
-def server() -> Iterator[LLMTestServer]:
-    with LLMTestServer() as srv:
-        yield srv
-
-
-@pytest.fixture
 def client(server: LLMTestServer) -> Iterator[httpx2.Client]:
     with httpx2.Client(base_url=server.base_url, timeout=5.0) as c:
         yield c

@@ -19,12 +19,6 @@ HEADERS = {"x-api-key": "sk-ant-1", "anthropic-version": "2023-06-01"}
 
 
 @pytest.fixture
-def server() -> Iterator[LLMTestServer]:
-    with LLMTestServer() as srv:
-        yield srv
-
-
-@pytest.fixture
 def client(server: LLMTestServer) -> Iterator[httpx2.Client]:
     with httpx2.Client(base_url=server.base_url, timeout=5.0, headers=HEADERS) as c:
         yield c

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from llmplug import (
+    Completion,
     Done,
     LLMInterface,
     ReasoningDelta,
@@ -59,6 +60,13 @@ async def collect(llm: LLMInterface, **kw: Any) -> list[StreamEvent]:
     return [e async for e in llm.chat_stream("hi", **kw)]
 
 
+async def streamed(llm: LLMInterface) -> tuple[list[StreamEvent], Completion]:
+    """A stream's events before ``Done``, and the completion ``Done`` carries."""
+    *events, done = await collect(llm)
+    assert isinstance(done, Done)
+    return events, done.completion
+
+
 async def test_every_event_of_a_full_stream(server: LLMTestServer, anthropic: Make) -> None:
     server.push(
         Raw(
@@ -101,8 +109,8 @@ async def test_every_event_of_a_full_stream(server: LLMTestServer, anthropic: Ma
             ]
         )
     )
-    events = await collect(anthropic())
-    assert events[:-1] == [
+    events, c = await streamed(anthropic())
+    assert events == [
         ReasoningDelta("Let me "),
         ReasoningDelta("think."),
         TextDelta("Checking"),
@@ -111,9 +119,6 @@ async def test_every_event_of_a_full_stream(server: LLMTestServer, anthropic: Ma
         ToolCallDelta(index=0, arguments='{"city": '),
         ToolCallDelta(index=0, arguments='"Paris"}'),
     ]
-    done = events[-1]
-    assert isinstance(done, Done)
-    c = done.completion
     assert (c.text, c.reasoning, c.finish_reason, c.model) == (
         "Checking now.",
         "Let me think.",
@@ -153,10 +158,7 @@ async def test_llama_server_quirks(server: LLMTestServer, anthropic: Make) -> No
             ]
         )
     )
-    events = await collect(anthropic())
-    done = events[-1]
-    assert isinstance(done, Done)
-    c = done.completion
+    _, c = await streamed(anthropic())
     assert c.text == "\u00e9t\u00e9"
     assert c.tool_calls == [ToolCall(id="call_x", name="f", arguments='{"a": 1}')]
     assert c.finish_reason == "stop"
@@ -184,11 +186,9 @@ async def test_a_call_sent_whole_in_its_start_event(server: LLMTestServer, anthr
             ]
         )
     )
-    events = await collect(anthropic())
+    events, c = await streamed(anthropic())
     joined = "".join(e.arguments for e in events if isinstance(e, ToolCallDelta))
-    done = events[-1]
-    assert isinstance(done, Done)
-    assert done.completion.tool_calls == [ToolCall(id="t1", name="f", arguments='{"x":[1,2]}')]
+    assert c.tool_calls == [ToolCall(id="t1", name="f", arguments='{"x":[1,2]}')]
     assert joined == '{"x":[1,2]}'  # the stream alone gives the same arguments
 
 
@@ -221,8 +221,8 @@ async def test_types_we_do_not_use_are_skipped_whatever_they_hold(
             ]
         )
     )
-    events = await collect(anthropic())
-    assert events[:-1] == [TextDelta("found it")]
+    events, _ = await streamed(anthropic())
+    assert events == [TextDelta("found it")]
 
 
 @pytest.mark.parametrize(
@@ -259,10 +259,9 @@ async def test_an_overloaded_error_event_is_retried(server: LLMTestServer, anthr
         Error(in_stream_after=0, type="overloaded_error", message="Overloaded"),
         Reply(text="fine now"),
     )
-    events = await collect(anthropic())
+    _, c = await streamed(anthropic())
     assert len(server.requests) == 2
-    done = events[-1]
-    assert isinstance(done, Done) and done.completion.text == "fine now"
+    assert c.text == "fine now"
 
 
 async def test_a_stream_cut_before_message_stop_is_truncated(

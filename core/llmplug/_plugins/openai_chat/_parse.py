@@ -20,28 +20,18 @@ from llmplug import (
     ToolCallDelta,
     Usage,
 )
-from llmplug.wire import JSON_ERRORS, decode_body, decode_event, openai_rate_limits, text_of
+from llmplug._plugins._openai import Error, OpenAIParser, TokenDetails, usage
+from llmplug.wire import JSON_ERRORS, decode_body, decode_event, text_of
 
 __all__ = ["ChatParser"]
-
-
-class _TokDetails(msgspec.Struct):
-    cached_tokens: int | None = None
-    reasoning_tokens: int | None = None
 
 
 class _Usage(msgspec.Struct):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
-    prompt_tokens_details: _TokDetails | None = None
-    completion_tokens_details: _TokDetails | None = None
-
-
-class _Error(msgspec.Struct):
-    message: Any = None
-    type: Any = None
-    code: Any = None
+    prompt_tokens_details: TokenDetails | None = None
+    completion_tokens_details: TokenDetails | None = None
 
 
 class _Fn(msgspec.Struct):
@@ -85,7 +75,8 @@ def _parts(content: list[_Part], strict: _Strict) -> tuple[str, str]:
     return "".join(text), "".join(reasoning)
 
 
-class _Delta(msgspec.Struct):
+class _Message(msgspec.Struct):
+    # A body's message, and a stream chunk's delta (a piece of one): the same fields.
     content: _Content = None
     refusal: str | None = None
     reasoning_content: str | None = None
@@ -95,7 +86,7 @@ class _Delta(msgspec.Struct):
 
 class _StreamChoice(msgspec.Struct):
     index: int = 0
-    delta: _Delta | None = None
+    delta: _Message | None = None
     finish_reason: str | None = None
 
 
@@ -107,16 +98,8 @@ class _Chunk(msgspec.Struct):
     choices: list[_StreamChoice] | None = None
     usage: _Usage | None = None
     model: str | None = None
-    error: _Error | None = None
+    error: Error | None = None
     x_groq: _Groq | None = None
-
-
-class _Message(msgspec.Struct):
-    content: _Content = None
-    refusal: str | None = None
-    reasoning_content: str | None = None
-    reasoning: str | None = None
-    tool_calls: list[_ToolCallPiece] | None = None
 
 
 class _Choice(msgspec.Struct):
@@ -129,7 +112,7 @@ class _Body(msgspec.Struct):
     choices: list[_Choice] | None = None
     usage: _Usage | None = None
     model: str | None = None
-    error: _Error | None = None
+    error: Error | None = None
 
 
 _chunk_decoder = msgspec.json.Decoder(_Chunk)
@@ -138,15 +121,12 @@ _body_decoder = msgspec.json.Decoder(_Body)
 
 
 def _usage(u: _Usage) -> Usage:
-    inp = u.prompt_tokens or 0
-    out = u.completion_tokens or 0
-    pd, cd = u.prompt_tokens_details, u.completion_tokens_details
-    return Usage(
-        input_tokens=inp,
-        output_tokens=out,
-        total_tokens=u.total_tokens if u.total_tokens is not None else inp + out,
-        cached_tokens=(pd.cached_tokens or 0) if pd else 0,
-        reasoning_tokens=(cd.reasoning_tokens or 0) if cd else 0,
+    return usage(
+        u.prompt_tokens,
+        u.completion_tokens,
+        u.total_tokens,
+        u.prompt_tokens_details,
+        u.completion_tokens_details,
     )
 
 
@@ -155,40 +135,23 @@ def _status_of(code: Any) -> int | None:
     return code if isinstance(code, int) and 400 <= code < 600 else None
 
 
-class ChatParser:
+class ChatParser(OpenAIParser):
     """One response's parser (see :class:`llmplug.StreamParser`)."""
 
-    #: OpenAI streams SSE and states its limits in ``x-ratelimit-*`` headers.
-    framing = "sse"
-    rate_limits = staticmethod(openai_rate_limits)
+    api = "Chat Completions"
 
-    __slots__ = (
-        "_call",
-        "_finish",
-        "_last",
-        "_model",
-        "_reasoning",
-        "_refusal",
-        "_text",
-        "_tools",
-        "_usage",
-        "done",
-    )
+    __slots__ = ("_finish", "_last", "_model", "_tools", "_usage")
 
     def __init__(self, call: Call) -> None:
-        self._call = call
-        self._text: list[str] = []
-        self._reasoning: list[str] = []
-        self._refusal: list[str] = []
+        super().__init__(call)
         # index -> [id, name, argument pieces]
         self._tools: dict[int, list[Any]] = {}
         self._last: int | None = None  # the call the latest fragment went to
         self._finish: str | None = None
         self._usage: Usage | None = None
         self._model: str | None = None
-        self.done = False
 
-    def _error(self, err: _Error) -> StreamError:
+    def _error(self, err: Error) -> StreamError:
         message = text_of(err.message)
         return StreamError(
             f"error event in the stream: {message}",
@@ -199,12 +162,6 @@ class ChatParser:
             code=err.code if isinstance(err.code, (str, int)) else None,
             type=err.type if isinstance(err.type, str) else None,
         )
-
-    def _strict_event(self, decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
-        return decode_event(decoder, data, self._call, self.result)
-
-    def _strict_body(self, decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
-        return decode_body(decoder, data, self._call, "Chat Completions")
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
         data = event.data
@@ -297,18 +254,10 @@ class ChatParser:
             ToolCall(id=s[0] or f"call_{i}", name=s[1] or "", arguments="".join(s[2]))
             for i, s in sorted(self._tools.items())
         ]
-        return Completion(
-            text="".join(self._text),
-            tool_calls=calls,
-            reasoning="".join(self._reasoning) or None,
-            finish_reason=self._finish,
-            usage=self._usage,
-            refusal="".join(self._refusal) or None,
-            model=self._model,
-        )
+        return self._streamed(calls, self._finish, self._usage, self._model)
 
     def parse_body(self, body: bytes) -> Completion:
-        parsed = decode_body(_body_decoder, body, self._call, "Chat Completions")
+        parsed = decode_body(_body_decoder, body, self._call, self.api)
         if parsed.error is not None:
             err = self._error(parsed.error)
             raise ResponseError(

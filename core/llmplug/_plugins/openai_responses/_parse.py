@@ -19,7 +19,8 @@ from llmplug import (
     ToolCall,
     Usage,
 )
-from llmplug.wire import JSON_ERRORS, decode_body, decode_event, openai_rate_limits, text_of
+from llmplug._plugins._openai import Error, OpenAIParser, usage
+from llmplug.wire import JSON_ERRORS, text_of
 
 from . import _shapes as s
 from ._calls import Calls
@@ -32,14 +33,12 @@ _INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"
 
 
 def _usage(u: s.Usage) -> Usage:
-    inp, out = u.input_tokens or 0, u.output_tokens or 0
-    di, do = u.input_tokens_details, u.output_tokens_details
-    return Usage(
-        input_tokens=inp,
-        output_tokens=out,
-        total_tokens=u.total_tokens if u.total_tokens is not None else inp + out,
-        cached_tokens=(di.cached_tokens or 0) if di else 0,
-        reasoning_tokens=(do.reasoning_tokens or 0) if do else 0,
+    return usage(
+        u.input_tokens,
+        u.output_tokens,
+        u.total_tokens,
+        u.input_tokens_details,
+        u.output_tokens_details,
     )
 
 
@@ -52,34 +51,19 @@ def _finish(status: str | None, incomplete: s.Incomplete | None, has_calls: bool
     return status
 
 
-class ResponsesParser:
+class ResponsesParser(OpenAIParser):
     """One response's parser (see :class:`llmplug.StreamParser`)."""
 
-    #: OpenAI streams SSE and states its limits in ``x-ratelimit-*`` headers.
-    framing = "sse"
-    rate_limits = staticmethod(openai_rate_limits)
+    api = "Responses API"
 
-    __slots__ = (
-        "_answer",
-        "_call",
-        "_calls",
-        "_final",
-        "_reasoning",
-        "_refusal",
-        "_text",
-        "done",
-    )
+    __slots__ = ("_answer", "_calls", "_final")
 
     def __init__(self, call: Call) -> None:
-        self._call = call
-        self._text: list[str] = []
-        self._reasoning: list[str] = []
-        self._refusal: list[str] = []
+        super().__init__(call)
         self._calls = Calls()
         self._final: s.Response | None = None
         # The final response read whole, when it is the whole answer: nothing was streamed.
         self._answer: Completion | None = None
-        self.done = False
 
     # -- errors --------------------------------------------------------------------------------
 
@@ -92,12 +76,6 @@ class ResponsesParser:
             code=code if isinstance(code, (str, int)) else None,
             type=etype if isinstance(etype, str) else None,
         )
-
-    def _strict_event(self, decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
-        return decode_event(decoder, data, self._call, self.result)
-
-    def _strict_body(self, decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
-        return decode_body(decoder, data, self._call, "Responses API")
 
     # -- streams -------------------------------------------------------------------------------
 
@@ -139,7 +117,7 @@ class ResponsesParser:
             self.done = True
             return self._end(ev.response or s.Response(status="incomplete"))
         if isinstance(ev, s.Failed):
-            err = (ev.response.error if ev.response else None) or s.Error()
+            err = (ev.response.error if ev.response else None) or Error()
             with suppress(StreamError):  # a broken item must not hide why it failed
                 self._end(ev.response)
             raise self._stream_error("the response failed", err.code, err.message, err.type)
@@ -171,18 +149,15 @@ class ResponsesParser:
             return self._answer
         final = self._final
         calls = self._calls.result()
-        return Completion(
-            text="".join(self._text),
-            tool_calls=calls,
-            reasoning="".join(self._reasoning) or None,
-            finish_reason=_finish(
+        return self._streamed(
+            calls,
+            _finish(
                 final.status if final else None,
                 final.incomplete_details if final else None,
                 bool(calls),
             ),
-            usage=_usage(final.usage) if final and final.usage else None,
-            refusal="".join(self._refusal) or None,
-            model=final.model if final else None,
+            _usage(final.usage) if final and final.usage else None,
+            final.model if final else None,
         )
 
     # -- whole bodies --------------------------------------------------------------------------
@@ -192,9 +167,9 @@ class ResponsesParser:
         try:
             r = s.known_body_decoder.decode(body)
         except JSON_ERRORS:  # a type we skip, or broken: item by item, errors raised
-            r = decode_body(s.body_decoder, body, self._call, "Responses API")
+            r = self._strict_body(s.body_decoder, body)
         if r.status == "failed" or (r.error is not None and r.output is None):
-            err = r.error or s.Error()
+            err = r.error or Error()
             raise ResponseError(
                 f"the response failed: {text_of(err.message) or 'no message'}",
                 provider=self._call.provider,

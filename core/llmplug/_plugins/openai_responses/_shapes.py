@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar, get_args
 
 import msgspec
 
+from llmplug._plugins._openai import Error, TokenDetails
 from llmplug.wire import JSON_ERRORS
 
 T = TypeVar("T")
@@ -149,23 +150,12 @@ class _KnownReasoning(_Item, tag="reasoning"):
 # -- the response object ---------------------------------------------------------------------
 
 
-class _Details(msgspec.Struct):
-    cached_tokens: int | None = None
-    reasoning_tokens: int | None = None
-
-
 class Usage(msgspec.Struct):
     input_tokens: int | None = None
     output_tokens: int | None = None
     total_tokens: int | None = None
-    input_tokens_details: _Details | None = None
-    output_tokens_details: _Details | None = None
-
-
-class Error(msgspec.Struct):
-    code: Any = None
-    message: Any = None
-    type: Any = None
+    input_tokens_details: TokenDetails | None = None
+    output_tokens_details: TokenDetails | None = None
 
 
 class Incomplete(msgspec.Struct):

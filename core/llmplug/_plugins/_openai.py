@@ -1,0 +1,95 @@
+"""What the parsers of the two OpenAI wires (Chat Completions, Responses) share: the text,
+reasoning and refusal a stream gathers, decoding bound to one call, the usage counts and the
+error object.
+
+A helper module of the ``openai-chat`` and ``openai-responses`` plugins, not a plugin itself."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+
+from llmplug import Call, Completion, ToolCall, Usage
+from llmplug.wire import decode_body, decode_event, openai_rate_limits
+
+__all__ = ["Error", "OpenAIParser", "TokenDetails", "usage"]
+
+
+class Error(msgspec.Struct):
+    """OpenAI's error object, in a body or a stream event; any JSON type in each field."""
+
+    message: Any = None
+    type: Any = None
+    code: Any = None
+
+
+class TokenDetails(msgspec.Struct):
+    """The breakdown OpenAI puts beside a count (``prompt_tokens_details``,
+    ``input_tokens_details`` and their output twins); each side uses one of the two fields."""
+
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+def usage(
+    inp: int | None,
+    out: int | None,
+    total: int | None,
+    inp_details: TokenDetails | None,
+    out_details: TokenDetails | None,
+) -> Usage:
+    """Neutral usage from OpenAI's counts, whichever wire named them; a missing total is the
+    sum (some compatible servers leave it out)."""
+    inp, out = inp or 0, out or 0
+    return Usage(
+        input_tokens=inp,
+        output_tokens=out,
+        total_tokens=total if total is not None else inp + out,
+        cached_tokens=(inp_details.cached_tokens or 0) if inp_details else 0,
+        reasoning_tokens=(out_details.reasoning_tokens or 0) if out_details else 0,
+    )
+
+
+class OpenAIParser:
+    """The state and helpers of one response's parser on an OpenAI wire (see
+    :class:`llmplug.StreamParser`); a subclass reads its wire's events into ``_text``,
+    ``_reasoning`` and ``_refusal`` and says how it ended in :meth:`result`."""
+
+    #: OpenAI streams SSE and states its limits in ``x-ratelimit-*`` headers.
+    framing = "sse"
+    rate_limits = staticmethod(openai_rate_limits)
+    #: The API's name in the error for a body that is not its JSON.
+    api: ClassVar[str]
+
+    __slots__ = ("_call", "_reasoning", "_refusal", "_text", "done")
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._refusal: list[str] = []
+        self.done = False
+
+    def result(self) -> Completion:
+        raise NotImplementedError
+
+    def _strict_event(self, decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
+        return decode_event(decoder, data, self._call, self.result)
+
+    def _strict_body(self, decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
+        return decode_body(decoder, data, self._call, self.api)
+
+    def _streamed(
+        self, calls: list[ToolCall], finish: str | None, usage: Usage | None, model: str | None
+    ) -> Completion:
+        """The answer so far: what the stream gathered, with how it ended."""
+        return Completion(
+            text="".join(self._text),
+            tool_calls=calls,
+            reasoning="".join(self._reasoning) or None,
+            finish_reason=finish,
+            usage=usage,
+            refusal="".join(self._refusal) or None,
+            model=model,
+        )
