@@ -84,13 +84,18 @@ def _merge(old: s.Usage | None, new: s.Usage) -> s.Usage:
     )
 
 
+def _ours(kind: Any, tags: frozenset[str]) -> bool:
+    # A type that is a list or an object is no type of ours; it must not raise (unhashable).
+    return isinstance(kind, str) and kind in tags
+
+
 def _pick(raw: msgspec.Raw, tags: frozenset[str], decoder: Any, strict: _Strict) -> Any:
     """A nested block or delta decoded by its type, or None when the type is not ours."""
     data = bytes(raw)
     if not data:
         return None
     probe = strict(s.probe_decoder, data)
-    if probe is None or probe.type not in tags:
+    if probe is None or not _ours(probe.type, tags):
         return None
     return strict(decoder, data)
 
@@ -219,7 +224,7 @@ class MessagesParser:
         if probe is None:
             return None
         kind = tag if probe.type is None else probe.type
-        if kind not in s.EVENT_TAGS:
+        if not _ours(kind, s.EVENT_TAGS):
             return None
         if kind == "content_block_start":
             rs = self._strict_event(s.raw_start_decoder, data)

@@ -216,6 +216,11 @@ async def test_types_we_do_not_use_are_skipped_whatever_they_hold(
                 delta(2, type="text_delta", text="found it"),
                 ev("content_block_stop", index=2),
                 ev("brand_new_event", index="x", delta=7),
+                # A type that is not even a string names no type of ours either.
+                b'event: odd\ndata: {"type": {"x": 1}, "index": 2}\n\n',
+                b'data: {"type": [1]}\n\n',
+                ev("content_block_start", index=3, content_block={"type": [1]}),
+                delta(3, type={"not": "a tag"}, text="x"),
                 ev("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 2}),
                 ev("message_stop"),
             ]
