@@ -10,6 +10,7 @@ no retry of its own, only the move to another member."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
@@ -172,6 +173,10 @@ class ModelGroup:
             raise ConfigError(f"cooldown must be >= 0 seconds, got {cooldown!r}", field="cooldown")
         self.name = name
         self.strategy = strategy
+        # The members' counters and circuits are shared by every thread and loop that calls the
+        # group (a sync llm_function runs each call on a loop of its own thread): every read and
+        # change of them happens under this lock, and none of them awaits.
+        self._lock = threading.RLock()
         self.members = [
             Member(m, w) for m, w in zip(members, weights or [1.0] * len(members), strict=True)
         ]
@@ -219,6 +224,10 @@ class ModelGroup:
         """Each member's and fallback's circuit and load, by name: ``state``, ``failures`` (in
         a row), ``errors`` (failed calls in all), ``in_flight``, ``requests``, ``latency_ms``
         and ``ejected_for_s``."""
+        with self._lock:
+            return self._status()
+
+    def _status(self) -> dict[str, dict[str, Any]]:
         now = self.clock()
         out = {}
         for m in [*self.members, *self.fallbacks, *self.context_window_fallbacks]:
@@ -239,13 +248,20 @@ class ModelGroup:
     def available(self, call: GroupCall) -> list[Member]:
         """The members that may take ``call`` now: not ejected, and large enough for it."""
         now = self.clock()
-        return [m for m in self.members if m.usable(now) and m.fits(call.tokens)]
+        with self._lock:
+            return [m for m in self.members if m.usable(now) and m.fits(call.tokens)]
 
     # -- routing --------------------------------------------------------------------------------
 
-    def _plan(self, call: GroupCall) -> list[Member]:
+    def _plan(self, call: GroupCall) -> tuple[list[Member], float]:
         """The members to try, in order: the strategy's choice, the other usable members,
-        then the fallbacks (or, for a call too large for every member, the larger ones)."""
+        then the fallbacks (or, for a call too large for every member, the larger ones); and
+        the first one started (so no other thread takes a half-open member's one trial)."""
+        with self._lock:
+            plan = self._route(call)
+            return plan, self._start(plan[0])
+
+    def _route(self, call: GroupCall) -> list[Member]:
         candidates = call.candidates = self.available(call)
         plan: list[Member] = []
         if candidates:
@@ -291,26 +307,37 @@ class ModelGroup:
         return GroupCall(messages=messages, params=params, stream=stream, tokens=tokens)
 
     def _start(self, m: Member) -> float:
-        m.in_flight += 1
-        m.requests += 1
-        if m.state == "half_open":
-            m.trial = True
+        with self._lock:
+            m.in_flight += 1
+            m.requests += 1
+            if m.state == "half_open":
+                m.trial = True
         return time.perf_counter()
+
+    def _ended(self, m: Member) -> None:
+        with self._lock:
+            m.in_flight -= 1
+
+    def _no_verdict(self, m: Member) -> None:
+        with self._lock:
+            m.trial = False
 
     def _succeeded(self, m: Member, t0: float) -> None:
         took = time.perf_counter() - t0
-        m.latency = took if m.latency is None else 0.8 * m.latency + 0.2 * took
-        m.failures = 0
-        m.state = "closed"
-        m.trial = False
+        with self._lock:
+            m.latency = took if m.latency is None else 0.8 * m.latency + 0.2 * took
+            m.failures = 0
+            m.state = "closed"
+            m.trial = False
 
     def _failed(self, m: Member) -> None:
-        m.failures += 1
-        m.errors += 1
-        if m.state == "half_open" or m.failures >= self.failure_threshold:
-            m.state = "open"
-            m.open_until = self.clock() + self.cooldown
-        m.trial = False
+        with self._lock:
+            m.failures += 1
+            m.errors += 1
+            if m.state == "half_open" or m.failures >= self.failure_threshold:
+                m.state = "open"
+                m.open_until = self.clock() + self.cooldown
+            m.trial = False
 
     # -- the calls ------------------------------------------------------------------------------
 
@@ -322,24 +349,26 @@ class ModelGroup:
         circuit alone; a retryable exhaustion counts against it; anything else is the
         caller's. What chat and chat_stream share; only failures come here."""
         if is_context_overflow(exc):
-            m.trial = False  # the member is healthy; the call was too large for it
-            plan[i:] = [x for x in self._larger(call.tokens, m) if x not in plan[:i]]
+            self._no_verdict(m)  # the member is healthy; the call was too large for it
+            with self._lock:
+                plan[i:] = [x for x in self._larger(call.tokens, m) if x not in plan[:i]]
         elif moves_on(exc):
             self._failed(m)
         else:
-            m.trial = False
+            self._no_verdict(m)
             return False
         return i < len(plan)
 
     async def chat(self, messages: Any, tools: Any = None, **params: Any) -> Completion:
         """Like :meth:`LLMInterface.chat`, answered by one member (see the class)."""
         call = self._call(messages, tools, params, False)
-        plan = self._plan(call)
+        plan, t0 = self._plan(call)
         i = 0
         while True:  # until a member answers, or _hand_on leaves the error to the caller
             m = plan[i]
             i += 1
-            t0 = self._start(m)
+            if i > 1:
+                t0 = self._start(m)
             try:
                 completion = await m.llm.chat(messages, tools, **params)
             except LLMError as exc:
@@ -347,10 +376,10 @@ class ModelGroup:
                     continue
                 raise
             except BaseException:
-                m.trial = False  # cancelled: no verdict on the member
+                self._no_verdict(m)  # cancelled: no verdict on the member
                 raise
             finally:
-                m.in_flight -= 1
+                self._ended(m)
             self._succeeded(m, t0)
             self.usage.add(completion.usage, completion.cost)
             return completion
@@ -361,12 +390,13 @@ class ModelGroup:
         """Like :meth:`LLMInterface.chat_stream`; a member that fails before its first event
         hands the call on, one that fails after it raises (nothing is sent twice)."""
         call = self._call(messages, tools, params, True)
-        plan = self._plan(call)
+        plan, t0 = self._plan(call)
         i = 0
         while True:
             m = plan[i]
             i += 1
-            t0 = self._start(m)
+            if i > 1:
+                t0 = self._start(m)
             emitted = False
             try:
                 async with aclosing(m.llm.chat_stream(messages, tools, **params)) as events:
@@ -384,10 +414,10 @@ class ModelGroup:
                     continue
                 raise
             except BaseException:
-                m.trial = False  # the caller left or was cancelled: no verdict on the member
+                self._no_verdict(m)  # the caller left or was cancelled: no verdict on the member
                 raise
             finally:
-                m.in_flight -= 1
+                self._ended(m)
             self._succeeded(m, t0)
             return
 

@@ -57,7 +57,9 @@ def acquire_rate(limiter: object, cost: float) -> Awaitable[None] | None:
 def select_member(strategy: str, group: ModelGroup, call: GroupCall) -> Member | None:
     """Choose the member of ``group`` that takes ``call`` by the group strategy named
     ``strategy``: one of ``call.candidates`` (never empty when asked). Called once per group
-    call; the group then tries its other candidates and its fallbacks should that one fail."""
+    call, under the group's lock (so a strategy's state in the members needs no lock of its
+    own; it must not block); the group then tries its other candidates and its fallbacks
+    should that one fail."""
 
 
 @hookspec

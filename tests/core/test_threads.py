@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from llmplug import LLMInterface, OpenAICompatible, Registry, hookimpl, llm_function
+from llmplug import (
+    LLMInterface,
+    ModelGroup,
+    OpenAICompatible,
+    Registry,
+    hookimpl,
+    llm_function,
+)
 from llmplug.testing import Error, LLMTestServer, RecordedRequest, Reply
 
 MakeLLM = Callable[..., OpenAICompatible]
@@ -198,4 +205,39 @@ def test_a_loop_ending_closes_its_own_client_only(
         finish.set()
         assert first.result(HANG) == [f"echo: long{i}" for i in range(20)]
     settled(llm)
+    assert loop_errors == []
+
+
+def test_a_group_shared_by_threads_keeps_its_books(
+    server: LLMTestServer, make_llm: MakeLLM, loop_errors: list[logging.LogRecord]
+) -> None:
+    # Member b always fails, so its circuit opens, half-opens (a 20 ms cooldown) and opens
+    # again all through the run, while 8 threads call the group, each on loops of its own.
+    server.default = lambda req: (
+        Error(status=503, message="down")
+        if req.headers.get("authorization") == "Bearer sk-b"
+        else Reply(text="ok")
+    )
+    a = make_llm(("sk-a",), model_name="a", max_retries=0, total_timeout=CALL_LIMIT)
+    b = make_llm(("sk-b",), model_name="b", max_retries=0, total_timeout=CALL_LIMIT)
+    group = ModelGroup([a, b], strategy="weighted", failure_threshold=2, cooldown=0.02)
+
+    def calls(n: int) -> list[str]:
+        return [asyncio.run(group.chat(f"q{i}")).text for i in range(n)]
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(calls, 25) for _ in range(8)]
+        done, pending = wait(futures, timeout=HANG)
+    assert not pending, f"{len(pending)} of 8 threads never finished"
+    # Every call was answered (by a, after b failed when b was tried first).
+    assert [t for f in done for t in f.result()] == ["ok"] * 200
+    sent = Counter(r.headers.get("authorization") for r in server.requests)
+    # The group's books agree with what reached the server: nothing lost to a race.
+    a_status, b_status = group.status()["test/a"], group.status()["test/b"]
+    assert a_status["in_flight"] == b_status["in_flight"] == 0
+    assert a_status["requests"] == sent["Bearer sk-a"] == 200
+    assert b_status["requests"] == b_status["errors"] == sent["Bearer sk-b"] > 0
+    assert a_status["errors"] == 0
+    settled(a)
+    settled(b)
     assert loop_errors == []
