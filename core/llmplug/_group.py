@@ -343,11 +343,14 @@ class ModelGroup:
 
     def _hand_on(
         self, m: Member, exc: LLMError, call: GroupCall, plan: list[Member], i: int
-    ) -> bool:
-        """After ``m`` (``plan[i - 1]``) failed with ``exc``: whether the call goes on to
-        ``plan[i]``. A context overflow re-plans onto the larger members and leaves ``m``'s
-        circuit alone; a retryable exhaustion counts against it; anything else is the
-        caller's. What chat and chat_stream share; only failures come here."""
+    ) -> tuple[int, float] | None:
+        """After ``m`` (``plan[i - 1]``) failed with ``exc``: where in ``plan`` the call goes
+        on, that member started, and its start time; None leaves the error to the caller. A
+        context overflow re-plans onto the larger members and leaves ``m``'s circuit alone; a
+        retryable exhaustion counts against it; anything else is the caller's. A member that
+        can no longer take the call (others found it failing meanwhile, or took its one
+        half-open trial) is passed over. What chat and chat_stream share; only failures come
+        here."""
         if is_context_overflow(exc):
             self._no_verdict(m)  # the member is healthy; the call was too large for it
             with self._lock:
@@ -356,8 +359,13 @@ class ModelGroup:
             self._failed(m)
         else:
             self._no_verdict(m)
-            return False
-        return i < len(plan)
+            return None
+        with self._lock:
+            now = self.clock()
+            for j in range(i, len(plan)):
+                if plan[j].usable(now):
+                    return j, self._start(plan[j])
+        return None
 
     async def chat(self, messages: Any, tools: Any = None, **params: Any) -> Completion:
         """Like :meth:`LLMInterface.chat`, answered by one member (see the class)."""
@@ -367,14 +375,13 @@ class ModelGroup:
         while True:  # until a member answers, or _hand_on leaves the error to the caller
             m = plan[i]
             i += 1
-            if i > 1:
-                t0 = self._start(m)
             try:
                 completion = await m.llm.chat(messages, tools, **params)
             except LLMError as exc:
-                if self._hand_on(m, exc, call, plan, i):
-                    continue
-                raise
+                if (after := self._hand_on(m, exc, call, plan, i)) is None:
+                    raise
+                i, t0 = after
+                continue
             except BaseException:
                 self._no_verdict(m)  # cancelled: no verdict on the member
                 raise
@@ -395,8 +402,6 @@ class ModelGroup:
         while True:
             m = plan[i]
             i += 1
-            if i > 1:
-                t0 = self._start(m)
             emitted = False
             try:
                 async with aclosing(m.llm.chat_stream(messages, tools, **params)) as events:
@@ -410,9 +415,10 @@ class ModelGroup:
                 if emitted or isinstance(exc, StreamError):
                     self._failed(m)
                     raise
-                if self._hand_on(m, exc, call, plan, i):
-                    continue
-                raise
+                if (after := self._hand_on(m, exc, call, plan, i)) is None:
+                    raise
+                i, t0 = after
+                continue
             except BaseException:
                 self._no_verdict(m)  # the caller left or was cancelled: no verdict on the member
                 raise

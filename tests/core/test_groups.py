@@ -12,7 +12,9 @@ import pytest
 from llmplug import (
     APIConnectionError,
     APIKeyPool,
+    APIStatusError,
     BadRequestError,
+    Completion,
     ConfigError,
     Done,
     ModelGroup,
@@ -182,6 +184,35 @@ async def test_a_circuit_ejects_a_failing_member_and_readmits_it_after_the_coold
     texts = {(await group.chat("hi")).text for _ in range(4)}
     assert texts == {"a is back", "b"}
     assert group.status()["a/llama"]["state"] == "closed"
+
+
+async def test_a_half_open_member_takes_one_trial_even_when_two_calls_fall_over_to_it(
+    server: LLMTestServer, other: LLMTestServer, member: Make
+) -> None:
+    now = [0.0]
+    server.default = Error(status=503, message="a is down")
+    other.push(Error(status=503, message="b is down"))
+    other.default = Reply(text="b is back")
+    group = ModelGroup(
+        [member(server, "a", max_retries=0), member(other, "b", max_retries=0)],
+        strategy="cost",  # neither is priced: always a, then b
+        failure_threshold=1,
+        cooldown=30.0,
+        clock=lambda: now[0],
+    )
+    with pytest.raises(Exception, match="b is down"):
+        await group.chat("both fail")
+    now[0] = 31.0  # both half-open: each may take one trial call
+    # The first call's trial is a's; the second can only have b's. When a fails, the first
+    # call may not take b's trial too: it gets a's error, and b is asked once.
+    first, second = await asyncio.gather(
+        group.chat("first"), group.chat("second"), return_exceptions=True
+    )
+    assert isinstance(first, APIStatusError) and first.status == 503
+    assert isinstance(second, Completion) and second.text == "b is back"
+    assert prompts(other) == ["both fail", "second"]
+    assert group.status()["b/llama"]["state"] == "closed"
+    assert group.status()["a/llama"]["state"] == "open"
 
 
 async def test_every_member_ejected_is_an_error_naming_them(
