@@ -191,8 +191,9 @@ async def test_a_half_open_member_takes_one_trial_even_when_two_calls_fall_over_
 ) -> None:
     now = [0.0]
     server.default = Error(status=503, message="a is down")
-    other.push(Error(status=503, message="b is down"))
-    other.default = Reply(text="b is back")
+    # b: down, then (its trial) an answer held back until released, then up.
+    other.push(Error(status=503, message="b is down"), Fault("stall_after_headers"))
+    other.default = Reply(text="b is up")
     group = ModelGroup(
         [member(server, "a", max_retries=0), member(other, "b", max_retries=0)],
         strategy="cost",  # neither is priced: always a, then b
@@ -200,16 +201,17 @@ async def test_a_half_open_member_takes_one_trial_even_when_two_calls_fall_over_
         cooldown=30.0,
         clock=lambda: now[0],
     )
-    with pytest.raises(Exception, match="b is down"):
+    with pytest.raises(APIStatusError, match="b is down"):
         await group.chat("both fail")
     now[0] = 31.0  # both half-open: each may take one trial call
-    # The first call's trial is a's; the second can only have b's. When a fails, the first
-    # call may not take b's trial too: it gets a's error, and b is asked once.
-    first, second = await asyncio.gather(
-        group.chat("first"), group.chat("second"), return_exceptions=True
-    )
-    assert isinstance(first, APIStatusError) and first.status == 503
-    assert isinstance(second, Completion) and second.text == "b is back"
+    # The first call takes a's trial; the second can only take b's, which is held open. When
+    # a fails, the first call may not take b's trial too: it gets a's error at once.
+    first = asyncio.create_task(group.chat("first"))
+    second = asyncio.create_task(group.chat("second"))
+    with pytest.raises(APIStatusError, match="a is down"):
+        await first
+    other.release_stalls()
+    assert isinstance(await second, Completion)
     assert prompts(other) == ["both fail", "second"]
     assert group.status()["b/llama"]["state"] == "closed"
     assert group.status()["a/llama"]["state"] == "open"
