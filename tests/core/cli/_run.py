@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -78,3 +79,21 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}; the screen:\n{screen()}")
         time.sleep(0.05)
+
+
+def batch_on_terminal(
+    tmux: Callable[..., str], tmp: Path, config: Path, model: str, src: Path
+) -> str:
+    """``llmplug batch`` run to its end on a terminal (tmux), where it draws its live view;
+    the screen it leaves. It must exit 0."""
+    rc = tmp / "rc"
+    command = " ".join(
+        shlex.quote(str(x))
+        for x in [*LLMPLUG, "batch", "-c", config, "-m", model, src, "-o", tmp / "out.jsonl"]
+    )
+    script = tmp / "batch.sh"
+    script.write_text(f"{command}\necho $? > {rc}\nsleep 60\n")
+    session = tmux(f"sh {shlex.quote(str(script))}")
+    wait_for(lambda: rc.exists() and rc.read_text().strip() != "", "the run to end")
+    assert rc.read_text().strip() == "0"
+    return pane(session)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shlex
 import signal
 import subprocess
 import threading
@@ -22,7 +21,7 @@ from openai.types.chat import ChatCompletion
 
 from llmplug.testing import Error, Fault, LLMTestServer, RecordedRequest, Reply
 
-from ._run import LLMPLUG, env, output_lines, pane, provider_file, run, wait_for
+from ._run import LLMPLUG, batch_on_terminal, env, output_lines, provider_file, run
 
 
 class BatchResponse(pydantic.BaseModel, extra="forbid"):
@@ -395,21 +394,10 @@ def test_on_a_terminal_the_progress_is_live_and_the_summary_a_table(
 ) -> None:
     config = provider_file(tmp_path, server, pricing={"input": 1.0, "output": 2.0})
     src = write_input(tmp_path / "in.jsonl", 50)
-    out = tmp_path / "out.jsonl"
-    rc = tmp_path / "rc"
-    command = " ".join(
-        shlex.quote(str(x))
-        for x in [*LLMPLUG, "batch", "-c", config, "-m", "local/test-model", src, "-o", out]
-    )
-    script = tmp_path / "batch.sh"
-    script.write_text(f"{command}\necho $? > {rc}\nsleep 60\n")
-    session = tmux(f"sh {shlex.quote(str(script))}")
-    wait_for(lambda: rc.exists() and rc.read_text().strip() != "", "the run to end")
-    assert rc.read_text().strip() == "0"
-    screen = pane(session)
+    screen = batch_on_terminal(tmux, tmp_path, config, "local/test-model", src)
     assert "done 50" in screen and "failed 0" in screen  # the live view's last frame
     for key in ("key-", "state", "requests"):
         assert key in screen
     assert "batch summary" in screen and "succeeded" in screen and "cost" in screen
     assert "│" in screen or "┃" in screen  # drawn as a table
-    assert len(output_lines(out)) == 50
+    assert len(output_lines(tmp_path / "out.jsonl")) == 50

@@ -4,7 +4,6 @@ providers, run as a subprocess. Calls fail over between them; each id is answere
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ import pytest
 from llmplug.cli._common import load_models
 from llmplug.testing import Error, Fault, LLMTestServer, RecordedRequest, Reply
 
-from ._run import LLMPLUG, env, output_lines, pane, run, wait_for
+from ._run import LLMPLUG, batch_on_terminal, env, output_lines, run
 from .test_batch import BatchOutputLine, check_line, write_input
 
 
@@ -178,17 +177,7 @@ def test_on_a_terminal_the_live_view_has_a_row_per_member(
     server.default = Error(status=503, message="overloaded")  # a's calls all fail over
     config = group_file(tmp_path, server, other, failure_threshold=2)
     src = write_input(tmp_path / "in.jsonl", 30)
-    out = tmp_path / "out.jsonl"
-    rc = tmp_path / "rc"
-    command = " ".join(
-        shlex.quote(str(x)) for x in [*LLMPLUG, "batch", "-c", config, "-m", "both", src, "-o", out]
-    )
-    script = tmp_path / "batch.sh"
-    script.write_text(f"{command}\necho $? > {rc}\nsleep 60\n")
-    session = tmux(f"sh {shlex.quote(str(script))}")
-    wait_for(lambda: rc.exists() and rc.read_text().strip() != "", "the run to end")
-    assert rc.read_text().strip() == "0"
-    screen = pane(session)
+    screen = batch_on_terminal(tmux, tmp_path, config, "both", src)
     assert "done 30" in screen and "failed 0" in screen  # the live view's last frame
     for column in ("member", "circuit", "in flight", "rpm budget", "key", "state"):
         assert column in screen
@@ -197,4 +186,4 @@ def test_on_a_terminal_the_live_view_has_a_row_per_member(
     assert rows[0][1] == "open" and rows[0][-2] == "600,000"  # a's circuit opened
     assert rows[1][1].startswith("key-") and rows[1][2] == "ok"
     assert "member a/test-model" in screen and "cost" in screen  # the summary table
-    assert len(output_lines(out)) == 30
+    assert len(output_lines(tmp_path / "out.jsonl")) == 30
