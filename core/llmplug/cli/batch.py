@@ -36,7 +36,8 @@ __all__ = ["add_parser", "run"]
 
 #: How long a batch lets the token bucket hold a request past its turn, so that the requests
 #: whose turns fall within it go out on one wake-up (see ``TokenBucket.slack``): at 1,000 a
-#: minute that is four requests a wake-up instead of one, and a third of the CPU.
+#: minute that is four requests a wake-up instead of one (a wake-up after idle costs more CPU
+#: than the request it sends).
 WAKE_SLACK = 0.25
 
 
