@@ -87,10 +87,11 @@ def run_child(args: list[str]) -> tuple[float, float]:
 def wake_burst(capacity: float, rate: float) -> int:
     """How many requests the batch's token bucket admits on one wake-up at ``rate``: those
     whose turns fall within its slack, as far as a bucketful (less 20 ms of refill) goes."""
+    from llmplug._bucket import _LATE
     from llmplug.cli.batch import WAKE_SLACK
 
     by_slack = int(WAKE_SLACK * rate) + 1
-    by_capacity = int(capacity - 0.02 * rate)
+    by_capacity = int(capacity - _LATE * rate)
     return max(1, min(by_slack, by_capacity))
 
 

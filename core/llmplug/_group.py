@@ -198,8 +198,7 @@ class ModelGroup:
         # Set by llm_function when a member rejected json_schema output: from then on the
         # schema is asked for in the prompt, which every member's wire can carry.
         self.json_schema_unsupported = False
-        everyone = [*self.members, *self.fallbacks, *self.context_window_fallbacks]
-        windows = [m.context_window for m in everyone if m.context_window is not None]
+        windows = [m.context_window for m in self.all_members if m.context_window is not None]
         #: The largest window a call can reach (what compaction measures against).
         self.context_window: int = max(windows) if windows else DEFAULT_CONTEXT_WINDOW
         # The estimate costs a JSON encoding of the prompt: made only when it can change a route.
@@ -216,6 +215,12 @@ class ModelGroup:
     def model_name(self) -> str:
         return self.name
 
+    @property
+    def all_members(self) -> list[Member]:
+        """Every member a call can reach: the members, the fallbacks, the context-window
+        fallbacks, in that order."""
+        return [*self.members, *self.fallbacks, *self.context_window_fallbacks]
+
     def __repr__(self) -> str:
         names = ", ".join(m.name for m in self.members)
         return f"ModelGroup({self.name!r}, strategy={self.strategy!r}, members=[{names}])"
@@ -230,7 +235,7 @@ class ModelGroup:
     def _status(self) -> dict[str, dict[str, Any]]:
         now = self.clock()
         out = {}
-        for m in [*self.members, *self.fallbacks, *self.context_window_fallbacks]:
+        for m in self.all_members:
             m.usable(now)  # an elapsed cooldown shows as half_open
             out[m.name] = {
                 "state": m.state,
@@ -429,7 +434,7 @@ class ModelGroup:
 
     async def aclose(self) -> None:
         """Close every member and fallback (each closes only the HTTP client it made)."""
-        for m in [*self.members, *self.fallbacks, *self.context_window_fallbacks]:
+        for m in self.all_members:
             aclose = getattr(m.llm, "aclose", None)
             if aclose is not None:
                 await aclose()

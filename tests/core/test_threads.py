@@ -233,7 +233,8 @@ def test_a_group_shared_by_threads_keeps_its_books(
     assert [t for f in done for t in f.result()] == ["ok"] * 200
     sent = Counter(r.headers.get("authorization") for r in server.requests)
     # The group's books agree with what reached the server: nothing lost to a race.
-    a_status, b_status = group.status()["test/a"], group.status()["test/b"]
+    status = group.status()
+    a_status, b_status = status["test/a"], status["test/b"]
     assert a_status["in_flight"] == b_status["in_flight"] == 0
     assert a_status["requests"] == sent["Bearer sk-a"] == 200
     assert b_status["requests"] == b_status["errors"] == sent["Bearer sk-b"] > 0

@@ -32,14 +32,13 @@ class Lane(NamedTuple):
 def lanes(group: ModelGroup) -> list[Lane]:
     """A row per member and fallback of ``group``."""
     status = group.status()
-    everyone = [*group.members, *group.fallbacks, *group.context_window_fallbacks]
     return [
         Lane(
             m.name,
             None if isinstance(m.llm, ModelGroup) else cast("LLMInterface", m.llm),
             status[m.name],
         )
-        for m in everyone
+        for m in group.all_members
     ]
 
 
@@ -174,8 +173,9 @@ class Progress:
         outer = Table.grid()
         outer.add_row(head)
         if isinstance(llm, ModelGroup):
-            outer.add_row(_members_table(llm))
-            outer.add_row(_keys_table([(x.name, x.llm) for x in lanes(llm) if x.llm is not None]))
+            rows = lanes(llm)  # one status() for both tables of this frame
+            outer.add_row(_members_table(rows))
+            outer.add_row(_keys_table([(x.name, x.llm) for x in rows if x.llm is not None]))
         else:
             outer.add_row(_keys_table([("", llm)]))
         return outer
@@ -210,7 +210,7 @@ def _keys_table(llms: list[tuple[str, LLMInterface]]) -> Any:
     return keys
 
 
-def _members_table(group: ModelGroup) -> Any:
+def _members_table(rows: list[Lane]) -> Any:
     """Each member's circuit, load and budgets (its keys are in the keys table)."""
     from rich.table import Table
 
@@ -224,7 +224,7 @@ def _members_table(group: ModelGroup) -> Any:
         "tpm budget",
         box=None,
     )
-    for lane in lanes(group):
+    for lane in rows:
         st = lane.state
         style = {"closed": "green", "half_open": "yellow"}.get(st["state"], "red")
         rpm, tpm = budget(lane.llm) if lane.llm is not None else (None, None)

@@ -156,8 +156,7 @@ def _interfaces(llm: LLMInterface | ModelGroup) -> list[LLMInterface]:
     while todo:
         one = todo.pop()
         if isinstance(one, ModelGroup):
-            everyone = [*one.members, *one.fallbacks, *one.context_window_fallbacks]
-            todo.extend(m.llm for m in everyone)  # type: ignore[misc]
+            todo.extend(m.llm for m in one.all_members)  # type: ignore[misc]
         else:
             found.append(one)
     return found
