@@ -19,6 +19,7 @@ from ._chat_agent import (
     ReturnMode,
     check_strict_signature,
 )
+from ._chat_plan import ChatPlan, register
 from ._compact import Compaction, maybe_compact
 from ._errors import ConfigError
 from ._events import ChatDone, ChatEvent, CompactionEvent
@@ -170,9 +171,13 @@ def llm_chat(
                     for pair in view.feed(ev):
                         yield pair
 
-        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
-            return ChatAgent(fn, events, pairs)
-        return BlockingChatAgent(fn, events, pairs, llm_interface)
+        agent = (
+            ChatAgent(fn, events, pairs)
+            if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+            else BlockingChatAgent(fn, events, pairs, llm_interface)
+        )
+        register(agent, ChatPlan(fn, start, llm_interface, kit, stream, max_tool_calls))
+        return agent
 
     return decorate  # type: ignore[return-value]
 
