@@ -13,6 +13,7 @@ import msgspec
 
 from ._docstring import parse_docstring
 from ._errors import ConfigError
+from ._hints import type_hints
 from ._multimodal import tool_output
 from ._prompt import render_value
 from ._schema import is_pydantic_model, parameters_schema
@@ -57,7 +58,7 @@ class ToolFunction(Generic[P, R]):
         self._fn: Callable[..., Any] = fn
         self.is_async = inspect.iscoroutinefunction(fn)
         desc, arg_docs = parse_docstring(fn.__doc__)
-        hints = typing.get_type_hints(fn, include_extras=True)
+        hints = type_hints(fn, include_extras=True)
         fields: list[tuple[str, Any, Any]] = []
         #: Positional-only parameters cannot be passed by name when the tool runs.
         self._positional: list[str] = []
