@@ -29,7 +29,6 @@ from ._decorators import (
     async_llm_function,
     llm_chat,
     llm_function,
-    tool,
 )
 from .logger import (
     LogLevel,
@@ -49,6 +48,10 @@ from .logger import (
     setup_logger,
 )
 
+# Imported after the rest, as SimpleLLMFunc does: the subpackage ``tool`` is loaded, then the
+# name is bound to the decorator (a later ``import llmplug.slf.tool`` does not rebind it).
+from .tool import Tool, tool
+
 __all__ = [
     "APIKeyPool",
     "HistoryList",
@@ -64,6 +67,7 @@ __all__ = [
     "OpenAIResponsesCompatible",
     "Text",
     "TokenBucket",
+    "Tool",
     "UserChatMessage",
     "app_log",
     "async_llm_chat",

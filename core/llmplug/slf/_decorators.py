@@ -74,10 +74,14 @@ def _task_prompt(sig: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str
 def _tools(toolkit: Iterable[Any] | None) -> list[Any] | None:
     if toolkit is None:
         return None
-    out = list(toolkit)
-    for t in out:
+    out = []
+    for t in toolkit:
+        as_tool = getattr(t, "as_tool_function", None)  # llmplug.slf.tool.Tool
+        if callable(as_tool) and not isinstance(t, ToolFunction):
+            t = as_tool()
         if isinstance(t, ToolFunction):
             t.simplellmfunc_injection = True
+        out.append(t)
     return out
 
 
