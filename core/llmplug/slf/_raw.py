@@ -15,7 +15,16 @@ import msgspec
 
 from llmplug._types import Completion, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 
-__all__ = ["OpenAIObject", "chunk_of", "completion_of", "usage_of"]
+__all__ = [
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChunkMaker",
+    "CompletionUsage",
+    "OpenAIObject",
+    "chunk_of",
+    "completion_of",
+    "usage_of",
+]
 
 
 class OpenAIObject:
@@ -53,10 +62,7 @@ class OpenAIObject:
         return id(self)
 
     def __repr__(self) -> str:
-        kind = {
-            "chat.completion": "ChatCompletion",
-            "chat.completion.chunk": "ChatCompletionChunk",
-        }.get(str(self._data.get("object")), "OpenAIObject")
+        kind = type(self).__name__
         fields = ", ".join(f"{k}={_wrap(v)!r}" for k, v in self._data.items())
         return f"{kind}({fields})"
 
@@ -68,6 +74,24 @@ class OpenAIObject:
 
     to_dict = model_dump
     to_json = model_dump_json
+
+
+class ChatCompletion(OpenAIObject):
+    """A whole answer, as ``openai.types.chat.ChatCompletion`` reads."""
+
+    __slots__ = ()
+
+
+class ChatCompletionChunk(OpenAIObject):
+    """One streamed chunk, as ``openai.types.chat.ChatCompletionChunk`` reads."""
+
+    __slots__ = ()
+
+
+class CompletionUsage(OpenAIObject):
+    """Token counts, as ``openai.types.CompletionUsage`` reads."""
+
+    __slots__ = ()
 
 
 def _wrap(value: Any) -> Any:
@@ -82,7 +106,7 @@ def usage_of(usage: Usage | None) -> OpenAIObject | None:
     """A ``CompletionUsage``: ``prompt_tokens``, ``completion_tokens``, ``total_tokens``."""
     if usage is None:
         return None
-    return OpenAIObject(_usage_dict(usage))
+    return CompletionUsage(_usage_dict(usage))
 
 
 def _usage_dict(usage: Usage) -> dict[str, Any]:
@@ -104,7 +128,7 @@ def completion_of(c: Completion, model: str) -> OpenAIObject:
         except msgspec.DecodeError:
             data = None
         if isinstance(data, dict) and isinstance(data.get("choices"), list):
-            return OpenAIObject(data)
+            return ChatCompletion(data)
     message: dict[str, Any] = {"role": "assistant", "content": c.text or None}
     if c.reasoning:
         message["reasoning_content"] = c.reasoning
@@ -115,7 +139,7 @@ def completion_of(c: Completion, model: str) -> OpenAIObject:
             {"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}}
             for t in c.tool_calls
         ]
-    return OpenAIObject(
+    return ChatCompletion(
         {
             "id": c.request_id or "chatcmpl-llmplug",
             "object": "chat.completion",
@@ -140,21 +164,30 @@ class ChunkMaker:
     def __call__(self, ev: object) -> OpenAIObject | None:
         return chunk_of(ev, self.model, self.id, self.created)
 
-    def last(self, c: Completion) -> OpenAIObject:
-        """The stream's closing chunk: no content, the finish reason and the usage."""
-        return self._chunk({}, c.finish_reason or "stop", c.usage, c.model)
+    def first(self) -> OpenAIObject:
+        """The stream's opening chunk, as OpenAI sends it: the role, empty content."""
+        return self._chunk({"role": "assistant", "content": ""}, None, None)
 
-    def _chunk(
-        self, delta: dict[str, Any], finish: str | None, usage: Usage | None, model: str | None
-    ) -> OpenAIObject:
-        return OpenAIObject(
+    def last(self, c: Completion) -> list[OpenAIObject]:
+        """The stream's closing chunks: the finish reason, then (when the server counted)
+        the usage, with no choices, as OpenAI sends them."""
+        out = [self._chunk({}, c.finish_reason or "stop", c.model)]
+        if c.usage is not None:
+            usage = self._chunk({}, None, c.model)
+            usage._data["choices"] = []
+            usage._data["usage"] = _usage_dict(c.usage)
+            out.append(usage)
+        return out
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None, model: str | None) -> OpenAIObject:
+        return ChatCompletionChunk(
             {
                 "id": self.id,
                 "object": "chat.completion.chunk",
                 "created": self.created,
                 "model": model or self.model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                "usage": _usage_dict(usage) if usage is not None else None,
+                "usage": None,
             }
         )
 
@@ -176,7 +209,7 @@ def chunk_of(ev: object, model: str, id: str, created: int) -> OpenAIObject | No
         delta = {"role": "assistant", "content": None, "tool_calls": [call]}
     else:
         return None
-    return OpenAIObject(
+    return ChatCompletionChunk(
         {
             "id": id,
             "object": "chat.completion.chunk",

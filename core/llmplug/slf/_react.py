@@ -20,8 +20,18 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from llmplug._types import Completion, ContentPart, Done, Message, TextDelta, TextPart, ToolCall
+from llmplug._types import (
+    Completion,
+    ContentPart,
+    Done,
+    Message,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+)
 
+from ._arg_deltas import ArgumentDeltas
 from ._raw import ChunkMaker, OpenAIObject, completion_of, usage_of
 from .hooks.event_emitter import ToolEventEmitter
 from .hooks.events import (
@@ -34,6 +44,7 @@ from .hooks.events import (
     ReactIterationEndEvent,
     ReactIterationStartEvent,
     ReactStartEvent,
+    ToolCallArgumentsDeltaEvent,
     ToolCallEndEvent,
     ToolCallErrorEvent,
     ToolCallResult,
@@ -100,6 +111,11 @@ class _Events:
 
     def __call__(self, event: ReActEvent, call: ToolCall | None = None) -> EventYield:
         return EventYield(event=event, origin=self.origin(call))
+
+    def with_origin(self, event: ReActEvent, tool_name: str, call_id: str) -> EventYield:
+        origin = self.origin()
+        origin.tool_name, origin.tool_call_id = tool_name or None, call_id
+        return EventYield(event=event, origin=origin)
 
     def base(self, kind: ReActEventType, iteration: int) -> dict[str, Any]:
         return {
@@ -248,28 +264,44 @@ async def _model_turn(
         content = ""
         index = 0
         completion: Completion | None = None
+        chunk = maker.first()
+        arg_deltas = ArgumentDeltas()
         async with aclosing(llm.chat_stream(messages, specs, **params)) as events:
             async for e in events:
                 if isinstance(e, Done):
                     completion = e.completion
-                    chunk = maker.last(e.completion)
+                    chunks = maker.last(e.completion)
                 else:
                     piece = maker(e)
                     if piece is None:
                         continue
-                    chunk = piece
+                    chunks = [piece] if index else [maker.first(), piece]
                     if isinstance(e, TextDelta):
                         content += e.text
-                yield ev(
-                    LLMChunkArriveEvent(
-                        **ev.base(ReActEventType.LLM_CHUNK_ARRIVE, iteration),
-                        chunk=chunk,
-                        accumulated_content=content,
-                        chunk_index=index,
+                for chunk in chunks:
+                    yield ev(
+                        LLMChunkArriveEvent(
+                            **ev.base(ReActEventType.LLM_CHUNK_ARRIVE, iteration),
+                            chunk=chunk,
+                            accumulated_content=content if index else "",
+                            chunk_index=index,
+                        )
                     )
-                )
-                index += 1
-                yield ResponseYield(chunk, list(sent))
+                    index += 1
+                    if isinstance(e, ToolCallDelta) and chunk is chunks[-1]:
+                        for name, call_id, argname, delta in arg_deltas.feed(e):
+                            yield ev.with_origin(
+                                ToolCallArgumentsDeltaEvent(
+                                    **ev.base(ReActEventType.TOOL_CALL_ARGUMENTS_DELTA, iteration),
+                                    tool_name=name,
+                                    tool_call_id=call_id,
+                                    argname=argname,
+                                    argcontent_delta=delta,
+                                ),
+                                name,
+                                call_id,
+                            )
+                    yield ResponseYield(chunk, list(sent))
         assert completion is not None
         response = chunk
     else:
@@ -391,7 +423,8 @@ async def _tool_batch(
                         }
                     )
                     continue
-                value = _result_value(result.content)
+                # SimpleLLMFunc's result is the value the tool returned, through JSON
+                value = _result_value(result.content) if result.value is None else result.value
                 yield ev(
                     ToolCallEndEvent(
                         **ev.base(ReActEventType.TOOL_CALL_END, iteration),

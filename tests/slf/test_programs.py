@@ -1,0 +1,30 @@
+"""Programs written against SimpleLLMFunc's event API, run with ``llmplug.slf``: their output
+equals what SimpleLLMFunc 0.8.4 itself printed for the same server replies (recorded in
+programs/*.084.txt; 0.8.4 streams events without being asked, llmplug.slf with 0.7.8's
+``enable_event=True``, the one line that differs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmplug.testing import LLMTestServer, Reply, ToolCallReply
+
+from ._snippets import run, substitute, workdir
+
+PROGRAMS = Path(__file__).parent / "programs"
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "nostream"])
+def test_event_printer(stream: bool, server: LLMTestServer, tmp_path: Path) -> None:
+    server.push(
+        Reply(tool_calls=[ToolCallReply(name="calculator", arguments={"expression": "2+2"})]),
+        Reply(text="It is 4.", chunks=["It ", "is ", "4."]),
+    )
+    workdir(tmp_path, server)
+    code = (PROGRAMS / "event_printer.py.in").read_text().replace("STREAM", str(stream))
+    name = "stream" if stream else "nostream"
+    expected = (PROGRAMS / f"event_printer.{name}.084.txt").read_text()
+    got = run(substitute(code), tmp_path)
+    assert got == expected
