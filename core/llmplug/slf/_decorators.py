@@ -27,7 +27,7 @@ from llmplug._types import Message
 
 from ._raw import OpenAIObject
 from ._react import react
-from .hooks.events import ReactEndEvent
+from .hooks.events import LLMCallEndEvent, ReactEndEvent
 from .hooks.stream import EventYield, ReactOutput, ResponseYield
 
 if TYPE_CHECKING:
@@ -125,17 +125,29 @@ class LLMChat:
             func_name=plan.fn.__name__,
             user_task_prompt=prompt,
         )
+        held: ResponseYield | None = None
         async with aclosing(stream):
             async for out in stream:
                 if self._enable_event:
                     yield out
                 elif isinstance(out, ResponseYield):
-                    if self._return_mode == "raw":
-                        yield out
+                    if plan.stream:
+                        yield self._pair(out.response, out.messages)
                     else:
-                        yield ResponseYield(_text(out.response), out.messages)
+                        held = out  # 0.7.8 gives a whole reply with the history that holds it
+                elif held is not None and isinstance(out.event, LLMCallEndEvent):
+                    reply: dict[str, Any] = {"role": "assistant", "content": out.event.content}
+                    if out.event.tool_calls:
+                        reply["tool_calls"] = out.event.tool_calls
+                    yield self._pair(held.response, [*held.messages, reply])
+                    held = None
                 elif isinstance(out.event, ReactEndEvent) and self._return_mode == "text":
                     yield ResponseYield("", out.event.final_messages)
+
+    def _pair(self, response: Any, messages: list[dict[str, Any]]) -> ResponseYield:
+        if self._return_mode == "raw":
+            return ResponseYield(response, messages)
+        return ResponseYield(_text(response), messages)
 
     def __repr__(self) -> str:
         return f"<llmplug.slf llm_chat {self.__qualname__}>"

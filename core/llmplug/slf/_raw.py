@@ -165,8 +165,8 @@ class ChunkMaker:
         return chunk_of(ev, self.model, self.id, self.created)
 
     def first(self) -> OpenAIObject:
-        """The stream's opening chunk, as OpenAI sends it: the role, empty content."""
-        return self._chunk({"role": "assistant", "content": ""}, None, None)
+        """The stream's opening chunk, as OpenAI-compatible servers send it: the role."""
+        return self._chunk({"role": "assistant", "content": None}, None, None)
 
     def last(self, c: Completion) -> list[OpenAIObject]:
         """The stream's closing chunks: the finish reason, then (when the server counted)
