@@ -195,3 +195,17 @@ async def test_llm_function_enable_event_as_in_0_7_8(
     out = [o async for o in task(task="2+2")]
     assert "custom_event" in kinds(out)
     assert isinstance(out[-1], ResponseYield) and out[-1].response == "It is 4."
+
+
+async def test_max_tool_calls_as_simplellmfunc(server: LLMTestServer, make_llm: MakeLLM) -> None:
+    @llm_chat(llm_interface=make_llm(), toolkit=[calculator], max_tool_calls=1)
+    async def agent(message: str, history: Any = None) -> None:
+        """You calculate."""
+
+    call = ToolCallReply(name="calculator", arguments={"expression": "2+2"})
+    server.push(Reply(tool_calls=[call]), Reply(tool_calls=[call]), Reply(text="4, I think."))
+    replies = [r async for r, _ in agent("2+2?")]
+    assert replies[-2:] == ["4, I think.", ""]
+    assert "tools" not in server.requests[2].json  # the last turn is offered no tools
+    tool_messages = [m for m in server.requests[2].json["messages"] if m["role"] == "tool"]
+    assert len(tool_messages) == 1  # the call past the cap never ran
