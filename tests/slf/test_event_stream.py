@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from llmplug import LLMInterface
+from llmplug import LLMInterface, OpenAIResponsesCompatible
 from llmplug.slf import llm_chat, llm_function, tool
 from llmplug.slf.hooks import (
     CustomEvent,
@@ -209,3 +209,23 @@ async def test_max_tool_calls_as_simplellmfunc(server: LLMTestServer, make_llm: 
     assert "tools" not in server.requests[2].json  # the last turn is offered no tools
     tool_messages = [m for m in server.requests[2].json["messages"] if m["role"] == "tool"]
     assert len(tool_messages) == 1  # the call past the cap never ran
+
+
+async def test_raw_on_the_responses_wire_has_the_completion_shape(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    @llm_chat(
+        llm_interface=make_llm(interface=OpenAIResponsesCompatible),
+        toolkit=[calculator],
+        return_mode="raw",
+    )
+    async def agent(message: str, history: Any = None) -> None:
+        """You calculate."""
+
+    script(server)
+    out = [r async for r, _ in agent("2+2?")]
+    first, last = out[0], out[-1]
+    assert first.choices[0].message.tool_calls[0].function.name == "calculator"
+    assert last.choices[0].message.content == "It is 4."
+    assert last.usage.total_tokens == 15
+    assert last.model_dump()["object"] == "chat.completion"
