@@ -51,3 +51,18 @@ def test_pairs_printer(stream: bool, mode: str, server: LLMTestServer, tmp_path:
         assert last == "'' ['system', 'user', 'assistant', 'tool']"
         expected = f"{head}\n'' ['system', 'user', 'assistant', 'tool', 'assistant']\n"
     assert run(substitute(code.replace("EXTRA", extra)), tmp_path) == expected
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "nostream"])
+def test_raw_tool_calls(stream: bool, server: LLMTestServer, tmp_path: Path) -> None:
+    """0.7.8's ``return_mode="raw"``: the OpenAI SDK objects' reprs, tool call deltas, usage,
+    and the history's assistant and tool messages, as SimpleLLMFunc 0.7.8 printed them."""
+    server.push(
+        Reply(tool_calls=[ToolCallReply(name="get_weather", arguments={"city": "Paris"})]),
+        Reply(text="Sunny, 28°C.", chunks=["Sunny, ", "28°C."]),
+    )
+    workdir(tmp_path, server)
+    code = (PROGRAMS / "raw_tool_calls.py.in").read_text().replace("STREAM", str(stream))
+    name = "stream" if stream else "nostream"
+    expected = (PROGRAMS / f"raw_tool_calls.{name}.078.txt").read_text(encoding="utf-8")
+    assert run(substitute(code), tmp_path) == expected

@@ -56,7 +56,7 @@ async def test_pydantic_model_tool_parameter(server: LLMTestServer, make_llm: Ma
     sent = server.requests[0].json["tools"][0]["function"]["parameters"]
     assert sent["properties"]["order"]["properties"]["item"]["description"] == "what to buy"
     tool_messages = [m for m in server.requests[2].json["messages"] if m["role"] == "tool"]
-    assert tool_messages[0]["content"] == "ordered 2 tea"
+    assert tool_messages[0]["content"] == '"ordered 2 tea"'  # JSON, as SimpleLLMFunc sends it
     assert "quantity" in tool_messages[1]["content"]  # pydantic's error goes back to the model
 
 

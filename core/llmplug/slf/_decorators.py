@@ -57,7 +57,7 @@ def _text(response: Any) -> str:
         choice = response.choices[0] if response.choices else None
         if choice is None:
             return ""
-        part = choice.delta if choice.delta is not None else choice.message
+        part = getattr(choice, "delta", None) or getattr(choice, "message", None)
         return (part.content or "") if part is not None else ""
     return "" if response is None else str(response)
 

@@ -27,31 +27,98 @@ __all__ = [
 ]
 
 
+#: The SDK's classes (openai 1.x-3.x): name -> (fields in the SDK's order, the class of the
+#: objects a field holds). Their reprs and attributes are what SimpleLLMFunc code prints.
+def _f(names: str) -> tuple[str, ...]:
+    return tuple(names.split())
+
+
+_SHAPES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "ChatCompletion": (
+        _f("id choices created model object service_tier system_fingerprint usage"),
+        {"choices": "Choice", "usage": "CompletionUsage"},
+    ),
+    "Choice": (("finish_reason", "index", "logprobs", "message"), {"message": "Message"}),
+    "Message": (
+        ("content", "refusal", "role", "annotations", "audio", "function_call", "tool_calls"),
+        {"tool_calls": "ChatCompletionMessageFunctionToolCall"},
+    ),
+    "ChatCompletionMessageFunctionToolCall": (("id", "function", "type"), {"function": "Function"}),
+    "Function": (("arguments", "name"), {}),
+    "ChatCompletionChunk": (
+        _f("id choices created model object service_tier system_fingerprint usage"),
+        {"choices": "ChunkChoice", "usage": "CompletionUsage"},
+    ),
+    "ChunkChoice": (("delta", "index", "finish_reason", "logprobs"), {"delta": "ChoiceDelta"}),
+    "ChoiceDelta": (
+        ("audio", "content", "function_call", "refusal", "role", "tool_calls"),
+        {"tool_calls": "ChoiceDeltaToolCall"},
+    ),
+    "ChoiceDeltaToolCall": (
+        ("index", "id", "function", "type"),
+        {"function": "ChoiceDeltaToolCallFunction"},
+    ),
+    "ChoiceDeltaToolCallFunction": (("arguments", "name"), {}),
+    "CompletionUsage": (
+        _f("completion_tokens prompt_tokens total_tokens")
+        + _f("completion_tokens_details prompt_tokens_details"),
+        {
+            "completion_tokens_details": "CompletionTokensDetails",
+            "prompt_tokens_details": "PromptTokensDetails",
+        },
+    ),
+    "CompletionTokensDetails": (
+        _f("accepted_prediction_tokens audio_tokens reasoning_tokens rejected_prediction_tokens"),
+        {},
+    ),
+    "PromptTokensDetails": (("audio_tokens", "cached_tokens"), {}),
+}
+#: The SDK's class names where two shapes share one.
+_NAMES = {"Message": "ChatCompletionMessage", "ChunkChoice": "Choice"}
+
+
 class OpenAIObject:
     """Attribute access over a decoded JSON object, as the SDK's pydantic models give it: a
-    field the server did not send reads as None, nested objects and lists of objects are
-    OpenAIObjects too; ``model_dump()`` gives the dict back."""
+    field of the SDK's class that the server did not send reads as None, any other name it
+    did not send raises AttributeError; nested objects are OpenAIObjects of their SDK class;
+    ``model_dump()`` gives the dict back; the repr is the SDK's."""
 
-    __slots__ = ("_data",)
+    __slots__ = ("_data", "_shape")
     _data: dict[str, Any]
+    _shape: str | None
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], shape: str | None = None) -> None:
         object.__setattr__(self, "_data", data)
+        object.__setattr__(self, "_shape", shape or _default_shape(type(self)))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        return _wrap(self._data.get(name))
+        fields, kinds = _SHAPES.get(self._shape or "", ((), {}))
+        if name in self._data:
+            return _wrap(self._data[name], kinds.get(name))
+        if self._shape is None or name in fields:
+            return None
+        raise AttributeError(f"{self._name()!r} object has no attribute {name!r}")
 
     def __getitem__(self, name: str) -> Any:
-        return _wrap(self._data[name])
+        return self.__getattr__(name) if name in self._data else self._data[name]
+
+    def _name(self) -> str:
+        if self._shape is None:
+            return type(self).__name__
+        return _NAMES.get(self._shape, self._shape)
 
     def __contains__(self, name: object) -> bool:
         return name in self._data
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
         # pydantic models iterate as (field, value) pairs
-        return ((k, _wrap(v)) for k, v in self._data.items())
+        return ((k, getattr(self, k)) for k in self._fields())
+
+    def _fields(self) -> list[str]:
+        declared = list(_SHAPES.get(self._shape or "", ((), {}))[0])
+        return declared + [k for k in self._data if k not in declared]
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, OpenAIObject):
@@ -62,9 +129,10 @@ class OpenAIObject:
         return id(self)
 
     def __repr__(self) -> str:
-        kind = type(self).__name__
-        fields = ", ".join(f"{k}={_wrap(v)!r}" for k, v in self._data.items())
-        return f"{kind}({fields})"
+        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._fields())
+        return f"{self._name()}({fields})"
+
+    __str__ = __repr__  # the openai package's models print as their repr
 
     def model_dump(self, **_: Any) -> dict[str, Any]:
         return msgspec.json.decode(msgspec.json.encode(self._data))  # type: ignore[no-any-return]
@@ -94,11 +162,15 @@ class CompletionUsage(OpenAIObject):
     __slots__ = ()
 
 
-def _wrap(value: Any) -> Any:
+def _default_shape(cls: type) -> str | None:
+    return cls.__name__ if cls.__name__ in _SHAPES else None
+
+
+def _wrap(value: Any, shape: str | None = None) -> Any:
     if isinstance(value, dict):
-        return OpenAIObject(value)
+        return OpenAIObject(value, shape)
     if isinstance(value, list):
-        return [_wrap(v) for v in value]
+        return [_wrap(v, shape) for v in value]
     return value
 
 
@@ -203,9 +275,10 @@ def chunk_of(ev: object, model: str, id: str, created: int) -> OpenAIObject | No
         fn: dict[str, Any] = {"arguments": ev.arguments}
         if ev.name is not None:
             fn["name"] = ev.name
-        call: dict[str, Any] = {"index": ev.index, "function": fn, "type": "function"}
-        if ev.id is not None:
+        call: dict[str, Any] = {"index": ev.index, "function": fn}
+        if ev.id is not None:  # the first piece of a call, as OpenAI sends it
             call["id"] = ev.id
+            call["type"] = "function"
         delta = {"role": "assistant", "content": None, "tool_calls": [call]}
     else:
         return None

@@ -69,7 +69,39 @@ def _now() -> datetime:
 
 
 def _dicts(messages: list[Message]) -> list[dict[str, Any]]:
-    return msgspec.to_builtins(messages)  # type: ignore[no-any-return]
+    """The history as SimpleLLMFunc's dicts: an assistant message always has ``content``
+    (None with tool calls), a tool call ``id``, ``type``, ``function``, in that order."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        d: dict[str, Any] = msgspec.to_builtins(m)
+        if m.role == "assistant":
+            rest = {k: v for k, v in d.items() if k not in ("role", "content", "tool_calls")}
+            d = {"role": "assistant", "content": d.get("content")}
+            if m.tool_calls:
+                d["tool_calls"] = [
+                    {
+                        "id": c.id,
+                        "type": c.type,
+                        "function": {"name": c.function.name, "arguments": c.function.arguments},
+                    }
+                    for c in m.tool_calls
+                ]
+            d.update(rest)
+        elif m.role == "tool":
+            d = {"role": "tool", "tool_call_id": m.tool_call_id, "content": d.get("content")}
+        out.append(d)
+    return out
+
+
+def _tool_text(result: ToolResult) -> str:
+    """What the model reads of a tool's result, as SimpleLLMFunc writes it: the value as
+    indented JSON (a str quoted), or the str() of a value JSON cannot hold."""
+    if result.is_error or result.value is None:
+        return result.content
+    try:
+        return json.dumps(result.value, ensure_ascii=False, indent=2)
+    except (TypeError, ValueError):
+        return json.dumps(str(result.value), ensure_ascii=False, indent=2)
 
 
 def _call_dict(c: ToolCall) -> dict[str, Any]:
@@ -451,7 +483,7 @@ async def _tool_batch(
             t.cancel()
     for c in calls:
         result = results[c.id]
-        content: str | list[ContentPart] = result.content
+        content: str | list[ContentPart] = result.content if result.images else _tool_text(result)
         if result.images:
             content = (
                 [TextPart(result.content), *result.images] if result.content else [*result.images]
