@@ -88,3 +88,9 @@ async def test_emitters_outside_a_stream() -> None:
     noop = NoOpEventEmitter()
     await noop.emit("x")
     assert await noop.get_events() == [] and not noop.has_events()
+
+
+def test_flush_all_observations_is_kept() -> None:
+    from llmplug.slf.observability import flush_all_observations
+
+    flush_all_observations()  # a program's last line, as in SimpleLLMFunc's examples
