@@ -66,3 +66,15 @@ def test_raw_tool_calls(stream: bool, server: LLMTestServer, tmp_path: Path) -> 
     name = "stream" if stream else "nostream"
     expected = (PROGRAMS / f"raw_tool_calls.{name}.078.txt").read_text(encoding="utf-8")
     assert run(substitute(code), tmp_path) == expected
+
+
+def test_event_helpers_get_0_8_4_events(server: LLMTestServer, tmp_path: Path) -> None:
+    """0.8.4 code handing an agent's stream to ``events_only``, ``responses_only`` or
+    ``with_event_observer`` (no ``enable_event``) prints what SimpleLLMFunc 0.8.4 printed."""
+    server.push(
+        Reply(text="Hello"), Reply(text="Again"), Reply(text="Hi there", chunks=["Hi", " there"])
+    )
+    workdir(tmp_path, server)
+    code = (PROGRAMS / "events_only.py.in").read_text()
+    expected = (PROGRAMS / "events_only.084.txt").read_text()
+    assert run(substitute(code), tmp_path) == expected

@@ -85,6 +85,43 @@ def _tools(toolkit: Iterable[Any] | None) -> list[Any] | None:
     return out
 
 
+class ChatRun:
+    """One call of an ``llm_chat`` agent: an async generator of its pairs, or of 0.8.4's event
+    stream once ``events_only``, ``filter_events``, ``responses_only`` or
+    ``with_event_observer`` is given it before it starts (0.8.4 code that hands the stream to
+    those wants its events)."""
+
+    def __init__(self, start: Callable[[bool], AsyncGenerator[Any, None]]) -> None:
+        self._start = start
+        self._events = False
+        self._gen: AsyncGenerator[Any, None] | None = None
+
+    def _slf_want_events(self) -> None:
+        if self._gen is None:
+            self._events = True
+
+    def _generator(self) -> AsyncGenerator[Any, None]:
+        if self._gen is None:
+            self._gen = self._start(self._events)
+        return self._gen
+
+    def __aiter__(self) -> ChatRun:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._generator().__anext__()
+
+    async def asend(self, value: Any) -> Any:
+        return await self._generator().asend(value)
+
+    async def athrow(self, *args: Any) -> Any:
+        return await self._generator().athrow(*args)
+
+    async def aclose(self) -> None:
+        if self._gen is not None:
+            await self._gen.aclose()
+
+
 class LLMChat:
     """What ``llm_chat`` makes: calling it gives an async generator (see the module)."""
 
@@ -106,11 +143,11 @@ class LLMChat:
         self._enable_event = enable_event
         self._max_tool_calls = max_tool_calls
 
-    def __call__(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
-        return self._run(args, kwargs)
+    def __call__(self, *args: Any, **kwargs: Any) -> ChatRun:
+        return ChatRun(lambda events: self._run(args, kwargs, events or self._enable_event))
 
     async def _run(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], enable_event: bool
     ) -> AsyncGenerator[Any, None]:
         plan = self._plan
         prompt = _task_prompt(self._sig, args, kwargs)
@@ -128,7 +165,7 @@ class LLMChat:
         held: ResponseYield | None = None
         async with aclosing(stream):
             async for out in stream:
-                if self._enable_event:
+                if enable_event:
                     yield out
                 elif isinstance(out, ResponseYield):
                     if plan.stream:

@@ -97,15 +97,24 @@ def is_event_yield(output: object) -> TypeGuard[EventYield]:
     return getattr(output, "type", None) == "event"
 
 
+def _want_events(generator: object) -> None:
+    """Ask an ``llmplug.slf`` agent's stream, not yet started, for 0.8.4's events."""
+    want = getattr(generator, "_slf_want_events", None)
+    if callable(want):
+        want()
+
+
 async def responses_only(
     generator: AsyncIterable[Any],
 ) -> AsyncGenerator[tuple[Any, list[dict[str, Any]]], None]:
+    _want_events(generator)  # 0.8.4's responses: the raw chunks and completions
     async for output in generator:
         if is_response_yield(output):
             yield output.response, output.messages
 
 
 async def events_only(generator: AsyncIterable[Any]) -> AsyncGenerator[ReActEvent, None]:
+    _want_events(generator)
     async for output in generator:
         if is_event_yield(output):
             yield output.event
@@ -114,6 +123,7 @@ async def events_only(generator: AsyncIterable[Any]) -> AsyncGenerator[ReActEven
 async def filter_events(
     generator: AsyncIterable[Any], event_types: set[ReActEventType]
 ) -> AsyncGenerator[ReActEvent, None]:
+    _want_events(generator)
     async for output in generator:
         if is_event_yield(output) and output.event.event_type in event_types:
             yield output.event
@@ -129,7 +139,9 @@ def with_event_observer(
         generator_func: Callable[..., AsyncIterable[Any]],
     ) -> Callable[..., AsyncGenerator[Any, None]]:
         async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
-            async for output in generator_func(*args, **kwargs):
+            stream = generator_func(*args, **kwargs)
+            _want_events(stream)
+            async for output in stream:
                 if is_event_yield(output):
                     # SimpleLLMFunc's contract: an observer cannot fail the call
                     with contextlib.suppress(Exception):
