@@ -37,8 +37,6 @@ class ToolResult(msgspec.Struct, frozen=True):
     content: str
     is_error: bool = False
     images: tuple[ImagePart, ...] = ()
-    #: What the tool returned, before it became ``content`` (None for an error).
-    value: Any = None
 
 
 class ToolFunction(Generic[P, R]):
@@ -147,9 +145,9 @@ class ToolFunction(Generic[P, R]):
                 call, f"Error: {self.spec.name} returned an unusable image: {exc}", True
             )
         if with_images is not None:
-            return ToolResult(call, with_images[0], images=tuple(with_images[1]), value=result)
+            return ToolResult(call, with_images[0], images=tuple(with_images[1]))
         try:
-            return ToolResult(call, render_value(result), value=result)
+            return ToolResult(call, render_value(result))
         except Exception as exc:  # a result's own __str__ or model_dump_json may fail too
             return ToolResult(
                 call,

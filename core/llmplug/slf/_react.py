@@ -11,9 +11,10 @@ and a ``ToolCallEnd`` (or ``ToolCallError``) per call as each finishes, ``ToolCa
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -93,15 +94,52 @@ def _dicts(messages: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
-def _tool_text(result: ToolResult) -> str:
+_NOTHING = object()
+
+
+def _tool_text(result: ToolResult, value: Any) -> str:
     """What the model reads of a tool's result, as SimpleLLMFunc writes it: the value as
     indented JSON (a str quoted), or the str() of a value JSON cannot hold."""
-    if result.is_error or result.value is None:
+    if result.is_error or value is _NOTHING:
         return result.content
     try:
-        return json.dumps(result.value, ensure_ascii=False, indent=2)
+        return json.dumps(value, ensure_ascii=False, indent=2)
     except (TypeError, ValueError):
-        return json.dumps(str(result.value), ensure_ascii=False, indent=2)
+        return json.dumps(str(value), ensure_ascii=False, indent=2)
+
+
+async def _run_tool(
+    toolkit: Toolkit, call: ToolCall, injected: dict[str, Any]
+) -> tuple[ToolResult, Any]:
+    """Run a call and keep the value the tool returned (SimpleLLMFunc's events and tool
+    messages show that value; llmplug's result holds only its text): a copy of the tool
+    whose function is wrapped, so concurrent calls of one tool keep their own values."""
+    tool = toolkit.tools.get(call.name)
+    if tool is None:
+        return await toolkit.run(call, injected), _NOTHING
+    kept: list[Any] = []
+    inner = tool._fn
+
+    def keep(value: Any) -> Any:
+        kept.append(value)
+        return value
+
+    if tool.is_async:
+
+        async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
+            return keep(await inner(*args, **kwargs))
+
+        fn: Callable[..., Any] = wrapped_async
+    else:
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            return keep(inner(*args, **kwargs))
+
+        fn = wrapped
+    copied = copy.copy(tool)
+    copied._fn = fn
+    result = await copied.run(call, injected)
+    return result, kept[0] if kept else _NOTHING
 
 
 def _call_dict(c: ToolCall) -> dict[str, Any]:
@@ -397,9 +435,11 @@ async def _tool_batch(
             _tool_call_id=c.id,
         )
         t0 = time.monotonic()
-        result = await toolkit.run(c, {"event_emitter": emitter})
+        result, value = await _run_tool(toolkit, c, {"event_emitter": emitter})
+        values[c.id] = value
         return c, result, time.monotonic() - t0
 
+    values: dict[str, Any] = {}
     tasks = [asyncio.ensure_future(one(c)) for c in calls]
     results: dict[str, ToolResult] = {}
     summary: list[ToolCallResult] = []
@@ -455,8 +495,9 @@ async def _tool_batch(
                         }
                     )
                     continue
-                # SimpleLLMFunc's result is the value the tool returned, through JSON
-                value = _result_value(result.content) if result.value is None else result.value
+                # SimpleLLMFunc's result is the value the tool returned
+                kept = values[c.id]
+                value = _result_value(result.content) if kept is _NOTHING else kept
                 yield ev(
                     ToolCallEndEvent(
                         **ev.base(ReActEventType.TOOL_CALL_END, iteration),
@@ -483,7 +524,9 @@ async def _tool_batch(
             t.cancel()
     for c in calls:
         result = results[c.id]
-        content: str | list[ContentPart] = result.content if result.images else _tool_text(result)
+        content: str | list[ContentPart] = (
+            result.content if result.images else _tool_text(result, values[c.id])
+        )
         if result.images:
             content = (
                 [TextPart(result.content), *result.images] if result.content else [*result.images]
