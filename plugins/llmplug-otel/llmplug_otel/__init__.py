@@ -20,7 +20,7 @@ _SCOPE = "llmplug_otel"
 _NS = 1_000_000_000
 
 # A call's ended attempts, until the call ends: attempts end before their call does.
-_pending: dict[int, list[AttemptInfo]] = {}
+_pending: dict[str, list[AttemptInfo]] = {}
 _instruments: tuple[Any, Any] | None = None
 
 
