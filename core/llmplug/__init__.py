@@ -52,7 +52,7 @@ from ._multimodal import (
     UserChatMessage,
 )
 from ._ndjson import NDJSONDecoder
-from ._observe import AttemptInfo, CallInfo
+from ._observe import AttemptInfo, CallInfo, RunInfo, ToolInfo
 from ._parser import Framing, StreamParser
 from ._pricing import Pricing
 from ._ratelimits import RateLimits
@@ -149,6 +149,7 @@ __all__ = [
     "ReasoningDelta",
     "Registry",
     "ResponseError",
+    "RunInfo",
     "SSEDecoder",
     "SSEEvent",
     "SharedKeyState",
@@ -164,6 +165,7 @@ __all__ = [
     "ToolCallDelta",
     "ToolCallEvent",
     "ToolFunction",
+    "ToolInfo",
     "ToolLoopError",
     "ToolResult",
     "ToolResultEvent",

@@ -36,6 +36,10 @@ class Call(msgspec.Struct, kw_only=True):
     #: Never sent either: it tags this call's log events, so the attempts and tool turns of
     #: one decorated call can be found together.
     trace_id: str | None = None
+    #: Set by the core only while some plugin observes: a process-unique id, the ``call_id``
+    #: of the call's observer records, and when the call started (epoch seconds).
+    call_id: str | None = None
+    started: float | None = None
 
 
 class HTTPRequest(msgspec.Struct, kw_only=True):

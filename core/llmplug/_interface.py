@@ -184,6 +184,11 @@ class LLMInterface:
         )
 
     @property
+    def registry(self) -> Registry:
+        """The plugins this interface's calls use."""
+        return self.pipeline.registry
+
+    @property
     def pipeline(self) -> Pipeline:
         if self._pipeline is None:
             self._pipeline = Pipeline(

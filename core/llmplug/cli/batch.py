@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
+from llmplug._observe import RunInfo, observed_run
+
 from ._batch_output import Output, done_ids
 from ._batch_run import BatchRun, Stats
 from ._batch_view import Progress, print_summary
@@ -232,8 +234,15 @@ async def _main(
     loop.add_signal_handler(signal.SIGINT, interrupted)
     t0 = time.monotonic()
     progress.start()
+    run_info = RunInfo(
+        kind="batch",
+        name=os.path.basename(args.input) if args.input != "-" else "stdin",
+        llm=llm,
+        attributes={"max_in_flight": args.max_in_flight, "wire": wire},
+    )
     try:
-        await batch.run()
+        with observed_run(llm.registry, run_info):
+            await batch.run()
     finally:
         await progress.close()
         loop.remove_signal_handler(signal.SIGINT)
