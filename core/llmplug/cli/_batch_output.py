@@ -29,6 +29,8 @@ def done_ids(path: str) -> tuple[set[str], int]:
         f = open(path, "r+b")  # noqa: SIM115 - closed below, truncated while open
     except FileNotFoundError:
         return ids, 0
+    except OSError as exc:
+        fail(f"{path}: cannot write the output: {exc.strerror or exc}", EXIT_USAGE)
     with f:
         good = 0
         for number, line in enumerate(f, 1):
@@ -61,7 +63,10 @@ class Output:
             self.fd = sys.stdout.fileno()
             sys.stdout.flush()
         else:
-            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as exc:
+                fail(f"{path}: cannot write the output: {exc.strerror or exc}", EXIT_USAGE)
 
     def write(self, line: bytes) -> None:
         view = memoryview(line)
