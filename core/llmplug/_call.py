@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from ._redact import is_secret_name, redact_url
 from ._types import Message, Tool
 
 __all__ = ["Call", "HTTPRequest", "merge_headers"]
@@ -41,6 +42,13 @@ class Call(msgspec.Struct, kw_only=True):
     call_id: str | None = None
     started: float | None = None
 
+    def __repr__(self) -> str:
+        # Plugins print calls in their errors: the base_url's secrets stay out of them.
+        fields = {f: getattr(self, f) for f in self.__struct_fields__}
+        fields["base_url"] = redact_url(self.base_url)
+        fields["headers"] = _hidden(self.headers)
+        return f"Call({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
+
 
 class HTTPRequest(msgspec.Struct, kw_only=True):
     """An HTTP request, independent of the HTTP client that will send it."""
@@ -63,6 +71,17 @@ class HTTPRequest(msgspec.Struct, kw_only=True):
         if call.headers:
             headers = merge_headers(headers, call.headers)
         return cls(url=url, headers=headers, content=_encode(body))
+
+    def __repr__(self) -> str:
+        # The key is in a header, and may be in the URL: neither is shown.
+        return (
+            f"HTTPRequest(method={self.method!r}, url={redact_url(self.url)!r}, "
+            f"headers={_hidden(self.headers)!r}, content={self.content!r})"
+        )
+
+
+def _hidden(headers: dict[str, str]) -> dict[str, str]:
+    return {k: "***" if is_secret_name(k) else v for k, v in headers.items()}
 
 
 def merge_headers(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]:

@@ -15,6 +15,7 @@ from ._keys import APIKeyPool
 from ._pipeline import Pipeline
 from ._policy import RetryPolicy
 from ._pricing import Pricing, as_pricing
+from ._redact import redact_url
 from ._registry import Registry, default_registry
 from ._transport import Transport
 from ._types import Completion, Message, StreamEvent, Tool
@@ -180,7 +181,8 @@ class LLMInterface:
         return (
             f"{type(self).__name__}(provider_id={self.provider_id!r}, "
             f"model_name={self.model_name!r}, "
-            f"base_url={self.base_url!r}, wire={self.wire!r}, keys={len(self.key_pool)})"
+            f"base_url={redact_url(self.base_url)!r}, wire={self.wire!r}, "
+            f"keys={len(self.key_pool)})"
         )
 
     @property

@@ -220,10 +220,15 @@ class Pipeline:
         try:
             response = await self.transport.send(request, call.timeout or self.timeout)
         except self.transport.timeout_error as exc:
-            raise self._connection_error(APITimeoutError, exc, lease) from None
+            error = self._connection_error(APITimeoutError, exc, lease)
         except self.transport.request_error as exc:
-            raise self._connection_error(APIConnectionError, exc, lease) from None
-        return response
+            error = self._connection_error(APIConnectionError, exc, lease)
+        else:
+            return response
+        # Raised here, not in the except: even suppressed ("from None"), the client's exception
+        # would stay as __context__, and with it its request (the URL with any ?key=, the
+        # headers with the API key) for anything that walks the chain (an error tracker).
+        raise error
 
     def _parser(self, call: Call) -> StreamParser:
         """The attempt's parser, asked for before anything is sent: a wire with a request
@@ -273,9 +278,10 @@ class Pipeline:
         try:
             return lease.scrub(await response.aread())
         except self.transport.timeout_error as exc:
-            raise self._connection_error(APITimeoutError, exc, lease) from None
+            error = self._connection_error(APITimeoutError, exc, lease)
         except self.transport.request_error as exc:
-            raise self._connection_error(APIConnectionError, exc, lease) from None
+            error = self._connection_error(APIConnectionError, exc, lease)
+        raise error  # out of the except, as in _send
 
     async def _close(self, response: Any) -> None:
         """Close a response from :meth:`_send`: exactly once, whatever happened to it."""

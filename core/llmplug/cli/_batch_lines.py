@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from llmplug._errors import LLMError
+from llmplug._redact import redact_urls
 
 __all__ = [
     "URL_OF_WIRE",
@@ -244,12 +245,13 @@ def ok_line(custom_id: str, body: bytes, request_id: str | None) -> bytes:
 
 
 def error_line(custom_id: str, code: str, message: str) -> bytes:
-    """A line that failed before any response: ``error`` holds why."""
+    """A line that failed before any response: ``error`` holds why (a URL's secrets out of
+    it: the message may be any exception's, not only an llmplug error's, which are clean)."""
     line = {
         "id": _request_id(),
         "custom_id": custom_id,
         "response": None,
-        "error": {"code": code, "message": message},
+        "error": {"code": code, "message": redact_urls(message)},
     }
     return _encode_line(line)
 

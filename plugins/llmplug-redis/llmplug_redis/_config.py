@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from llmplug import APIKeyPool, ConfigError, TokenBucket
+from llmplug import APIKeyPool, ConfigError, TokenBucket, redact_url
 
 from ._conn import Conn
 from ._health import RedisKeyHealth
@@ -43,6 +43,12 @@ class RedisConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     lease_ttl: float = 30.0
     #: A Redis Cluster (keys of one provider share a hash tag, so one slot).
     cluster: bool = False
+
+    def __repr__(self) -> str:
+        # The URL may hold the password (userinfo or ?password=).
+        fields = {f: getattr(self, f) for f in self.__struct_fields__}
+        fields["url"] = redact_url(self.url)
+        return f"RedisConfig({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
 
 
 def _expand(value: str) -> str:
