@@ -94,10 +94,13 @@ def _count(path: str, shard: tuple[int, int], stats: Stats) -> None:
     """The number of requests, for the remaining count and the ETA, counted beside the run."""
     n = 0
     last = b"\n"
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            n += chunk.count(b"\n")
-            last = chunk[-1:]
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                n += chunk.count(b"\n")
+                last = chunk[-1:]
+    except OSError:  # gone or unreadable now: the run reads it, and says so; no ETA then
+        return
     n += last != b"\n"  # a last line without its newline
     k, parts = shard
     stats.total = n // parts + (1 if k < n % parts else 0)
