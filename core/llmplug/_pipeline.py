@@ -56,6 +56,7 @@ class Pipeline:
         "token_limiter",
         "total_timeout",
         "transport",
+        "url_query",
         "usage",
     )
 
@@ -74,8 +75,11 @@ class Pipeline:
         timeout: Any = None,
         total_timeout: float | None = None,
         pricing: Pricing | None = None,
+        url_query: str = "",
     ) -> None:
         self.registry = registry
+        #: The interface's base_url query, appended to every request's URL (see _send).
+        self.url_query = url_query
         self.pricing = pricing
         self.pool = pool
         self.limiter = limiter
@@ -217,6 +221,11 @@ class Pipeline:
             # The interface's configured headers win over the plugin's: applied here, every
             # wire honours them without merging them itself.
             request.headers = merge_headers(request.headers, call.headers)
+        if self.url_query:
+            # After the wire's path, as every wire wants it: plugins build on Call.base_url
+            # (which has no query), and one that adds a query of its own keeps it.
+            sep = "&" if "?" in request.url else "?"
+            request.url = f"{request.url}{sep}{self.url_query}"
         try:
             response = await self.transport.send(request, call.timeout or self.timeout)
         except self.transport.timeout_error as exc:

@@ -164,8 +164,6 @@ async def test_a_base_url_with_secrets_shows_none_of_them(
             await call
         ev.error(info.value)
 
-    # Faults come from the handler, which answers any path: the base_url's query ends up
-    # before the path ("/v1?key=...&alt=sse/chat/completions"), which no route knows.
     def fault(reply: Any) -> None:
         server.handler = lambda _: reply
 
