@@ -197,6 +197,10 @@ async def test_a_base_url_with_secrets_shows_none_of_them(
         OpenAICompatible(APIKeyPool(["sk-x"], "p"), "m", base_url.replace("http://", "ftp://"))
     ev.error(info.value)
     assert "ftp://***@" in str(info.value)
+    # A presigned image URL is a credential for a while.
+    image = llmplug.ImgUrl(f"https://bucket.example/i.png?X-Amz-Signature={parts[2]}&v=1")
+    assert "X-Amz-Signature=***&v=1" in repr(image)
+    ev.parts.append(repr(image))
     # What a plugin is handed, should it print it.
     request = HTTPRequest.post_json(base_url + "/chat/completions", {}, _call(base_url), "sk-x")
     ev.parts += [repr(_call(base_url)), repr(request)]
