@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.pretty import pretty_repr
 
 import llmplug
 from llmplug import (
@@ -204,6 +205,7 @@ async def test_a_base_url_with_secrets_shows_none_of_them(
     # What a plugin is handed, should it print it.
     request = HTTPRequest.post_json(base_url + "/chat/completions", {}, _call(base_url), "sk-x")
     ev.parts += [repr(_call(base_url)), repr(request)]
+    ev.parts += [pretty_repr(_call(base_url)), pretty_repr(request)]  # rich, as a traceback
     for one in made:
         ev.interface(one)
         await one.aclose()

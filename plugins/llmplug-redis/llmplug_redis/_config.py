@@ -44,11 +44,17 @@ class RedisConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: A Redis Cluster (keys of one provider share a hash tag, so one slot).
     cluster: bool = False
 
+    # The URL may hold the password (userinfo or ?password=): not in the repr, nor in rich's
+    # pretty printing (which msgspec feeds from __rich_repr__).
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [
+            (f, redact_url(self.url) if f == "url" else getattr(self, f))
+            for f in self.__struct_fields__
+        ]
+
     def __repr__(self) -> str:
-        # The URL may hold the password (userinfo or ?password=).
-        fields = {f: getattr(self, f) for f in self.__struct_fields__}
-        fields["url"] = redact_url(self.url)
-        return f"RedisConfig({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.__rich_repr__())
+        return f"RedisConfig({fields})"
 
 
 def _expand(value: str) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.pretty import pretty_repr
 
 from llmplug import APIKeyPool, OpenAICompatible
 from llmplug.testing import LLMTestServer
@@ -45,7 +46,8 @@ def rl(llm: OpenAICompatible) -> RedisLimiter:
 def shown(llm: OpenAICompatible, url: str, ev: Evidence) -> None:
     """Where a user looks at a Redis-backed interface."""
     ev.interface(llm)
-    ev.parts += [repr(rl(llm)), repr(rl(llm).status()), repr(parse({"kind": "redis", "url": url}))]
+    conf = parse({"kind": "redis", "url": url})
+    ev.parts += [repr(rl(llm)), repr(rl(llm).status()), repr(conf), pretty_repr(conf)]
 
 
 def hidden(text: str, *secret: str) -> None:
