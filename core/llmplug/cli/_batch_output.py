@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 import msgspec
@@ -26,6 +27,11 @@ def done_ids(path: str) -> tuple[set[str], int]:
     Only the lines' custom_ids are kept: the set grows with the output, never with the input."""
     ids: set[str] = set()
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            # A device or a pipe (/dev/full, /dev/stdout): nothing to read back (reading
+            # /dev/full gives zeros without end, a pipe blocks), so nothing is resumed, as
+            # with -o -.
+            return ids, 0
         f = open(path, "r+b")  # noqa: SIM115 - closed below, truncated while open
     except FileNotFoundError:
         return ids, 0

@@ -192,6 +192,16 @@ def test_a_reader_that_goes_away_is_not_a_silent_success(
     assert "Traceback" not in stderr and "Exception ignored" not in stderr
 
 
+def test_a_full_disk_is_an_error_not_a_hang(server: LLMTestServer, tmp_path: Path) -> None:
+    """/dev/full: every write fails with ENOSPC (and reading it gives zeros without end, so
+    the output must not be read back for a resume)."""
+    config = provider_file(tmp_path, server)
+    src = write_input(tmp_path / "in.jsonl", 5)
+    done = run_batch(config, src, Path("/dev/full"))
+    assert done.returncode == 2
+    assert "/dev/full: cannot write the output: No space left on device" in done.stderr
+
+
 def test_an_output_that_cannot_be_opened_is_one_line(server: LLMTestServer, tmp_path: Path) -> None:
     config = provider_file(tmp_path, server)
     src = write_input(tmp_path / "in.jsonl", 1)
