@@ -15,7 +15,7 @@ import msgspec
 
 from ._errors import LLMError
 from ._log import log_event
-from ._observe import AttemptInfo, Status, notify, retry_reason
+from ._observe import AttemptInfo, Status, call_id_of, notify, retry_reason
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -124,7 +124,7 @@ class Attempt:
         pipe, call, lease = self.pipe, self.call, self.lease
         duration = time.perf_counter() - self.t0
         info = AttemptInfo(
-            call_id=id(call),
+            call_id=call_id_of(call),
             provider=pipe.provider,
             model=pipe.model,
             wire=call.wire,

@@ -81,7 +81,12 @@ class OpenAIParser:
         return decode_body(decoder, data, self._call, self.api)
 
     def _streamed(
-        self, calls: list[ToolCall], finish: str | None, usage: Usage | None, model: str | None
+        self,
+        calls: list[ToolCall],
+        finish: str | None,
+        usage: Usage | None,
+        model: str | None,
+        response_id: str | None = None,
     ) -> Completion:
         """The answer so far: what the stream gathered, with how it ended."""
         return Completion(
@@ -92,4 +97,5 @@ class OpenAIParser:
             usage=usage,
             refusal="".join(self._refusal) or None,
             model=model,
+            response_id=response_id,
         )

@@ -116,7 +116,7 @@ async def _run_tool(
     whose function is wrapped, so concurrent calls of one tool keep their own values."""
     tool = toolkit.tools.get(call.name)
     if tool is None:
-        return await toolkit.run(call, injected), _NOTHING
+        return await toolkit.run_one(call, injected), _NOTHING
     kept: list[Any] = []
     inner = tool._fn
 
@@ -479,7 +479,7 @@ async def _tool_batch(
                             arguments=_arguments(c),
                             error=error,
                             error_message=result.content,
-                            error_type=type(error).__name__,
+                            error_type=result.error_type or type(error).__name__,
                             execution_time=took,
                         ),
                         c,

@@ -123,6 +123,7 @@ class MessagesParser:
         "_answer",
         "_blocks",
         "_call",
+        "_id",
         "_model",
         "_reasoning",
         "_stop",
@@ -145,6 +146,7 @@ class MessagesParser:
         self._stop: str | None = None
         self._usage: s.Usage | None = None
         self._model: str | None = None
+        self._id: str | None = None
         self.done = False
 
     # -- errors --------------------------------------------------------------------------------
@@ -195,6 +197,7 @@ class MessagesParser:
             m = ev.message
             if m is not None:
                 self._model = m.model or self._model
+                self._id = m.id or self._id
                 if m.usage is not None:
                     self._usage = _merge(self._usage, m.usage)
             return []
@@ -283,6 +286,7 @@ class MessagesParser:
             self._usage,
             self._model,
             None,
+            self._id,
         )
 
     def _completion(
@@ -294,6 +298,7 @@ class MessagesParser:
         usage: s.Usage | None,
         model: str | None,
         raw: bytes | None,
+        response_id: str | None,
     ) -> Completion:
         calls = [
             ToolCall(id=t.id or f"call_{t.index}", name=t.name or "", arguments=t.arguments)
@@ -310,6 +315,7 @@ class MessagesParser:
             usage=_usage(usage) if usage is not None else None,
             model=model,
             raw=raw,
+            response_id=response_id,
         )
 
     # -- whole bodies --------------------------------------------------------------------------
@@ -354,6 +360,7 @@ class MessagesParser:
             b.usage,
             b.model,
             body,
+            b.id,
         )
 
     # -- rate limits ---------------------------------------------------------------------------
