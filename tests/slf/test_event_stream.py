@@ -229,3 +229,18 @@ async def test_raw_on_the_responses_wire_has_the_completion_shape(
     assert last.choices[0].message.content == "It is 4."
     assert last.usage.total_tokens == 15
     assert last.model_dump()["object"] == "chat.completion"
+
+
+async def test_tool_runs_are_observed(server: LLMTestServer, make_llm: MakeLLM) -> None:
+    from tests.core.test_observers import Recorder, registry_with
+
+    rec = Recorder()
+
+    @llm_chat(llm_interface=make_llm(registry=registry_with(rec)), toolkit=[calculator])
+    async def agent(message: str, history: Any = None) -> None:
+        """You calculate."""
+
+    script(server)
+    async for _ in agent("2+2?"):
+        pass
+    assert [(t.call.name, t.status, t.result) for t in rec.tools] == [("calculator", "ok", '"4"')]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from llmplug._observe import Status, ToolInfo, notify
 from llmplug._types import (
     Completion,
     ContentPart,
@@ -100,12 +101,38 @@ _NOTHING = object()
 def _tool_text(result: ToolResult, value: Any) -> str:
     """What the model reads of a tool's result, as SimpleLLMFunc writes it: the value as
     indented JSON (a str quoted), or the str() of a value JSON cannot hold."""
-    if result.is_error or value is _NOTHING:
+    if result.is_error or result.images or value is _NOTHING:
         return result.content
     try:
         return json.dumps(value, ensure_ascii=False, indent=2)
     except (TypeError, ValueError):
         return json.dumps(str(value), ensure_ascii=False, indent=2)
+
+
+def _observe_tool(
+    llm: LLMInterface | ModelGroup,
+    toolkit: Toolkit,
+    call: ToolCall,
+    result: ToolResult | None,
+    text: str | None,
+    when: tuple[float, float],
+    params: dict[str, Any],
+) -> None:
+    """``text`` is what the model reads; ``when`` the start's wall and monotonic clocks."""
+    trace_id, session_id = params.get("trace_id"), params.get("session_id")
+    status: Status = "interrupted" if result is None else "error" if result.is_error else "ok"
+    info = ToolInfo(
+        call=call,
+        status=status,
+        started=when[0],
+        duration_s=time.monotonic() - when[1],
+        result=text,
+        error_type=result.error_type if result is not None else None,
+        description=toolkit.description(call.name),
+        trace_id=None if trace_id is None else str(trace_id),
+        session_id=session_id if isinstance(session_id, str) else None,
+    )
+    notify(llm.registry, "observe_tool", info)
 
 
 async def _run_tool(
@@ -291,7 +318,7 @@ async def react(
                 )
             )
             return
-        async for out in _tool_batch(toolkit, calls, messages, ev, iteration + 1):
+        async for out in _tool_batch(toolkit, calls, messages, ev, iteration + 1, llm, params):
             yield out
         tool_calls += len(calls)
         yield ev(
@@ -403,6 +430,8 @@ async def _tool_batch(
     messages: list[Message],
     ev: _Events,
     iteration: int,
+    llm: LLMInterface | ModelGroup,
+    params: dict[str, Any],
 ) -> AsyncGenerator[Output, None]:
     yield ev(
         ToolCallsBatchStartEvent(
@@ -434,8 +463,16 @@ async def _tool_batch(
             _tool_name=c.name,
             _tool_call_id=c.id,
         )
-        t0 = time.monotonic()
-        result, value = await _run_tool(toolkit, c, {"event_emitter": emitter})
+        t0, started = time.monotonic(), time.time()
+        result: ToolResult | None = None
+        value: Any = _NOTHING
+        try:
+            result, value = await _run_tool(toolkit, c, {"event_emitter": emitter})
+        finally:
+            # Told to observe_tool (OpenTelemetry, ...) as llmplug's own tool loop does.
+            if llm.registry.observed:
+                text = None if result is None else _tool_text(result, value)
+                _observe_tool(llm, toolkit, c, result, text, (started, t0), params)
         values[c.id] = value
         return c, result, time.monotonic() - t0
 
