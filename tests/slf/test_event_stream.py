@@ -244,3 +244,22 @@ async def test_tool_runs_are_observed(server: LLMTestServer, make_llm: MakeLLM) 
     async for _ in agent("2+2?"):
         pass
     assert [(t.call.name, t.status, t.result) for t in rec.tools] == [("calculator", "ok", '"4"')]
+
+
+async def test_the_history_given_back_carries_the_next_turn(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    @llm_chat(llm_interface=make_llm(), toolkit=[calculator])
+    async def agent(message: str, history: Any = None) -> None:
+        """You calculate."""
+
+    script(server)
+    history: list[dict[str, Any]] = []
+    async for _, history in agent("2+2?", []):  # noqa: B007 - SimpleLLMFunc idiom
+        pass
+    server.push(Reply(text="Still 4."))
+    async for _, history in agent("And again?", history):  # noqa: B007, B020 - the idiom
+        pass
+    sent = server.requests[-1].json["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "assistant", "user"]
+    assert [m["role"] for m in history][-2:] == ["user", "assistant"]
