@@ -22,9 +22,10 @@ __all__ = ["ChatPlan", "plan_of", "register"]
 @dataclass(frozen=True)
 class ChatPlan:
     fn: Callable[..., Any]
-    #: (args, kwargs) -> the call's messages, provider params and compaction event
+    #: (args, kwargs, guidance_block) -> the call's messages, provider params and compaction
+    #: event; guidance_block=False leaves the tools' prompt injection block out
     start: Callable[
-        [tuple[Any, ...], dict[str, Any]],
+        [tuple[Any, ...], dict[str, Any], bool],
         Awaitable[tuple[list[Message], dict[str, Any], CompactionEvent | None]],
     ]
     llm: LLMInterface | ModelGroup

@@ -25,6 +25,7 @@ from llmplug._tool import PromptInjectionBuilder, ToolFunction
 from llmplug._tool import tool as native_tool
 from llmplug._types import Message
 
+from ._prompt import system_prompt, user_text
 from ._raw import OpenAIObject
 from ._react import react
 from .hooks.events import LLMCallEndEvent, ReactEndEvent
@@ -49,6 +50,17 @@ R = TypeVar("R")
 
 #: SimpleLLMFunc keywords that have no effect here (llmplug retries on its own).
 _IGNORED = ("retry_on_exception",)
+
+
+def _fill(doc: str, params: Any) -> str:
+    """The docstring as SimpleLLMFunc fills it: ``str.format``, or as written if that fails."""
+    doc = doc.strip()
+    if not params:
+        return doc
+    try:
+        return doc.format(**params)
+    except Exception:  # SimpleLLMFunc logs a warning and sends the docstring as written
+        return doc
 
 
 def _text(response: Any) -> str:
@@ -138,6 +150,7 @@ class LLMChat:
     ) -> None:
         functools.update_wrapper(self, fn)
         self._plan = plan
+        self._doc = fn.__doc__ or ""  # as written: SimpleLLMFunc does not dedent it
         self._sig = inspect.signature(fn)
         self._return_mode = return_mode
         self._enable_event = enable_event
@@ -151,7 +164,8 @@ class LLMChat:
     ) -> AsyncGenerator[Any, None]:
         plan = self._plan
         prompt = _task_prompt(self._sig, args, kwargs)
-        messages, params, _ = await plan.start(args, dict(kwargs))
+        messages, params, _ = await plan.start(args, dict(kwargs), False)
+        self._as_simplellmfunc(messages, args, kwargs)
         stream = react(
             plan.llm,
             messages,
@@ -180,6 +194,33 @@ class LLMChat:
                     held = None
                 elif isinstance(out.event, ReactEndEvent) and self._return_mode == "text":
                     yield ResponseYield("", out.event.final_messages)
+
+    def _as_simplellmfunc(
+        self, messages: list[Message], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """SimpleLLMFunc's system prompt and user message in place of llmplug's (the history
+        in between is left as given)."""
+        given = {k: v for k, v in kwargs.items() if k not in ("_template_params", "_llm_params")}
+        try:
+            arguments = self._sig.bind(*args, **given).arguments
+        except TypeError:
+            return
+        names = list(self._sig.parameters)
+        history_name = next((n for n in names if n in ("history", "chat_history")), None)
+        history = arguments.get(history_name) if history_name else None
+        if messages and messages[0].role == "system":
+            if isinstance(history, list) and history and history[0].get("role") == "system":
+                base = messages[0].text
+            else:
+                base = _fill(self._doc, kwargs.get("_template_params"))
+            messages[0] = Message(role="system", content=system_prompt(base, self._plan.toolkit))
+        last = messages[-1] if messages else None
+        if last is not None and last.role == "user" and isinstance(last.content, str):
+            message_name = next((n for n in names if n != history_name), None)
+            if not isinstance(arguments.get(message_name or ""), (str, int, float, bool)):
+                return  # a UserChatMessage or a message dict is sent as it is, as there
+            skip = frozenset(n for n in (history_name, "_template_params") if n)
+            messages[-1] = Message(role="user", content=user_text(arguments, skip))
 
     def _pair(self, response: Any, messages: list[dict[str, Any]]) -> ResponseYield:
         if self._return_mode == "raw":
