@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from llmplug import ConfigError, SharedKeyState, TokenBucket
@@ -126,16 +127,21 @@ class RedisLimiter:
 
     def adjust(self, delta: float) -> None:
         """Give back (``delta`` > 0) or charge more (< 0) after the fact; sent in the
-        background (called from synchronous code)."""
-        if not delta:
+        background (called from synchronous code). As the local bucket: a debt of at most one
+        capacity, and a delta that is not finite is ignored."""
+        if not delta or not math.isfinite(delta):
             return
         if self.conn.resting():
             self.fallback.adjust(delta)
             return
-        self.conn.spawn(self._send("give" if delta > 0 else "charge", abs(delta)))
+        amount = min(abs(delta), 2 * self.capacity)
+        self.conn.spawn(self._send("give" if delta > 0 else "charge", amount))
 
     def tighten(self, remaining: float) -> None:
         """The server says only ``remaining`` are left: believe it if that is fewer."""
+        if not remaining >= 0:  # NaN, or a negative count: nothing to believe
+            return
+        remaining = min(remaining, self.capacity)
         if self.conn.resting():
             self.fallback.tighten(remaining * self.fallback.capacity / self.capacity)
             return

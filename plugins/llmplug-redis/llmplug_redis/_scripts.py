@@ -35,7 +35,9 @@ if op == 'take' then
 elseif op == 'give' then
   tat = math.max(now, tat - cost * interval)
 elseif op == 'charge' then
-  tat = tat + cost * interval
+  -- A debt of at most one capacity, as the local bucket's (a wrong count must not stop the
+  -- budget for good).
+  tat = math.min(tat + cost * interval, math.max(tat, now + tau + tau))
 elseif op == 'tighten' then
   tat = math.max(tat, now + tau - cost * interval)
 elseif op == 'reset' then
