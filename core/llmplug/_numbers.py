@@ -34,26 +34,43 @@ MAX_COUNT = 10**12
 def _number(value: object) -> float | None:
     """``value`` as a finite, non-negative float; None for anything else. Accepts what parsers
     hold: an int, a float, a header's text, or the raw JSON of a body's field."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    kind = type(value)
+    if kind is float:
+        n: float = value  # type: ignore[assignment]
+    elif kind is int:
         # An int cannot be infinite, only huge (10**400 does not fit a float): clamped.
-        return None if value < 0 else float(min(value, MAX_COUNT * 2))
-    if isinstance(value, msgspec.Raw):
-        value = bytes(value)
-    if isinstance(value, (bytes, str)):
-        text = value.strip()
-        if text[:1] in ('"', b'"') and text[-1:] == text[:1] and len(text) >= 2:
-            text = text[1:-1].strip()  # a count sent as a JSON string: "12"
-        if not text:
-            return None
+        return None if value < 0 else float(min(value, _HUGE))  # type: ignore[call-overload,operator]
+    elif kind is str or kind is bytes or kind is _Raw:
+        text: str | bytes = bytes(value) if kind is _Raw else value  # type: ignore[assignment,call-overload]
         try:
-            value = float(text)
-        except (ValueError, OverflowError):
+            n = float(text)  # takes surrounding whitespace, "inf", "nan": refused below
+        except ValueError:
+            n = _quoted(text)
+        except OverflowError:
             return None
-    if not isinstance(value, float) or not math.isfinite(value) or value < 0:
+    elif value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return value
+    else:  # a subclass of int or float
+        return _number(float(min(value, _HUGE)) if isinstance(value, int) else float(value))
+    # NaN fails both comparisons, infinities the second.
+    return n if 0.0 <= n < math.inf else None
+
+
+_Raw = msgspec.Raw
+
+#: Above every clamp: an int this big is clamped, not converted (10**400 overflows a float).
+_HUGE = MAX_COUNT * 2
+
+
+def _quoted(text: str | bytes) -> float:
+    """A number sent as a JSON string (``"12"``), else NaN (refused)."""
+    text = text.strip()
+    if len(text) >= 2 and text[:1] in ('"', b'"') and text[-1:] == text[:1]:
+        try:
+            return float(text[1:-1])
+        except (ValueError, OverflowError):
+            pass
+    return math.nan
 
 
 def seconds(value: object) -> float | None:
@@ -66,6 +83,18 @@ def seconds(value: object) -> float | None:
 def count(value: object) -> int | None:
     """A count of tokens or requests, within ``[0, MAX_COUNT]`` (fractions dropped); None if
     ``value`` is not a finite, non-negative number."""
+    kind = type(value)
+    if kind is _Raw:
+        value = bytes(value)  # type: ignore[call-overload]
+        kind = bytes
+    if kind is int or kind is str or kind is bytes:
+        # The usual case, once per reply and field: plain digits, read exactly.
+        try:
+            whole = int(value)  # type: ignore[call-overload]
+        except ValueError:
+            pass
+        else:
+            return whole if 0 <= whole <= MAX_COUNT else MAX_COUNT if whole > 0 else None
     n = _number(value)
     return None if n is None else int(min(n, MAX_COUNT))
 
@@ -73,16 +102,19 @@ def count(value: object) -> int | None:
 def safe_usage(usage: Usage) -> Usage:
     """``usage`` with each count made safe, for a reply's books (the core applies it to what
     any wire plugin's parser returns). The same object when it already is."""
-    fields = (
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.total_tokens,
-        usage.cached_tokens,
-        usage.reasoning_tokens,
-    )
-    if all(type(n) is int and 0 <= n <= MAX_COUNT for n in fields):
+    i, o, t = usage.input_tokens, usage.output_tokens, usage.total_tokens
+    c, r = usage.cached_tokens, usage.reasoning_tokens
+    if (
+        type(i) is int
+        and type(o) is int
+        and type(t) is int
+        and type(c) is int
+        and type(r) is int
+        and min(i, o, t, c, r) >= 0
+        and max(i, o, t, c, r) <= MAX_COUNT
+    ):
         return usage
-    i, o, t, c, r = (count(n) or 0 for n in fields)
+    i, o, t, c, r = (count(n) or 0 for n in (i, o, t, c, r))
     return Usage(
         input_tokens=i, output_tokens=o, total_tokens=t, cached_tokens=c, reasoning_tokens=r
     )

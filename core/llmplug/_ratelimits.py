@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from ._numbers import count, seconds
+from ._numbers import MAX_COUNT, MAX_SECONDS, count, seconds
 from ._retry import parse_go_duration
 
 __all__ = ["RateLimits", "openai_rate_limits"]
@@ -30,6 +30,13 @@ class RateLimits(msgspec.Struct, kw_only=True, frozen=True):
     reset_tokens: float | None = None
 
     def __post_init__(self) -> None:
+        if (
+            _fine(self.remaining_requests, MAX_COUNT)
+            and _fine(self.remaining_tokens, MAX_COUNT)
+            and _fine(self.reset_requests, MAX_SECONDS)
+            and _fine(self.reset_tokens, MAX_SECONDS)
+        ):
+            return  # read by count() / seconds() already, as the parsers do
         for name, safe in _FIELDS:
             value = getattr(self, name)
             if value is not None:
@@ -45,6 +52,10 @@ class RateLimits(msgspec.Struct, kw_only=True, frozen=True):
     def used_up(self) -> bool:
         """Nothing is left of the requests or of the tokens."""
         return self.remaining_requests == 0 or self.remaining_tokens == 0
+
+
+def _fine(value: float | None, most: float) -> bool:
+    return value is None or (type(value) in (int, float) and 0 <= value <= most)
 
 
 _FIELDS = (

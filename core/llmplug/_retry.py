@@ -82,9 +82,13 @@ def parse_go_duration(text: str) -> float | None:
     """``1s``, ``6m0s``, ``12ms``, ``1h2m3.5s`` (Go durations, as in ``x-ratelimit-reset-*``)
     or a bare number of seconds, made safe by :func:`llmplug._numbers.seconds`. None if it is
     neither, or not a finite, non-negative number."""
+    try:
+        return seconds(float(text))
+    except ValueError:
+        pass
+    except OverflowError:
+        return None
     text = text.strip()
-    if _looks_numeric(text):
-        return seconds(text)
     pos, total = 0, 0.0
     for m in _GO_PART.finditer(text):
         if m.start() != pos:

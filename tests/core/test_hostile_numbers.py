@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmplug import (
@@ -20,10 +21,12 @@ from llmplug import (
     RateLimitError,
 )
 from llmplug.testing import Error, LLMTestServer, Raw, Reply
+from llmplug.wire import count, seconds
 from tests.hostile import (
     BODY_NUMBER,
     EXAMPLES,
     HEADER_NUMBER,
+    MAX_COUNT,
     MAX_SECONDS,
     Interfaces,
     bounded,
@@ -191,3 +194,25 @@ async def test_a_cooldown_asked_for_by_code_is_at_most_a_day(value: str) -> None
     pool.cool_down(0, float(value), "told so")
     [row] = pool.status()
     assert row["cooldown_seconds"] == (MAX_SECONDS if value in ("inf", "1e999") else 0.0)
+
+
+@settings(max_examples=400, derandomize=True, database=None, deadline=None)
+@given(
+    value=st.one_of(
+        st.floats(),
+        st.integers(min_value=-(10**500), max_value=10**500),
+        st.text(),
+        st.binary(),
+        st.none(),
+        st.booleans(),
+        HEADER_NUMBER,
+        BODY_NUMBER.map(lambda b: msgspec.Raw(b.encode())),
+    )
+)
+def test_every_number_from_a_provider_is_refused_or_within_range(value: object) -> None:
+    # What wire plugins are told to read numbers with: never raises, never NaN, infinite or
+    # negative, never above the documented bounds.
+    n = count(value)
+    assert n is None or (type(n) is int and 0 <= n <= MAX_COUNT)
+    s = seconds(value)
+    assert s is None or (type(s) is float and 0.0 <= s <= MAX_SECONDS)
