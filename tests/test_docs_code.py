@@ -1,4 +1,4 @@
-"""Every Python block of docs/ runs, page by page, against the local test
+"""Every Python block of the README and of docs/ runs, page by page, against the local test
 server (tests/docs_code.py says how a page is run and what the markers mean)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from tests.docs_code import blocks
 
 ROOT = Path(__file__).parent.parent
 RUNNER = Path(__file__).parent / "docs_code.py"
-PAGES = sorted((ROOT / "docs").rglob("*.md"))
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 WITH_CODE = [p for p in PAGES if any(not b.needs_keys for b in blocks(p.read_text()))]
 
 
