@@ -6,6 +6,8 @@
 - The pages are also read on GitHub, where a link to a file outside docs/ (a plugin's README,
   an example) works. The site has no copy of those files, so such a link is checked to exist
   and shown as the file's path in the repository; a link to a file that does not exist fails.
+- The docstrings' Sphinx roles (``:class:``, ``:meth:``...) are dropped from the pages: their
+  names show as code.
 - docs/cache.md (the response cache's guide) joins the navigation when it exists.
 """
 
@@ -23,6 +25,8 @@ log = logging.getLogger("mkdocs.hooks.llmplug")
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_MODULES = ("llmplug", "llmplug.wire", "llmplug.testing")
+#: A Sphinx role before a code span in a rendered docstring (``:class:`llmplug.Call```).
+ROLE = re.compile(r":(?:class|meth|func|data|attr|exc|mod|obj|py:\w+):(?=<code>)")
 #: ``[text](target)`` with a relative target (no scheme, no leading ``/`` or ``#``).
 LINK = re.compile(r"(?<!!)\[([^\]\n]+)\]\((?![a-z]+:|/|#)([^)\s]+)\)")
 
@@ -107,3 +111,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         return f"{text} (`{where}`)"
 
     return LINK.sub(outside, markdown)
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    return ROLE.sub("", html)
