@@ -434,11 +434,12 @@ class Pipeline:
                 try:
                     while True:
                         with scope:
-                            nxt = await anext(events, None)
-                        if nxt is None:
+                            batch = await anext(events, None)
+                        if batch is None:
                             break
-                        emitted = True
-                        yield nxt
+                        for event in batch:
+                            emitted = True
+                            yield event
                 finally:
                     await events.aclose()
                 completion = attempt.ok(
