@@ -3,7 +3,6 @@ broken stream raises, and the events a whole (unstreamed) answer stands for."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +113,8 @@ _DRAIN_SECONDS = 0.25
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    import asyncio  # on use, not with llmplug (tests/core/test_import.py)
+
     seen = 0
     try:
         async with asyncio.timeout(_DRAIN_SECONDS):
