@@ -31,6 +31,7 @@ from typing import Literal
 import msgspec
 
 from llmplug.testing import RecordedRequest, Reply
+from llmplug.testing._anthropic import messages_events, messages_json
 from llmplug.testing._http import (
     LAST_CHUNK,
     SSE_TYPE,
@@ -50,10 +51,13 @@ JSON_TYPE = "application/json"
 DEFAULT_GAP = 0.001
 
 _decode = msgspec.json.Decoder().decode
+_WHOLE = {"chat": chat_json, "responses": responses_json, "anthropic": messages_json}
+_EVENTS = {"chat": chat_events, "responses": responses_events, "anthropic": messages_events}
 
 
 class ChunkedSSEServer:
-    """Answers ``/chat/completions`` and ``/responses`` with ``reply`` from a daemon thread.
+    """Answers ``/chat/completions``, ``/responses`` and ``/messages`` (Anthropic) with ``reply``
+    from a daemon thread.
 
     ``gap`` may be changed while it runs (it is read before each pause). With ``burst`` a stream
     is one HTTP chunk in one write (``gap`` unused). A request for the ``stall`` model gets its
@@ -138,11 +142,13 @@ class ChunkedSSEServer:
 
     async def _answer(self, conn: Connection, target: str, body: bytes) -> bool:
         path = target.partition("?")[0]
-        api: Literal["chat", "responses"]
+        api: Literal["chat", "responses", "anthropic"]
         if path.endswith("/chat/completions"):
             api = "chat"
         elif path.endswith("/responses"):
             api = "responses"
+        elif path.endswith("/messages"):
+            api = "anthropic"
         else:
             conn.write(response_head(404, JSON_TYPE, 2, True, {}) + b"{}")
             await conn.drain()
@@ -159,13 +165,12 @@ class ChunkedSSEServer:
             stream=stream,
             api=api,
         )
-        chat = api == "chat"
         if not stream:
-            out = chat_json(self.reply, rec) if chat else responses_json(self.reply, rec)
+            out = _WHOLE[api](self.reply, rec)
             conn.write(response_head(200, JSON_TYPE, len(out), True, {}) + out)
             await conn.drain()
             return True
-        events = chat_events(self.reply, rec) if chat else responses_events(self.reply, rec)
+        events = _EVENTS[api](self.reply, rec)
         head = response_head(200, SSE_TYPE, None, True, {})
         if self.burst and not (self.stall is not None and rec.model == self.stall):
             conn.write(head + chunk(b"".join(events)) + LAST_CHUNK)
