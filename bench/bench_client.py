@@ -21,7 +21,8 @@ Measured:
    raw httpx2 POSTs to ``/responses`` (walking ``output[].content[]``, or joining the
    ``response.output_text.delta`` events up to ``response.completed``) and the SDK is
    ``client.responses.create()``.
-2. Import time: median of fresh interpreters running ``import llmplug`` (and ``import openai``).
+2. Import time: median of fresh interpreters running ``import llmplug`` (and ``import openai``),
+   bytecode cached as from an installed wheel.
 3. Memory per in-flight stream: in a fresh interpreter per client, 1,000 streams are held open
    at once against a reply that sends one event and then waits; the RSS growth once every
    stream has its first event, divided by the number of streams. They are opened 50 at a time
