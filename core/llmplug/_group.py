@@ -9,7 +9,6 @@ no retry of its own, only the move to another member."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import threading
@@ -688,6 +687,8 @@ class _Waiter:
     __slots__ = ("fut", "loop")
 
     def __init__(self) -> None:
+        import asyncio  # only once a call has to wait: `import llmplug` imports no asyncio
+
         self.loop = asyncio.get_running_loop()
         self.fut: asyncio.Future[None] = self.loop.create_future()
 
@@ -703,6 +704,8 @@ class _Waiter:
 
     async def wait(self, seconds: float) -> None:
         """Until woken, or ``seconds`` passed (a member's cooldown ends by the clock)."""
+        import asyncio
+
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self.fut
