@@ -86,6 +86,7 @@ from ._types import (
     Usage,
 )
 from ._usage import UsageTracker
+from ._wrap import CallWrapper
 
 __version__ = "0.1.0"
 
@@ -101,6 +102,7 @@ __all__ = [
     "BadRequestError",
     "Call",
     "CallInfo",
+    "CallWrapper",
     "ChatAgent",
     "ChatDone",
     "ChatEvent",

@@ -36,6 +36,11 @@ class Call(msgspec.Struct, kw_only=True):
     #: Never sent either: it tags this call's log events, so the attempts and tool turns of
     #: one decorated call can be found together.
     trace_id: str | None = None
+    #: Never sent: what a response cache may do for this call (None/True: read and write,
+    #: False: neither, ``"refresh"``: write only), and how long what it writes lives (seconds;
+    #: None: the cache's own ``ttl``).
+    cache: bool | str | None = None
+    cache_ttl: float | None = None
 
 
 class HTTPRequest(msgspec.Struct, kw_only=True):

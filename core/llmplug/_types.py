@@ -140,7 +140,10 @@ class Completion(msgspec.Struct, frozen=True):
     """The whole answer of one call.
 
     ``cost`` is what the call cost when the interface has a ``pricing`` and the server sent
-    usage, else None; ``request_id`` is the server's ``x-request-id`` header, when it sent one."""
+    usage, else None; ``request_id`` is the server's ``x-request-id`` header, when it sent one.
+    ``cached`` is True for an answer a response cache gave (no request was made): ``usage`` is
+    the stored one, ``cost`` is 0 and ``saved_cost`` what the answer cost when it was paid for
+    (None when unpriced)."""
 
     text: str = ""
     tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
@@ -152,6 +155,8 @@ class Completion(msgspec.Struct, frozen=True):
     raw: Any = None
     cost: float | None = None
     request_id: str | None = None
+    cached: bool = False
+    saved_cost: float | None = None
 
     def to_message(self) -> Message:
         """The assistant message to append to a history so the conversation can go on."""
