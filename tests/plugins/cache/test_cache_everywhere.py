@@ -122,7 +122,7 @@ async def test_client_options_from_decorators_and_api_params_are_never_sent(
         """Answer the question."""
 
     await answer("q")
-    await answer("q", _llm_params={"cache": False})
+    await answer("q", _llm_params={"cache": False})  # type: ignore[call-arg]
     assert len(server.requests) == 2
     for req in server.requests:
         assert not {"cache", "cache_ttl"} & set(req.json)
