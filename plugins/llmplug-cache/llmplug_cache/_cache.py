@@ -143,6 +143,13 @@ class ResponseCache:
     def __repr__(self) -> str:
         return f"ResponseCache({self.settings.kind} at {self.shared.store.where})"
 
+    def flush(self) -> None:
+        """Write the answers still waiting to be written, now (SQLite gathers them for a moment
+        and writes them together; they are written at exit in any case). Blocks: not for an
+        event loop."""
+        if isinstance(self.shared.store, SQLiteStore):
+            self.shared.store.flush()
+
     # -- the key and the store, each failure the call's no concern -------------------------------
 
     def _key(self, call: Call) -> str | None:

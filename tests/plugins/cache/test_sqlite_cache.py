@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llmplug import Done, Pricing, StreamError, TextDelta
+from llmplug import Done, LLMInterface, Pricing, StreamError, TextDelta
 from llmplug.testing import Error, Fault, LLMTestServer, Reply
 
 from .conftest import Cached
@@ -33,7 +33,8 @@ async def test_a_second_identical_call_is_answered_from_the_cache(
     # A hit takes no rate-limit token and is not the interface's spending.
     assert llm.get_rate_limit_status()["available"] == pytest.approx(tokens, abs=1)
     assert llm.usage.calls == 1
-    _wait_for_rows(db, 1)
+    await flushed(llm)
+    assert db.exists()  # noqa: ASYNC240
 
 
 async def test_the_key_ignores_dict_order_and_the_api_key_and_never_stores_the_key(
@@ -45,7 +46,7 @@ async def test_the_key_ignores_dict_order_and_the_api_key_and_never_stores_the_k
     await one.chat([{"role": "user", "content": "q"}], temperature=0.5, max_tokens=9, user="u1")
     hit = await other.chat([{"content": "q", "role": "user"}], max_tokens=9, temperature=0.5)
     assert hit.cached and len(server.requests) == 1
-    _wait_for_rows(db, 1)
+    await flushed(one)
     raw = b"".join(p.read_bytes() for p in db.parent.iterdir())
     assert b"sk-secret" not in raw
 
@@ -180,7 +181,7 @@ async def test_an_answer_that_no_longer_decodes_is_a_miss_and_is_overwritten(
     llm = cached()
     server.push(Reply(text="first"), Reply(text="second"))
     await llm.chat("q")
-    _wait_for_rows(db, 1)
+    await flushed(llm)
     with sqlite3.connect(db) as con:
         con.execute("UPDATE entries SET body = x'c1c1c1'")
     assert (await llm.chat("q")).text == "second"
@@ -188,13 +189,8 @@ async def test_an_answer_that_no_longer_decodes_is_a_miss_and_is_overwritten(
     assert again.cached and again.text == "second"
 
 
-def _wait_for_rows(db: Path, n: int) -> None:
-    """The worker writes after the call returned: read until the row is there."""
-    for _ in range(1000):
-        try:
-            with sqlite3.connect(db) as con:
-                if con.execute("SELECT COUNT(*) FROM entries").fetchone()[0] >= n:
-                    return
-        except sqlite3.OperationalError:
-            pass
-    raise AssertionError(f"fewer than {n} rows in {db}")
+async def flushed(llm: LLMInterface) -> None:
+    """Write what the cache gathered, now (it writes every moment, and at exit, on its own)."""
+    wrapper = llm.call_wrapper
+    assert wrapper is not None
+    await asyncio.to_thread(wrapper.flush)  # type: ignore[attr-defined]

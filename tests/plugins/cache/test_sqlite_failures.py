@@ -11,7 +11,7 @@ import pytest
 from llmplug.testing import LLMTestServer
 
 from .conftest import Cached
-from .test_sqlite_cache import _wait_for_rows
+from .test_sqlite_cache import flushed
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -29,7 +29,7 @@ async def test_a_file_truncated_mid_run(
     llm = cached()
     for i in range(20):
         await llm.chat(f"q{i}")
-    _wait_for_rows(db, 20)
+    await flushed(llm)
     with open(db, "r+b") as f:  # noqa: ASYNC230 (the damage is the test's setup)
         f.truncate(size)
     for i in range(40):
@@ -66,12 +66,14 @@ async def test_a_locked_file(
 ) -> None:
     llm = cached({"busy_timeout": 0.05})
     await llm.chat("warm")
-    _wait_for_rows(db, 1)
+    await flushed(llm)
     other = sqlite3.connect(db, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
     try:
         for _ in range(3):
             assert (await llm.chat("q")).text == "echo: q"
+        await flushed(llm)
+        assert (await llm.chat("q")).text == "echo: q"
     finally:
         other.execute("ROLLBACK")
         other.close()
@@ -86,7 +88,7 @@ async def test_the_size_limit_evicts_the_least_recently_used(
     for i in range(30):
         await llm.chat(f"filler {i}")
         assert (await llm.chat("kept")).cached  # used all along: never the least recent
-    _wait_for_rows(db, 1)
+    await flushed(llm)
     with sqlite3.connect(db) as con:
         (size,) = con.execute("SELECT value FROM counters WHERE name = 'bytes'").fetchone()
         (total,) = con.execute("SELECT SUM(size) FROM entries").fetchone()
