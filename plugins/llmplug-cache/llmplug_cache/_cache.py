@@ -45,7 +45,7 @@ Flight = concurrent.futures.Future[Entry | None]
 #: After a failure, how long the store is left alone (calls go uncached at no cost).
 REST = 1.0
 #: How often a call waits for another process's answer under the Redis lock, at most.
-_POLL_MAX = 0.2
+_POLL_MAX = 0.05
 
 
 class Stats:
