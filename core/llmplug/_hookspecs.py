@@ -2,12 +2,14 @@
 with an object that holds any async or stateful work (a request, a parser, a lease, an
 awaitable), or None when the name asked for (wire, strategy, limiter kind) is not its own.
 ``select_member`` is the same for a model group's strategies, and ``wrap_calls`` for a feature
-that wraps whole calls (a response cache). The two observer hooks are not ``firstresult``:
-every implementation is told, and what they return is ignored."""
+that wraps whole calls (a response cache). The observer hooks are not ``firstresult``: every
+implementation is told, and what they return is ignored (but for ``observe_run``'s context
+managers, which the core enters)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
     from ._call import Call, HTTPRequest
     from ._group import GroupCall, Member, ModelGroup
     from ._keys import APIKeyPool, KeyLease
-    from ._observe import AttemptInfo, CallInfo
+    from ._observe import AttemptInfo, CallInfo, RunInfo, ToolInfo
     from ._parser import StreamParser
     from ._wrap import CallWrapper
 
@@ -84,3 +86,18 @@ def observe_attempt(info: AttemptInfo) -> None:
 def observe_call(info: CallInfo) -> None:
     """Told once per call (all its attempts) as it ends, with its outcome, duration, attempt
     count and usage. Not called while no plugin implements an observer hook."""
+
+
+@hookspec
+def observe_tool(info: ToolInfo) -> None:
+    """Told once per tool call that ``llm_function`` or ``llm_chat`` ran, as it ends (a tool
+    that failed included), with its timing, outcome and the text sent back to the model. Not
+    called while no plugin implements an observer hook. Must not block."""
+
+
+@hookspec
+def observe_run(info: RunInfo) -> AbstractContextManager[None] | None:
+    """Asked as a run of many calls starts (``llmplug batch``): return a context manager the
+    core enters around the whole run (every call of the run happens inside it, so a tracer can
+    make it their parent), or None. Every implementation is asked; one that raises is logged
+    and left out."""

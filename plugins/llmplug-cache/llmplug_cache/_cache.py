@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from llmplug import Call, Completion, Done, Registry, StreamEvent, default_registry
+from llmplug import Call, Completion, Done, Registry, StreamEvent, default_registry, redact_urls
 
 from ._entry import VERSION, Delta, Entry, decode, encode, replay
 from ._key import cache_key
@@ -87,7 +87,7 @@ class _Shared:
                 self.store.where,
                 doing,
                 type(exc).__name__,
-                exc,
+                redact_urls(str(exc)),  # a client's error may quote the URL it was given
             )
 
     def ok(self) -> None:

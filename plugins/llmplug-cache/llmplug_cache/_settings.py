@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from llmplug import ConfigError
+from llmplug import ConfigError, redact_url
 
 __all__ = ["DEFAULT_PATH", "Settings", "parse_settings"]
 
@@ -53,16 +53,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         """What the store is, for messages: the file, or the Redis URL without its password."""
         if self.kind == "sqlite":
             return os.path.expanduser(self.path)
-        return _redact(self.url or "")
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    auth, at, host = rest.rpartition("@")
-    if not sep or not at:
-        return url
-    user = auth.split(":", 1)[0]
-    return f"{scheme}://{user + ':' if user else ''}***@{host}"
+        return redact_url(self.url or "")
 
 
 def parse_settings(config: Mapping[str, Any]) -> Settings:

@@ -95,11 +95,14 @@ def test_identical_calls_on_several_processes_reach_the_server_once(
 async def test_redis_down_means_uncached_calls_and_one_warning(
     server: LLMTestServer, make_llm: MakeLLM, caplog: pytest.LogCaptureFixture
 ) -> None:
-    llm = make_llm(cache={"kind": "redis", "url": f"redis://127.0.0.1:{free_port()}/0"})
+    url = f"redis://cache:hunter2@127.0.0.1:{free_port()}/0"
+    llm = make_llm(cache={"kind": "redis", "url": url})
     for _ in range(3):
         got = await llm.chat("q")
         assert got.text == "echo: q" and not got.cached
-    assert len(warnings_of(caplog)) == 1
+    (warning,) = warnings_of(caplog)
+    assert "127.0.0.1" in warning and "hunter2" not in caplog.text
+    assert "hunter2" not in repr(llm.call_wrapper)
 
 
 async def test_redis_stopping_mid_run(

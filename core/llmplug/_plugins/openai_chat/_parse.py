@@ -20,16 +20,23 @@ from llmplug import (
     ToolCallDelta,
     Usage,
 )
-from llmplug._plugins._openai import Error, OpenAIParser, TokenDetails, usage
+from llmplug._plugins._openai import (
+    NO_COUNT,
+    Error,
+    OpenAIParser,
+    RawCount,
+    TokenDetails,
+    usage,
+)
 from llmplug.wire import JSON_ERRORS, decode_body, decode_event, text_of
 
 __all__ = ["ChatParser"]
 
 
 class _Usage(msgspec.Struct):
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
+    prompt_tokens: RawCount = NO_COUNT
+    completion_tokens: RawCount = NO_COUNT
+    total_tokens: RawCount = NO_COUNT
     prompt_tokens_details: TokenDetails | None = None
     completion_tokens_details: TokenDetails | None = None
 
@@ -95,6 +102,7 @@ class _Groq(msgspec.Struct):
 
 
 class _Chunk(msgspec.Struct):
+    id: str | None = None
     choices: list[_StreamChoice] | None = None
     usage: _Usage | None = None
     model: str | None = None
@@ -109,6 +117,7 @@ class _Choice(msgspec.Struct):
 
 
 class _Body(msgspec.Struct):
+    id: str | None = None
     choices: list[_Choice] | None = None
     usage: _Usage | None = None
     model: str | None = None
@@ -140,7 +149,7 @@ class ChatParser(OpenAIParser):
 
     api = "Chat Completions"
 
-    __slots__ = ("_finish", "_last", "_model", "_tools", "_usage")
+    __slots__ = ("_finish", "_id", "_last", "_model", "_tools", "_usage")
 
     def __init__(self, call: Call) -> None:
         super().__init__(call)
@@ -150,6 +159,7 @@ class ChatParser(OpenAIParser):
         self._finish: str | None = None
         self._usage: Usage | None = None
         self._model: str | None = None
+        self._id: str | None = None
 
     def _error(self, err: Error) -> StreamError:
         message = text_of(err.message)
@@ -176,6 +186,8 @@ class ChatParser(OpenAIParser):
             raise self._error(chunk.error)
         if chunk.model and self._model is None:
             self._model = chunk.model
+        if chunk.id and self._id is None:
+            self._id = chunk.id
         usage = chunk.usage or (chunk.x_groq.usage if chunk.x_groq else None)
         if usage is not None:
             # Some providers repeat usage on several chunks; the latest non-null one wins.
@@ -254,7 +266,7 @@ class ChatParser(OpenAIParser):
             ToolCall(id=s[0] or f"call_{i}", name=s[1] or "", arguments="".join(s[2]))
             for i, s in sorted(self._tools.items())
         ]
-        return self._streamed(calls, self._finish, self._usage, self._model)
+        return self._streamed(calls, self._finish, self._usage, self._model, self._id)
 
     def parse_body(self, body: bytes) -> Completion:
         parsed = decode_body(_body_decoder, body, self._call, self.api)
@@ -297,4 +309,5 @@ class ChatParser(OpenAIParser):
             refusal=m.refusal,
             model=parsed.model,
             raw=body,
+            response_id=parsed.id,
         )
