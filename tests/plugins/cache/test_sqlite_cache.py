@@ -19,19 +19,19 @@ PRICING = Pricing(input=1.0, output=2.0)
 async def test_a_second_identical_call_is_answered_from_the_cache(
     server: LLMTestServer, cached: Cached, db: Path
 ) -> None:
-    llm = cached(pricing=PRICING)
+    # One request token, and the next in an hour: a hit that needed one would wait for it.
+    llm = cached(pricing=PRICING, rate_limit_capacity=1, rate_limit_refill_rate=1 / 3600)
     server.push(Reply(text="Paris", usage={"prompt_tokens": 10, "completion_tokens": 3}))
     first = await llm.chat("capital of France?", temperature=0)
-    tokens = llm.get_rate_limit_status()["available"]
-    again = await llm.chat("capital of France?", temperature=0)
+    again = await llm.chat("capital of France?", temperature=0, total_timeout=30)
 
     assert len(server.requests) == 1
     assert (first.cached, again.cached) == (False, True)
     assert again.text == "Paris" and again.usage == first.usage
     assert first.cost == pytest.approx(16e-6)
     assert again.cost == 0 and again.saved_cost == pytest.approx(16e-6)
-    # A hit takes no rate-limit token and is not the interface's spending.
-    assert llm.get_rate_limit_status()["available"] == pytest.approx(tokens, abs=1)
+    # A hit leases no key and is not the interface's spending.
+    assert [k["requests"] for k in llm.key_pool.status()] == [1]
     assert llm.usage.calls == 1
     await flushed(llm)
     assert db.exists()  # noqa: ASYNC240
