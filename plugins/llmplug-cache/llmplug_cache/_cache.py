@@ -42,8 +42,10 @@ Stream = Callable[[Call], AsyncGenerator[StreamEvent, None]]
 #: The answer of a call in flight (None: it failed, and a follower asks again).
 Flight = concurrent.futures.Future[Entry | None]
 
-#: After a failure, how long the store is left alone (calls go uncached at no cost).
+#: After a failure, how long the store is left alone (calls go uncached at no cost), doubled
+#: for each failure in a row up to MAX_REST.
 REST = 1.0
+MAX_REST = 60.0
 #: How often a call waits for another process's answer under the Redis lock, at most.
 _POLL_MAX = 0.05
 
@@ -71,6 +73,7 @@ class _Shared:
         self.flights: dict[str, Flight] = {}
         self.lock = threading.Lock()
         self.down_until = 0.0
+        self.rest = REST
         self.warned = False
         if isinstance(store, SQLiteStore):
             store.on_write = self.wrote
@@ -79,7 +82,10 @@ class _Shared:
         return self.down_until == 0.0 or time.monotonic() >= self.down_until
 
     def failed(self, exc: BaseException, doing: str) -> None:
-        self.down_until = time.monotonic() + REST
+        # Each failure in a row rests the store twice as long (up to a minute): a store that
+        # stays broken costs the calls one failed try a minute.
+        self.down_until = time.monotonic() + self.rest
+        self.rest = min(self.rest * 2, MAX_REST)
         if not self.warned:
             self.warned = True
             log.warning(
@@ -95,6 +101,7 @@ class _Shared:
             self.warned = False
             log.warning("llmplug cache at %s works again", self.store.where)
         self.down_until = 0.0
+        self.rest = REST
 
     def wrote(self, exc: BaseException | None) -> None:
         if exc is None:

@@ -84,12 +84,22 @@ class _Conn:
             self.db = connect(self.path, self.busy_timeout)
         try:
             return op(self.db, *args)
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorname", "").startswith(_PASSING):
+                raise  # the file is fine: the next statement may well succeed on it
             db, self.db = self.db, None
             with contextlib.suppress(sqlite3.Error):
                 db.close()
             raise
 
+
+#: Errors that say nothing about the file itself (another process's lock, a full disk): the
+#: connection is kept. Any other error drops it, and the next statement opens the file again.
+_PASSING = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL")
+
+
+#: The longest a read waits for the file (see SQLiteStore).
+READ_TIMEOUT = 0.1
 
 #: How long the writer gathers answers before it writes them, in one transaction: a write per
 #: answer would cost a miss more CPU than the rest of the call's client side together.
@@ -123,7 +133,9 @@ class SQLiteStore:
         self.where = self.path
         self.max_bytes = max_bytes
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="llmplug-cache-read")
-        self._rconn = _Conn(self.path, busy_timeout)  # the reader thread's only
+        # A read in WAL mode waits for nobody, unless the file is in trouble: it then gives up
+        # soon (a miss) rather than hold the call for the writers' busy_timeout.
+        self._rconn = _Conn(self.path, min(busy_timeout, READ_TIMEOUT))  # the reader thread's
         self._wconn = _Conn(self.path, busy_timeout)  # the flushing thread's only
         self._cond = threading.Condition()
         #: key -> (body, stored at, expires): answers not yet written.

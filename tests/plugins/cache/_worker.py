@@ -15,7 +15,15 @@ from llmplug import APIKeyPool, OpenAICompatible
 
 async def ask(base_url: str, cache: dict[str, object], questions: list[str]) -> None:
     pool = APIKeyPool(["sk-worker"], "test", shared=False)
-    llm = OpenAICompatible(pool, "test-model", base_url, cache=cache, max_retries=0)
+    llm = OpenAICompatible(
+        pool,
+        "test-model",
+        base_url,
+        cache=cache,
+        max_retries=0,
+        rate_limit_capacity=10_000,
+        rate_limit_refill_rate=10_000,
+    )
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     out = []
