@@ -90,6 +90,7 @@ from ._usage import UsageTracker
 from ._wrap import CallWrapper
 
 __version__ = "0.1.0"
+"""The installed llmplug's version."""
 
 __all__ = [
     "DEFAULT_CONTEXT_WINDOW",

@@ -37,6 +37,9 @@ class PluginLoadWarning(UserWarning):
 
 
 class PluginInfo(NamedTuple):
+    """One installed plugin, as ``llmplug plugins`` lists it: its entry-point name, the
+    distribution and version that provide it, and the hooks it implements."""
+
     name: str
     distribution: str | None
     version: str | None
@@ -129,6 +132,7 @@ class Registry:
         return registered
 
     def unregister(self, name: str) -> None:
+        """Remove the plugin registered under ``name`` (an entry point's name)."""
         self.pm.unregister(name=name)
 
     def _load_entry_points(self) -> None:

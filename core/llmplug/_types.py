@@ -53,6 +53,7 @@ class ImagePart(msgspec.Struct, tag="image_url", tag_field="type", frozen=True, 
 
 
 ContentPart = TextPart | ImagePart
+"""A part of a message's content: text or an image."""
 
 
 class FunctionCall(msgspec.Struct, frozen=True):
@@ -199,3 +200,5 @@ class Done(msgspec.Struct, tag="done", frozen=True):
 
 
 StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Done
+"""What ``chat_stream()`` yields: text, reasoning and tool-call fragments as they arrive, and last
+one ``Done`` with the whole ``Completion``."""

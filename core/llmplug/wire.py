@@ -37,9 +37,9 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: What decoding untrusted JSON can raise: msgspec raises UnicodeDecodeError for invalid UTF-8
-#: inside a string and RecursionError for absurd nesting; to a client all are malformed JSON.
 JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What decoding untrusted JSON can raise: msgspec raises UnicodeDecodeError for invalid UTF-8
+inside a string and RecursionError for absurd nesting; to a client all are malformed JSON."""
 
 
 def text_of(value: Any) -> str:
