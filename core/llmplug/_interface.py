@@ -17,7 +17,6 @@ from ._policy import RetryPolicy
 from ._pricing import Pricing, as_pricing
 from ._redact import redact_url
 from ._registry import Registry, default_registry
-from ._transport import Transport
 from ._types import Completion, Message, StreamEvent, Tool
 from ._usage import UsageTracker
 from ._wrap import CallWrapper, check_cache_options, wrapper_of
@@ -146,6 +145,10 @@ class LLMInterface:
         #: Prices per million tokens: each Completion's ``cost`` and ``usage.cost`` (None: none).
         self.pricing: Pricing | None = as_pricing(pricing)
         self._registry = registry
+        # Imported with the first interface, not with llmplug: it brings asyncio (see
+        # tests/core/test_import.py).
+        from ._transport import Transport
+
         self._transport = Transport(http_client, timeout)
         self._timeout = timeout
         self._key_wait_timeout = key_wait_timeout
