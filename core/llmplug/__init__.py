@@ -4,6 +4,7 @@ from ._bucket import TokenBucket
 from ._call import Call, HTTPRequest
 from ._chat import async_llm_chat, llm_chat
 from ._chat_agent import ChatAgent, HistoryList
+from ._classify import ERROR_KINDS, ErrorInfo, ErrorKind
 from ._compact import Compaction
 from ._errors import (
     APIConnectionError,
@@ -91,6 +92,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_CONTEXT_WINDOW",
+    "ERROR_KINDS",
     "APIConnectionError",
     "APIKeyPool",
     "APIStatusError",
@@ -110,6 +112,8 @@ __all__ = [
     "ConfigError",
     "ContentPart",
     "Done",
+    "ErrorInfo",
+    "ErrorKind",
     "Framing",
     "FunctionCall",
     "GroupCall",

@@ -29,9 +29,11 @@ class StreamParser(Protocol):
     :class:`llmplug.StreamError` or :class:`llmplug.ResponseError`; anything else a parser
     raises reaches the user as a :class:`llmplug.PluginError`.
 
-    Two members are optional, read with ``getattr`` once per response: ``framing`` (a
-    :data:`Framing`; ``"sse"`` when absent) and ``rate_limits(headers) -> RateLimits | None``
-    (when absent, the core reads OpenAI's ``x-ratelimit-*`` headers). docs/plugins.md has the
+    Three members are optional, read with ``getattr`` once per response: ``framing`` (a
+    :data:`Framing`; ``"sse"`` when absent), ``rate_limits(headers) -> RateLimits | None``
+    (when absent, the core reads OpenAI's ``x-ratelimit-*`` headers) and
+    ``classify_error(status, headers, body) -> ErrorInfo | None`` (what an error response
+    means; when absent or None, the core reads OpenAI's error shape). docs/plugins.md has the
     whole contract."""
 
     done: bool

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ._call import Call
+from ._classify import ErrorInfo, classify_openai, kind_by_status
 from ._errors import ResponseError, StreamError
 from ._per_loop import PerLoop
 from ._ratelimits import RateLimits, openai_rate_limits
@@ -19,10 +20,13 @@ from ._types import Completion
 
 __all__ = [
     "JSON_ERRORS",
+    "ErrorInfo",
     "PerLoop",
     "RateLimits",
+    "classify_openai",
     "decode_body",
     "decode_event",
+    "kind_by_status",
     "openai_rate_limits",
     "text_of",
 ]

@@ -10,6 +10,8 @@ import msgspec
 from llmplug import (
     Call,
     Completion,
+    ErrorInfo,
+    ErrorKind,
     RateLimits,
     ReasoningDelta,
     ResponseError,
@@ -21,12 +23,19 @@ from llmplug import (
     ToolCallDelta,
     Usage,
 )
-from llmplug.wire import JSON_ERRORS, decode_body, decode_event, text_of
+from llmplug.wire import (
+    JSON_ERRORS,
+    classify_openai,
+    decode_body,
+    decode_event,
+    kind_by_status,
+    text_of,
+)
 
 from . import _shapes as s
 from ._request import answer_tool_name
 
-__all__ = ["MessagesParser", "RateLimits", "rate_limits"]
+__all__ = ["ERROR_KIND", "MessagesParser", "RateLimits", "classify_error", "rate_limits"]
 
 # The Chat finish reasons, so code above the wire cannot tell the wires apart.
 _FINISH = {
@@ -51,6 +60,67 @@ ERROR_STATUS = {
     "timeout_error": 504,
     "overloaded_error": 529,
 }
+
+# What each error type means to the retry policy and to model groups.
+ERROR_KIND: dict[str, ErrorKind] = {
+    "invalid_request_error": "bad_request",
+    "authentication_error": "auth",
+    "billing_error": "quota",
+    "permission_error": "auth",
+    "not_found_error": "bad_request",
+    "request_too_large": "bad_request",
+    "rate_limit_error": "rate_limit",
+    "api_error": "server",
+    "timeout_error": "server",
+    "overloaded_error": "server",
+}
+# Anthropic says some things in words only, as an invalid_request_error: "prompt is too long:
+# 210000 tokens > 200000 maximum", "Your credit balance is too low to access the Anthropic API".
+_TOO_LONG = "prompt is too long"
+_NO_CREDIT = "credit balance is too low"
+
+
+def error_kind(etype: str | None, message: str, status: int | None) -> ErrorKind | None:
+    """The kind of an Anthropic error of type ``etype`` (None: unknown, judged by status)."""
+    kind = ERROR_KIND.get(etype or "")
+    if kind in (None, "bad_request"):
+        words = message.lower()
+        if _TOO_LONG in words:
+            return "context_length"
+        if _NO_CREDIT in words:
+            return "quota"
+    if kind is None and status is not None:
+        return kind_by_status(status)
+    return kind
+
+
+class _ErrorBody(msgspec.Struct):
+    error: s.Error | None = None
+
+
+_error_body = msgspec.json.Decoder(_ErrorBody)
+
+
+def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
+    """An Anthropic error response (``{"type": "error", "error": {"type", "message"}}``)
+    classified by its error type; a body of another shape (a proxy's) as OpenAI's."""
+    try:
+        err = _error_body.decode(body).error
+    except (*JSON_ERRORS, msgspec.ValidationError):
+        err = None
+    etype = err.type if err is not None and isinstance(err.type, str) else None
+    if err is None or etype is None:
+        return classify_openai(status, headers, body)
+    base = classify_openai(status, headers, body)
+    message = text_of(err.message) or base.message
+    return ErrorInfo(
+        kind=error_kind(etype, message, status) or base.kind,
+        message=message,
+        code=etype,
+        type=etype,
+        retry_after=base.retry_after,
+    )
+
 
 _Strict = Callable[[msgspec.json.Decoder[Any], bytes], Any]
 
@@ -159,12 +229,14 @@ class MessagesParser:
 
     def _error_fields(self, err: s.Error | None) -> dict[str, Any]:
         etype = err.type if err is not None and isinstance(err.type, str) else None
+        status = ERROR_STATUS.get(etype or "")
         return {
             "provider": self._call.provider,
             "model": self._call.model,
-            "status": ERROR_STATUS.get(etype or ""),
+            "status": status,
             "code": etype,
             "type": etype,
+            "kind": error_kind(etype, text_of(err.message if err else None), status),
         }
 
     # -- streams -------------------------------------------------------------------------------
@@ -363,7 +435,11 @@ class MessagesParser:
             b.id,
         )
 
-    # -- rate limits ---------------------------------------------------------------------------
+    # -- errors and rate limits -----------------------------------------------------------------
+
+    def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
+        """An error response by its Anthropic error type (see :func:`classify_error`)."""
+        return classify_error(status, headers, body)
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
         """The ``anthropic-ratelimit-*`` headers of a response (see :func:`rate_limits`)."""
