@@ -12,6 +12,7 @@ from ._request import (
     ANTHROPIC_VERSION,
     DEFAULT_MAX_TOKENS,
     THINKING_BUDGETS,
+    WIRE,
     build_messages_request,
 )
 
@@ -27,8 +28,6 @@ __all__ = [
     "parse_stream",
     "rate_limits",
 ]
-
-WIRE = "anthropic-messages"
 
 
 class AnthropicCompatible(LLMInterface):

@@ -29,11 +29,12 @@ from llmplug.wire import (
     decode_body,
     decode_event,
     kind_by_status,
+    provider_data,
     text_of,
 )
 
 from . import _shapes as s
-from ._request import answer_tool_name
+from ._request import WIRE, answer_tool_name
 
 __all__ = ["ERROR_KIND", "MessagesParser", "RateLimits", "classify_error", "rate_limits"]
 
@@ -170,6 +171,36 @@ def _pick(raw: msgspec.Raw, tags: frozenset[str], decoder: Any, strict: _Strict)
     return strict(decoder, data)
 
 
+class _Thinking:
+    """A thinking block as the API wants it back before the turn's tool use: its text and
+    signature (or a redacted block's data)."""
+
+    __slots__ = ("data", "pieces", "signature")
+
+    def __init__(self, block: s.ThinkingBlock | s.RedactedThinkingBlock) -> None:
+        self.pieces: list[str] = []
+        self.signature: str | None = None
+        self.data: str | None = None
+        if isinstance(block, s.ThinkingBlock):
+            if block.thinking:
+                self.pieces.append(block.thinking)
+            self.signature = block.signature or None
+        else:
+            self.data = block.data if isinstance(block.data, str) else ""
+
+    def block(self) -> dict[str, Any] | None:
+        if self.data is not None:
+            return {"type": "redacted_thinking", "data": self.data} if self.data else None
+        if not self.signature:
+            return None  # unsigned: the API would refuse it back
+        return {"type": "thinking", "thinking": "".join(self.pieces), "signature": self.signature}
+
+
+def _kept(thinking: list[_Thinking]) -> dict[str, Any] | None:
+    blocks = [b for t in thinking if (b := t.block()) is not None]
+    return provider_data(WIRE, {"thinking": blocks}) if blocks else None
+
+
 class _Tool:
     __slots__ = ("answer", "id", "index", "input", "name", "pieces")
 
@@ -198,6 +229,7 @@ class MessagesParser:
         "_reasoning",
         "_stop",
         "_text",
+        "_thinking",
         "_tools",
         "_usage",
         "done",
@@ -213,6 +245,7 @@ class MessagesParser:
         self._reasoning: list[str] = []
         self._tools: list[_Tool] = []
         self._blocks: dict[int, _Tool] = {}  # content block index -> its tool call
+        self._thinking: dict[int, _Thinking] = {}  # content block index -> its thinking
         self._stop: str | None = None
         self._usage: s.Usage | None = None
         self._model: str | None = None
@@ -259,8 +292,12 @@ class MessagesParser:
                 return self._arguments(ev.index, d.partial_json)
             if isinstance(d, s.ThinkingDelta) and d.thinking:
                 self._reasoning.append(d.thinking)
+                if (t := self._thinking.get(ev.index)) is not None:
+                    t.pieces.append(d.thinking)
                 return [ReasoningDelta(d.thinking)]
-            return []  # signature_delta: the signature has no neutral home
+            if isinstance(d, s.SignatureDelta) and (t := self._thinking.get(ev.index)):
+                t.signature = (t.signature or "") + d.signature  # kept as provider data
+            return []
         if isinstance(ev, s.BlockStart):
             return self._start(ev.index, ev.content_block)
         if isinstance(ev, s.BlockStop):
@@ -317,8 +354,9 @@ class MessagesParser:
                 self._text.append(block.text)
                 return [TextDelta(block.text)]
             return []
-        if isinstance(block, s.ThinkingBlock):
-            if block.thinking:
+        if isinstance(block, s.ThinkingBlock | s.RedactedThinkingBlock):
+            self._thinking[index] = _Thinking(block)
+            if isinstance(block, s.ThinkingBlock) and block.thinking:
                 self._reasoning.append(block.thinking)
                 return [ReasoningDelta(block.thinking)]
             return []
@@ -359,6 +397,7 @@ class MessagesParser:
             self._model,
             None,
             self._id,
+            _kept([self._thinking[i] for i in sorted(self._thinking)]),
         )
 
     def _completion(
@@ -371,6 +410,7 @@ class MessagesParser:
         model: str | None,
         raw: bytes | None,
         response_id: str | None,
+        kept: dict[str, Any] | None,
     ) -> Completion:
         calls = [
             ToolCall(id=t.id or f"call_{t.index}", name=t.name or "", arguments=t.arguments)
@@ -388,6 +428,7 @@ class MessagesParser:
             model=model,
             raw=raw,
             response_id=response_id,
+            provider_data=kept,
         )
 
     # -- whole bodies --------------------------------------------------------------------------
@@ -406,6 +447,7 @@ class MessagesParser:
         text: list[str] = []
         reasoning: list[str] = []
         tools: list[_Tool] = []
+        thinking: list[_Thinking] = []
         answer: _Tool | None = None
         for entry in b.content or ():
             block = (
@@ -415,8 +457,10 @@ class MessagesParser:
             )
             if isinstance(block, s.TextBlock):
                 text.append(block.text)
-            elif isinstance(block, s.ThinkingBlock):
-                reasoning.append(block.thinking)
+            elif isinstance(block, s.ThinkingBlock | s.RedactedThinkingBlock):
+                thinking.append(_Thinking(block))
+                if isinstance(block, s.ThinkingBlock):
+                    reasoning.append(block.thinking)
             elif isinstance(block, s.ToolUseBlock):
                 is_answer = self._answer is not None and block.name == self._answer
                 tool = _Tool(len(tools), block, is_answer)
@@ -433,6 +477,7 @@ class MessagesParser:
             b.model,
             body,
             b.id,
+            _kept(thinking),
         )
 
     # -- errors and rate limits -----------------------------------------------------------------
