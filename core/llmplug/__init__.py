@@ -57,6 +57,7 @@ from ._observe import AttemptInfo, CallInfo, RunInfo, ToolInfo
 from ._parser import Framing, StreamParser
 from ._pricing import Pricing
 from ._ratelimits import RateLimits
+from ._redact import redact_url, redact_urls
 from ._registry import (
     PluginInfo,
     PluginLoadWarning,
@@ -188,6 +189,8 @@ __all__ = [
     "hookimpl",
     "llm_chat",
     "llm_function",
+    "redact_url",
+    "redact_urls",
     "set_default_registry",
     "tool",
 ]
