@@ -15,7 +15,7 @@ from llmplug._cli import main
 SCRIPT = Path(sys.executable).with_name("llmplug")
 COMMANDS = {"module": [sys.executable, "-m", "llmplug"], "script": [str(SCRIPT)]}
 DEFAULTS = {
-    "key-strategies": ["select_key"],
+    "key-strategies": ["check_key_strategy", "select_key"],
     "openai-chat": ["build_request", "parse_stream"],
     "openai-responses": ["build_request", "parse_stream"],
     "token-bucket": ["acquire_rate"],
@@ -76,7 +76,11 @@ def test_a_disabled_plugin_is_not_listed(how: str) -> None:
     rows = table(done.stdout)
     assert "openai-chat" not in rows
     assert "token-bucket" not in rows
-    assert rows["key-strategies"] == ("llmplug", llmplug.__version__, ["select_key"])
+    assert rows["key-strategies"] == (
+        "llmplug",
+        llmplug.__version__,
+        ["check_key_strategy", "select_key"],
+    )
     assert done.stdout.splitlines()[-1] == "disabled: openai-chat, token-bucket"
 
 

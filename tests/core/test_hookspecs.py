@@ -8,6 +8,7 @@ import re
 from collections.abc import Awaitable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -54,6 +55,7 @@ def test_the_hooks_are_these() -> None:
     assert HOOKS == [
         "acquire_rate",
         "build_request",
+        "check_key_strategy",
         "observe_attempt",
         "observe_call",
         "observe_run",
@@ -121,6 +123,15 @@ class RecordingWire(Ollama):
 
 
 class FirstHealthy:
+    @hookimpl
+    def check_key_strategy(
+        self, strategy: str, settings: dict[str, Any], pool: APIKeyPool
+    ) -> bool | None:
+        if strategy != "first_healthy":
+            return None
+        answered.append("check_key_strategy")
+        return True
+
     @hookimpl
     def select_key(self, strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:
         if strategy != "first_healthy":
