@@ -487,6 +487,7 @@ class Pipeline:
                 if body is not None:
                     # A whole body (the wire's framing, or a server that ignored "stream"):
                     # answer with the same events a stream gives.
+                    attempt.first_event()  # every token came at once, with the body
                     completion = attempt.ok(
                         self._parse_body(parser, body, call),
                         response.headers,
@@ -503,6 +504,8 @@ class Pipeline:
                             nxt = await anext(events, None)
                         if nxt is None:
                             break
+                        if not emitted:
+                            attempt.first_event()
                         emitted = True
                         yield nxt
                 finally:
