@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: What `llmplug plugins` lists for llmplug alone.
 DEFAULTS = {
     "group-strategies": ("llmplug", llmplug.__version__, "select_member"),
-    "key-strategies": ("llmplug", llmplug.__version__, "select_key"),
+    "key-strategies": ("llmplug", llmplug.__version__, "check_key_strategy, select_key"),
     "openai-chat": ("llmplug", llmplug.__version__, "build_request, parse_stream"),
     "openai-responses": ("llmplug", llmplug.__version__, "build_request, parse_stream"),
     "token-bucket": ("llmplug", llmplug.__version__, "acquire_rate"),
