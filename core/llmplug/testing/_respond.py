@@ -38,6 +38,12 @@ def _events(reply: Reply, rec: RecordedRequest) -> list[bytes]:
     return render.responses_events(reply, rec)
 
 
+def render_events(reply: Reply, rec: RecordedRequest) -> list[bytes]:
+    """The SSE events (bytes) the server streams for `reply` to `rec`, in its API's shape: for
+    a test that sends them cut or split its own way (``Raw(chunks=...)``)."""
+    return _events(reply, rec)
+
+
 def _text_stream(
     rec: RecordedRequest,
 ) -> render.TextStream | anthropic.MessagesTextStream | gemini.GeminiTextStream:
