@@ -32,6 +32,7 @@ from ._errors import (
 from ._estimate import estimate_call_tokens
 from ._keys import APIKeyPool, KeyLease
 from ._log import log_event
+from ._numbers import seconds
 from ._observe import observed_complete, observed_stream
 from ._parser import FRAMINGS, StreamParser
 from ._policy import RetryPolicy
@@ -374,7 +375,8 @@ class Pipeline:
             key_id=lease.fingerprint,
             headers=dict(response.headers),
             kind=info.kind,
-            retry_after=info.retry_after,
+            # A plugin's number is a server's number: made safe as the core's own are.
+            retry_after=seconds(info.retry_after),
         )
         # Read by the wire's own parser, as for a reply: a 429's cooldown is its reset.
         error.rate_limits = self._limits(parser, response.headers, call)

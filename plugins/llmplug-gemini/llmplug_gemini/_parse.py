@@ -29,10 +29,12 @@ from llmplug import (
 from llmplug.wire import (
     JSON_ERRORS,
     classify_openai,
+    count,
     decode_body,
     decode_event,
     kind_by_status,
     provider_data,
+    seconds,
     text_of,
 )
 
@@ -81,12 +83,14 @@ class _Candidate(msgspec.Struct, rename="camel"):
 
 
 class _UsageMetadata(msgspec.Struct, rename="camel"):
-    prompt_token_count: int | None = None
-    candidates_token_count: int | None = None
-    total_token_count: int | None = None
-    thoughts_token_count: int | None = None
-    cached_content_token_count: int | None = None
-    tool_use_prompt_token_count: int | None = None
+    # Raw: each read by llmplug.wire.count, so a hostile number (1e999, "12", -5) costs
+    # nothing but itself.
+    prompt_token_count: msgspec.Raw = msgspec.Raw()
+    candidates_token_count: msgspec.Raw = msgspec.Raw()
+    total_token_count: msgspec.Raw = msgspec.Raw()
+    thoughts_token_count: msgspec.Raw = msgspec.Raw()
+    cached_content_token_count: msgspec.Raw = msgspec.Raw()
+    tool_use_prompt_token_count: msgspec.Raw = msgspec.Raw()
 
 
 class _PromptFeedback(msgspec.Struct, rename="camel"):
@@ -112,8 +116,8 @@ class _Response(msgspec.Struct, rename="camel"):
 _response = msgspec.json.Decoder(_Response)
 
 
-def _n(v: int | None) -> int:
-    return v if v is not None and v > 0 else 0
+def _n(v: msgspec.Raw) -> int:
+    return (count(v) or 0) if v else 0
 
 
 def _usage(u: _UsageMetadata) -> Usage:
@@ -328,7 +332,7 @@ def retry_delay(text: Any) -> float | None:
     if not isinstance(text, str):
         return None
     m = _DURATION.fullmatch(text)
-    return float(m.group(1)) if m else None
+    return seconds(m.group(1)) if m else None
 
 
 def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:

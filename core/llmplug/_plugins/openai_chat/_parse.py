@@ -20,16 +20,23 @@ from llmplug import (
     ToolCallDelta,
     Usage,
 )
-from llmplug._plugins._openai import Error, OpenAIParser, TokenDetails, usage
+from llmplug._plugins._openai import (
+    NO_COUNT,
+    Error,
+    OpenAIParser,
+    RawCount,
+    TokenDetails,
+    usage,
+)
 from llmplug.wire import JSON_ERRORS, decode_body, decode_event, text_of
 
 __all__ = ["ChatParser"]
 
 
 class _Usage(msgspec.Struct):
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
+    prompt_tokens: RawCount = NO_COUNT
+    completion_tokens: RawCount = NO_COUNT
+    total_tokens: RawCount = NO_COUNT
     prompt_tokens_details: TokenDetails | None = None
     completion_tokens_details: TokenDetails | None = None
 
