@@ -37,11 +37,20 @@ class PluginLoadWarning(UserWarning):
     """A plugin could not be loaded and was skipped; the others work."""
 
 
+#: The kinds of name a plugin may say it serves (its ``SERVES`` attribute).
+SERVED_KINDS = ("wire", "key_strategy", "group_strategy", "limiter")
+
+
 class PluginInfo(NamedTuple):
+    """A registered plugin: its distribution and version, the hooks it implements, and the
+    names it serves, by kind (``{"wire": ("gemini",)}``), as its ``SERVES`` says (empty when
+    it says nothing: hooks dispatch by name, so nothing else can tell)."""
+
     name: str
     distribution: str | None
     version: str | None
     hooks: tuple[str, ...]
+    serves: dict[str, tuple[str, ...]] = {}  # noqa: RUF012 (a NamedTuple's default)
 
 
 class _Manager(pluggy.PluginManager):
@@ -260,8 +269,23 @@ class Registry:
                 continue
             hooks = tuple(sorted(hc.name for hc in self.pm.get_hookcallers(plugin) or ()))
             dist, version = self._dists.get(name, (None, None))
-            out.append(PluginInfo(name, dist, version, hooks))
+            out.append(PluginInfo(name, dist, version, hooks, _serves(plugin)))
         return out
+
+
+def _serves(plugin: object) -> dict[str, tuple[str, ...]]:
+    """A plugin's ``SERVES`` (``{"wire": ["gemini"]}``), the kinds and names that are strings
+    kept; anything else in it is left out rather than failing the listing."""
+    declared = getattr(plugin, "SERVES", None)
+    if not isinstance(declared, Mapping):
+        return {}
+    out: dict[str, tuple[str, ...]] = {}
+    for kind, names in declared.items():
+        if isinstance(kind, str) and isinstance(names, list | tuple):
+            kept = tuple(n for n in names if isinstance(n, str))
+            if kept:
+                out[kind] = kept
+    return out
 
 
 _PROBE_KEY = "llmplug-probe"

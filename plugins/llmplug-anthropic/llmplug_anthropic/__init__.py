@@ -29,6 +29,9 @@ __all__ = [
     "rate_limits",
 ]
 
+#: What `llmplug plugins` lists as this plugin's names.
+SERVES = {"wire": [WIRE]}
+
 
 class AnthropicCompatible(LLMInterface):
     """Any server that speaks the Anthropic Messages API (``POST {base_url}/messages``), such

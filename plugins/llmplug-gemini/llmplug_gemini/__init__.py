@@ -27,6 +27,9 @@ __all__ = [
 #: Google's endpoint, for ``base_url``.
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
+#: What `llmplug plugins` lists as this plugin's names.
+SERVES = {"wire": [WIRE]}
+
 
 class GeminiCompatible(LLMInterface):
     """Any server that speaks the Gemini API (``base_url`` such as

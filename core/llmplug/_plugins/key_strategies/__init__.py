@@ -64,6 +64,8 @@ def least_loaded(pool: APIKeyPool) -> KeyLease:
 
 
 STRATEGIES = {"round_robin": round_robin, "least_loaded": least_loaded}
+#: What `llmplug plugins` lists as this plugin's names.
+SERVES = {"key_strategy": list(STRATEGIES)}
 
 
 @hookimpl(trylast=True)
