@@ -71,19 +71,16 @@ class FunctionCall(msgspec.Struct, frozen=True):
 ProviderData = dict[str, Any]
 
 
-class MessageToolCall(
-    msgspec.Struct, frozen=True, tag="function", tag_field="type", omit_defaults=True
-):
-    """A tool call as it sits in an assistant message of a history. ``type`` (always
-    ``"function"``) is its JSON tag: written always, optional when read."""
+class MessageToolCall(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A tool call as it sits in an assistant message of a history. ``provider_data`` is what
+    its wire keeps with it (see :data:`ProviderData`), left out of the JSON when None."""
 
     id: str
     function: FunctionCall
+    # A factory, not a plain default: omit_defaults leaves out plain defaults, and the Chat
+    # wire (and a saved history) must always say "type": "function".
+    type: Literal["function"] = msgspec.field(default_factory=lambda: "function")
     provider_data: ProviderData | None = None
-
-    @property
-    def type(self) -> Literal["function"]:
-        return "function"
 
 
 class Message(msgspec.Struct, omit_defaults=True, frozen=True):

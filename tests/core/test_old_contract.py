@@ -13,7 +13,10 @@ import pytest
 from llmplug import (
     APIKeyPool,
     Call,
+    FunctionCall,
     KeyLease,
+    Message,
+    MessageToolCall,
     OpenAICompatible,
     RateLimitError,
     Registry,
@@ -107,3 +110,20 @@ async def test_an_old_wire_and_strategy_work_and_errors_are_judged_by_status(
             await other.chat("hi")
     assert caught.value.kind == "rate_limit"
     await llm.aclose()
+
+
+def test_a_history_of_the_old_shape_is_made_and_saved_as_before() -> None:
+    call = MessageToolCall(id="c1", function=FunctionCall("f", "{}"), type="function")
+    message = Message(role="assistant", tool_calls=[call])
+    assert msgspec.json.decode(msgspec.json.encode(message)) == {
+        "role": "assistant",
+        "tool_calls": [
+            {"id": "c1", "function": {"name": "f", "arguments": "{}"}, "type": "function"}
+        ],
+    }
+    assert (
+        msgspec.convert(
+            {"id": "c1", "function": {"name": "f", "arguments": ""}}, type=MessageToolCall
+        ).type
+        == "function"
+    )
