@@ -91,6 +91,7 @@ from ._types import (
 from ._usage import UsageTracker
 
 __version__ = "0.1.0"
+"""The installed llmplug's version."""
 
 __all__ = [
     "DEFAULT_CONTEXT_WINDOW",

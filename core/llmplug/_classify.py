@@ -31,24 +31,25 @@ __all__ = [
     "mentions_schema",
 ]
 
-#: What went wrong, as far as retries, cooldowns and failover care:
-#:
-#: - ``rate_limit``: too many requests or tokens for now; the key rests for the retry delay
-#:   and another key (or the same one after the delay) is tried.
-#: - ``quota``: the key's quota or credit is gone; the key leaves rotation (for the retry delay
-#:   when there is one, else an hour).
-#: - ``auth``: the key is refused (revoked, invalid, not allowed); it leaves rotation.
-#: - ``context_length``: the prompt does not fit the model; not retried, a group moves it to a
-#:   member with a larger context.
-#: - ``schema_unsupported``: the provider cannot do typed output (``response_format``); not
-#:   retried, ``@llm_function`` asks for the shape in the prompt instead.
-#: - ``bad_request``: the request is wrong; not retried.
-#: - ``server``: the server failed or is overloaded, transiently; retried with backoff (or
-#:   after the retry delay), a group moves on.
 ErrorKind = Literal[
     "rate_limit", "quota", "auth", "context_length", "schema_unsupported", "bad_request", "server"
 ]
+"""What went wrong, as far as retries, cooldowns and failover care:
+
+- ``rate_limit``: too many requests or tokens for now; the key rests for the retry delay
+  and another key (or the same one after the delay) is tried.
+- ``quota``: the key's quota or credit is gone; the key leaves rotation (for the retry delay
+  when there is one, else an hour).
+- ``auth``: the key is refused (revoked, invalid, not allowed); it leaves rotation.
+- ``context_length``: the prompt does not fit the model; not retried, a group moves it to a
+  member with a larger context.
+- ``schema_unsupported``: the provider cannot do typed output (``response_format``); not
+  retried, ``@llm_function`` asks for the shape in the prompt instead.
+- ``bad_request``: the request is wrong; not retried.
+- ``server``: the server failed or is overloaded, transiently; retried with backoff (or
+  after the retry delay), a group moves on."""
 ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
+"""Every :data:`ErrorKind`, for a plugin's checks and tests."""
 
 
 class ErrorInfo(msgspec.Struct, kw_only=True, frozen=True):

@@ -123,6 +123,8 @@ class Member:
         self.epoch = 0
 
     def usable(self, now: float) -> bool:
+        """Whether the member may take a call now: its circuit is closed, or open past its
+        cooldown and not already running its one trial call."""
         if self.state == "closed":
             return True
         if self.state == "open" and now >= self.open_until:
@@ -130,6 +132,8 @@ class Member:
         return self.state == "half_open" and not self.trial
 
     def fits(self, tokens: int | None) -> bool:
+        """Whether a call of ``tokens`` (estimated prompt plus ``max_tokens``) fits the member's
+        context window; an unknown size or window always fits."""
         return tokens is None or self.context_window is None or tokens <= self.context_window
 
     def __repr__(self) -> str:

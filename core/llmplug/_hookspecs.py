@@ -24,8 +24,8 @@ __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
 PROJECT = "llmplug"
 hookspec = pluggy.HookspecMarker(PROJECT)
-#: The marker plugins put on their hook implementations.
 hookimpl = pluggy.HookimplMarker(PROJECT)
+"""The marker plugins put on their hook implementations."""
 
 
 @hookspec(firstresult=True)

@@ -163,11 +163,15 @@ class KeyHealth(Protocol):
     fingerprint, never by the secret. The backend feeds the others' state back with
     :meth:`APIKeyPool.apply_shared`."""
 
-    def leased(self, fingerprint: str) -> None: ...
+    def leased(self, fingerprint: str) -> None:
+        """A request of this process took the key."""
 
-    def released(self, fingerprint: str) -> None: ...
+    def released(self, fingerprint: str) -> None:
+        """A request of this process gave the key back."""
 
-    def cooled(self, fingerprint: str, seconds: float, reason: str, disable: bool) -> None: ...
+    def cooled(self, fingerprint: str, seconds: float, reason: str, disable: bool) -> None:
+        """This process rested the key for ``seconds`` (``disable``: took it out of rotation) for
+        ``reason``."""
 
 
 class _Books:

@@ -9,11 +9,10 @@ from ._types import Completion, StreamEvent
 
 __all__ = ["FRAMINGS", "Framing", "StreamParser"]
 
-#: How a streamed body is cut into the pieces ``feed`` gets: ``"sse"`` (Server-Sent Events;
-#: the default), ``"ndjson"`` (one JSON document per line, as the event's ``data``) or
-#: ``"json"`` (one whole body even when streaming: ``parse_body``, then the core replays it as
-#: events).
 Framing = Literal["sse", "ndjson", "json"]
+"""How a streamed body is cut into the pieces ``feed`` gets: ``"sse"`` (Server-Sent Events; the
+default), ``"ndjson"`` (one JSON document per line, as the event's ``data``) or ``"json"`` (one
+whole body even when streaming: ``parse_body``, then the core replays it as events)."""
 FRAMINGS: tuple[Framing, ...] = ("sse", "ndjson", "json")
 
 
@@ -41,8 +40,11 @@ class StreamParser(Protocol):
 
     done: bool
 
-    def feed(self, event: SSEEvent) -> list[StreamEvent]: ...
+    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        """The events one framed piece of the stream produces (often none or one)."""
 
-    def result(self) -> Completion: ...
+    def result(self) -> Completion:
+        """The whole answer so far."""
 
-    def parse_body(self, body: bytes) -> Completion: ...
+    def parse_body(self, body: bytes) -> Completion:
+        """The answer of a whole, non-streamed body."""

@@ -42,9 +42,10 @@ SERVED_KINDS = ("wire", "key_strategy", "group_strategy", "limiter")
 
 
 class PluginInfo(NamedTuple):
-    """A registered plugin: its distribution and version, the hooks it implements, and the
-    names it serves, by kind (``{"wire": ("gemini",)}``), as its ``SERVES`` says (empty when
-    it says nothing: hooks dispatch by name, so nothing else can tell)."""
+    """One installed plugin, as ``llmplug plugins`` lists it: its entry-point name, the
+    distribution and version that provide it, the hooks it implements, and the names it
+    serves, by kind (``{"wire": ("gemini",)}``), as its ``SERVES`` says (empty when it says
+    nothing: hooks dispatch by name, so nothing else can tell)."""
 
     name: str
     distribution: str | None
@@ -139,6 +140,7 @@ class Registry:
         return registered
 
     def unregister(self, name: str) -> None:
+        """Remove the plugin registered under ``name`` (an entry point's name)."""
         self.pm.unregister(name=name)
 
     def _load_entry_points(self) -> None:

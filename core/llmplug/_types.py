@@ -54,6 +54,7 @@ class ImagePart(msgspec.Struct, tag="image_url", tag_field="type", frozen=True, 
 
 
 ContentPart = TextPart | ImagePart
+"""A part of a message's content: text or an image."""
 
 
 class FunctionCall(msgspec.Struct, frozen=True):
@@ -63,12 +64,12 @@ class FunctionCall(msgspec.Struct, frozen=True):
     arguments: str
 
 
-#: Provider data: opaque values a wire keeps with a message or a tool call and reads back when
-#: the conversation goes on (Gemini's ``thoughtSignature``, Anthropic's signed thinking blocks,
-#: the Responses API's ``encrypted_content``), by wire name: ``{"gemini": {...}}``. Each wire
-#: reads its own entry only, so a history can go to another wire (another member of a group),
-#: which leaves it out of its requests. JSON values only: it is saved with a history.
 ProviderData = dict[str, Any]
+"""Provider data: opaque values a wire keeps with a message or a tool call and reads back when
+the conversation goes on (Gemini's ``thoughtSignature``, Anthropic's signed thinking blocks,
+the Responses API's ``encrypted_content``), by wire name: ``{"gemini": {...}}``. Each wire
+reads its own entry only, so a history can go to another wire (another member of a group),
+which leaves it out of its requests. JSON values only: it is saved with a history."""
 
 
 class MessageToolCall(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -225,3 +226,5 @@ class Done(msgspec.Struct, tag="done", frozen=True):
 
 
 StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Done
+"""What ``chat_stream()`` yields: text, reasoning and tool-call fragments as they arrive, and last
+one ``Done`` with the whole ``Completion``."""

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ._call import Call
-from ._classify import ErrorInfo, classify_openai, kind_by_status
+from ._classify import classify_openai, kind_by_status
 from ._errors import ResponseError, StreamError
 from ._numbers import MAX_COUNT, MAX_SECONDS, count, seconds
 from ._per_loop import PerLoop
@@ -26,7 +26,6 @@ __all__ = [
     "JSON_ERRORS",
     "MAX_COUNT",
     "MAX_SECONDS",
-    "ErrorInfo",
     "PerLoop",
     "RateLimits",
     "classify_openai",
@@ -43,9 +42,9 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: What decoding untrusted JSON can raise: msgspec raises UnicodeDecodeError for invalid UTF-8
-#: inside a string and RecursionError for absurd nesting; to a client all are malformed JSON.
 JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What decoding untrusted JSON can raise: msgspec raises UnicodeDecodeError for invalid UTF-8
+inside a string and RecursionError for absurd nesting; to a client all are malformed JSON."""
 
 
 def provider_data_of(holder: Any, wire: str) -> Any:
