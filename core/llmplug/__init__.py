@@ -89,6 +89,7 @@ from ._types import (
     Usage,
 )
 from ._usage import UsageTracker
+from ._wrap import CallWrapper
 
 __version__ = "0.1.0"
 """The installed llmplug's version."""
@@ -106,6 +107,7 @@ __all__ = [
     "BadRequestError",
     "Call",
     "CallInfo",
+    "CallWrapper",
     "ChatAgent",
     "ChatDone",
     "ChatEvent",

@@ -79,7 +79,26 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument(
         "--json", action="store_true", help="one JSON object per plugin, one per line"
     )
+    _plugin_commands(sub)
     return parser
+
+
+#: Subcommands plugins add (``llmplug cache`` of llmplug-cache): an entry point in this group
+#: names a module with ``add_parser(sub)`` (returning its parser) and ``run(args) -> int``.
+COMMANDS = "llmplug.commands"
+
+
+def _plugin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    import importlib.metadata as md
+
+    for ep in md.entry_points(group=COMMANDS):
+        if ep.name in sub.choices:
+            continue  # the built-in commands (and the first plugin of a name) win
+        try:
+            module = ep.load()
+            module.add_parser(sub).set_defaults(plugin_run=module.run)
+        except Exception as exc:  # a broken plugin costs its own command only
+            print(f"llmplug: the command {ep.name!r} was skipped: {exc}", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -89,6 +108,9 @@ def _run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # failures are listed below the table instead
             return _plugins(Registry(), as_json=args.json)
+    plugin_run = getattr(args, "plugin_run", None)
+    if plugin_run is not None:
+        return int(plugin_run(args))
     from .cli import batch, chat, models
 
     command = {"batch": batch.run, "chat": chat.run, "models": models.run}[args.command]

@@ -40,6 +40,7 @@ class _Entry(msgspec.Struct, forbid_unknown_fields=True):
     tokens_per_minute: int | None = None
     pricing: dict[str, float] | None = None
     rate_limit_backend: dict[str, Any] | None = None
+    cache: dict[str, Any] | bool | None = None
 
 
 def load_file(
@@ -127,6 +128,7 @@ def load_data(
                     tokens_per_minute=entry.tokens_per_minute,
                     pricing=entry.pricing,
                     rate_limit_backend=entry.rate_limit_backend,
+                    cache=entry.cache,
                     **options,
                 )
             except ConfigError as exc:

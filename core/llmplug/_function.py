@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import typing
@@ -208,6 +207,8 @@ def llm_function(
 
         @functools.wraps(fn)
         def run_sync(*args: Any, **kwargs: Any) -> Any:
+            import asyncio  # on use, not with llmplug (tests/core/test_import.py)
+
             try:
                 asyncio.get_running_loop()
             except RuntimeError:

@@ -9,11 +9,10 @@ no retry of its own, only the move to another member."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, Protocol
 
@@ -35,6 +34,7 @@ from ._interface import DEFAULT_CONTEXT_WINDOW, _messages, _tools
 from ._registry import Registry, default_registry
 from ._types import Completion, StreamEvent
 from ._usage import UsageTracker
+from ._wrap import CallWrapper, group_call, wrapper_of
 
 __all__ = ["GroupCall", "Member", "ModelGroup", "NoMemberAvailableError", "is_context_overflow"]
 
@@ -167,6 +167,7 @@ class ModelGroup:
         member_wait_timeout: float = 60.0,
         registry: Registry | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cache: Mapping[str, Any] | bool | None = None,
     ) -> None:
         if not members:
             raise ConfigError(f"group {name!r}: no members", field="members")
@@ -228,6 +229,8 @@ class ModelGroup:
         # The estimate costs a JSON encoding of the prompt: made only when it can change a route.
         small = [m.context_window for m in self.members if m.context_window is not None]
         self._estimates = bool(self.context_window_fallbacks) and bool(small)
+        #: What wraps every call of the group (a response cache of its own), or None.
+        self.call_wrapper: CallWrapper | None = wrapper_of(self.registry, "cache", cache, self)
 
     # -- what decorators and the CLI read of an interface -------------------------------------
 
@@ -489,6 +492,28 @@ class ModelGroup:
 
     async def chat(self, messages: Any, tools: Any = None, **params: Any) -> Completion:
         """Like :meth:`LLMInterface.chat`, answered by one member (see the class)."""
+        if self.call_wrapper is not None:
+            wrapped = group_call(self, messages, tools, params, False)
+            return await self.call_wrapper.complete(
+                wrapped, lambda _: self._chat(messages, tools, **params)
+            )
+        return await self._chat(messages, tools, **params)
+
+    def chat_stream(
+        self, messages: Any, tools: Any = None, **params: Any
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Like :meth:`LLMInterface.chat_stream`; a member that fails before its first event
+        hands the call on exactly as :meth:`chat` would, one that fails after it raises
+        (nothing is sent twice). The call's books are done before its ``Done`` is yielded: a
+        reader that stops there has still had a success."""
+        if self.call_wrapper is not None:
+            wrapped = group_call(self, messages, tools, params, True)
+            return self.call_wrapper.stream(
+                wrapped, lambda _: self._chat_stream(messages, tools, **params)
+            )
+        return self._chat_stream(messages, tools, **params)
+
+    async def _chat(self, messages: Any, tools: Any = None, **params: Any) -> Completion:
         call = self._call(messages, tools, params, False)
         deadline = _Deadline(params.get("total_timeout"))
         plan, nxt = await self._first(call, deadline)
@@ -513,13 +538,9 @@ class ModelGroup:
             self.usage.add(completion.usage, completion.cost)
             return completion
 
-    async def chat_stream(
+    async def _chat_stream(
         self, messages: Any, tools: Any = None, **params: Any
     ) -> AsyncGenerator[StreamEvent, None]:
-        """Like :meth:`LLMInterface.chat_stream`; a member that fails before its first event
-        hands the call on exactly as :meth:`chat` would, one that fails after it raises
-        (nothing is sent twice). The call's books are done before its ``Done`` is yielded: a
-        reader that stops there has still had a success."""
         call = self._call(messages, tools, params, True)
         deadline = _Deadline(params.get("total_timeout"))
         plan, nxt = await self._first(call, deadline)
@@ -680,6 +701,8 @@ class _Waiter:
     __slots__ = ("fut", "loop")
 
     def __init__(self) -> None:
+        import asyncio  # only once a call has to wait: `import llmplug` imports no asyncio
+
         self.loop = asyncio.get_running_loop()
         self.fut: asyncio.Future[None] = self.loop.create_future()
 
@@ -695,6 +718,8 @@ class _Waiter:
 
     async def wait(self, seconds: float) -> None:
         """Until woken, or ``seconds`` passed (a member's cooldown ends by the clock)."""
+        import asyncio
+
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self.fut

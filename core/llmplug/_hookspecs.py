@@ -1,13 +1,14 @@
 """The hooks. Those of a call's path are synchronous and ``firstresult``: a plugin answers
 with an object that holds any async or stateful work (a request, a parser, a lease, an
 awaitable), or None when the name asked for (wire, strategy, limiter kind) is not its own.
-``select_member`` is the same for a model group's strategies. The observer hooks are not
-``firstresult``: every implementation is told, and what they return is ignored (but for
-``observe_run``'s context managers, which the core enters)."""
+``select_member`` is the same for a model group's strategies, and ``wrap_calls`` for a feature
+that wraps whole calls (a response cache). The observer hooks are not ``firstresult``: every
+implementation is told, and what they return is ignored (but for ``observe_run``'s context
+managers, which the core enters)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from ._keys import APIKeyPool, KeyLease
     from ._observe import AttemptInfo, CallInfo, RunInfo, ToolInfo
     from ._parser import StreamParser
+    from ._wrap import CallWrapper
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -71,6 +73,15 @@ def select_member(strategy: str, group: ModelGroup, call: GroupCall) -> Member |
     call, under the group's lock (so a strategy's state in the members needs no lock of its
     own; it must not block); the group then tries its other candidates and its fallbacks
     should that one fail."""
+
+
+@hookspec(firstresult=True)
+def wrap_calls(feature: str, config: Mapping[str, Any], owner: Any) -> CallWrapper | None:
+    """Return the object that wraps every call of ``owner`` (an interface or a model group)
+    for the feature named ``feature`` (``"cache"``: the ``cache=`` argument), configured by
+    ``config``; None when the feature is not this plugin's. Asked once, when ``owner`` is made
+    with that feature configured; never asked, and no call wrapped, otherwise. See
+    :class:`llmplug.CallWrapper`."""
 
 
 @hookspec

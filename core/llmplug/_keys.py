@@ -3,7 +3,6 @@ choose an index; this module only keeps the books."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import threading
@@ -22,6 +21,8 @@ _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 def fingerprint(key: str) -> str:
     """A short stable id for a key, safe to log: a hash, never a piece of the key itself."""
+    import hashlib  # on use, not with llmplug: it loads OpenSSL (tests/core/test_import.py)
+
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
 
 

@@ -5,7 +5,6 @@ so with none installed a call costs what it did before the hooks existed."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import logging
@@ -294,6 +293,8 @@ async def observed_tools(
                 session_id=session_id if isinstance(session_id, str) else None,
             )
             notify(registry, "observe_tool", info)
+
+    import asyncio  # with the first tool run: `import llmplug` imports no asyncio
 
     return list(await asyncio.gather(*(one(c) for c in calls)))
 

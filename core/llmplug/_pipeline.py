@@ -3,11 +3,10 @@ with the retry policy around it. Every lease is released in ``finally``, cancell
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._attempt import Attempt, give_back
 from ._blame import answering_plugin, plugin_error, raising_plugin
@@ -41,9 +40,14 @@ from ._ratelimits import RateLimits, openai_rate_limits
 from ._registry import Registry
 from ._retry import parse_error_body
 from ._stream_events import broken, events_of, stream_events
-from ._transport import Transport
 from ._types import Completion, Done, StreamEvent
 from ._usage import UsageTracker
+
+if TYPE_CHECKING:
+    from ._transport import Transport
+
+# asyncio is imported where it is used, once per call: ``import llmplug`` stays light
+# (tests/core/test_import.py).
 
 __all__ = ["Pipeline"]
 
@@ -135,6 +139,8 @@ class Pipeline:
                 wait_s=wait,
                 trace_id=call.trace_id,
             )
+            import asyncio
+
             await asyncio.sleep(wait)
 
     async def _admit(self, attempt: Attempt) -> KeyLease:
@@ -410,6 +416,8 @@ class Pipeline:
         return observed_stream(self, call, events) if self.registry.observed else events
 
     async def _complete(self, call: Call) -> Completion:
+        import asyncio
+
         total = call.total_timeout or self.total_timeout
         deadline = None if total is None else asyncio.get_running_loop().time() + total
         retries = 0
@@ -452,6 +460,8 @@ class Pipeline:
     ) -> None:
         if delay <= 0:
             return
+        import asyncio
+
         try:
             async with asyncio.timeout_at(deadline):
                 await asyncio.sleep(delay)
@@ -461,6 +471,8 @@ class Pipeline:
             raise self._total_timeout_error(total) from last
 
     async def _stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
+        import asyncio
+
         total = call.total_timeout or self.total_timeout
         deadline = None if total is None else asyncio.get_running_loop().time() + total
         scope = Deadline(deadline)
@@ -503,13 +515,14 @@ class Pipeline:
                 try:
                     while True:
                         with scope:
-                            nxt = await anext(events, None)
-                        if nxt is None:
+                            batch = await anext(events, None)
+                        if batch is None:
                             break
-                        if not emitted:
+                        if batch and not emitted:
                             attempt.first_event()
-                        emitted = True
-                        yield nxt
+                        for event in batch:
+                            emitted = True
+                            yield event
                 finally:
                     await events.aclose()
                 completion = attempt.ok(

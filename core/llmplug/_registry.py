@@ -38,7 +38,7 @@ class PluginLoadWarning(UserWarning):
 
 
 #: The kinds of name a plugin may say it serves (its ``SERVES`` attribute).
-SERVED_KINDS = ("wire", "key_strategy", "group_strategy", "limiter")
+SERVED_KINDS = ("wire", "key_strategy", "group_strategy", "limiter", "feature")
 
 
 class PluginInfo(NamedTuple):

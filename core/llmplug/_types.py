@@ -161,9 +161,12 @@ class Completion(msgspec.Struct, frozen=True):
     ``cost`` is what the call cost when the interface has a ``pricing`` and the server sent
     usage, else None; ``request_id`` is the server's ``x-request-id`` header, when it sent one;
     ``response_id`` is the id the reply's body gives the response (``chatcmpl-...``,
-    ``resp_...``, ``msg_...``), streamed or not. ``provider_data`` is what the wire keeps
-    with the assistant turn (see :data:`ProviderData`); :meth:`to_message` carries it, and each
-    tool call's own, into the history."""
+    ``resp_...``, ``msg_...``), streamed or not. ``cached`` is True for an answer a response
+    cache gave (no request was made): ``usage`` is the stored one, ``cost`` is 0 and
+    ``saved_cost`` what the answer cost when it was paid for (None when unpriced).
+    ``provider_data`` is what the wire keeps with the assistant turn (see
+    :data:`ProviderData`); :meth:`to_message` carries it, and each tool call's own, into the
+    history."""
 
     text: str = ""
     tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
@@ -177,6 +180,8 @@ class Completion(msgspec.Struct, frozen=True):
     request_id: str | None = None
     response_id: str | None = None
     provider_data: ProviderData | None = None
+    cached: bool = False
+    saved_cost: float | None = None
 
     def to_message(self) -> Message:
         """The assistant message to append to a history so the conversation can go on."""
