@@ -14,13 +14,39 @@ from ._registry import DISABLE_ENV, Registry
 __all__ = ["main"]
 
 
-def _plugins(registry: Registry) -> int:
-    rows = [("plugin", "distribution", "version", "hooks")]
-    for p in registry.plugins():
-        rows.append((p.name, p.distribution or "-", p.version or "-", ", ".join(p.hooks)))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[3])
+def _served(serves: dict[str, tuple[str, ...]]) -> str:
+    return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in serves.items()) or "-"
+
+
+def _plugins(registry: Registry, as_json: bool = False) -> int:
+    plugins = registry.plugins()
+    if as_json:
+        import json
+
+        for p in plugins:
+            line = {
+                "plugin": p.name,
+                "distribution": p.distribution,
+                "version": p.version,
+                "hooks": list(p.hooks),
+                "serves": {k: list(v) for k, v in p.serves.items()},
+            }
+            print(json.dumps(line))
+    else:
+        rows = [("plugin", "distribution", "version", "serves", "hooks")]
+        for p in plugins:
+            rows.append(
+                (
+                    p.name,
+                    p.distribution or "-",
+                    p.version or "-",
+                    _served(p.serves),
+                    ", ".join(p.hooks),
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4])
     for name, error in registry.failed:
         print(f"skipped {name}: {error}", file=sys.stderr)
     if registry.disabled - registry.disabled_unknown:
@@ -47,7 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_parser(sub)
     chat.add_parser(sub)
     models.add_parser(sub)
-    sub.add_parser("plugins", help="list installed plugins, their distributions and hooks")
+    plugins = sub.add_parser(
+        "plugins", help="list installed plugins: distributions, the names they serve, hooks"
+    )
+    plugins.add_argument(
+        "--json", action="store_true", help="one JSON object per plugin, one per line"
+    )
     _plugin_commands(sub)
     return parser
 
@@ -76,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # failures are listed below the table instead
-            return _plugins(Registry())
+            return _plugins(Registry(), as_json=args.json)
     plugin_run = getattr(args, "plugin_run", None)
     if plugin_run is not None:
         return int(plugin_run(args))

@@ -10,7 +10,6 @@ no retry of its own, only the move to another member."""
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 import msgspec
 
 from ._blame import plugin_error, raising_plugin
+from ._classify import kind_of
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -596,36 +596,28 @@ class ModelGroup:
 
 def moves_on(error: LLMError) -> bool:
     """A retryable exhaustion: the member could not answer, the request was not at fault.
-    A 429 that outlasted the member's retries counts (the provider is out of quota or
-    capacity); every other 4xx is the request's, and another member would refuse it too.
-    A stream's error is judged as the status it carries (an error event's code), or as the
+    Judged by the error's kind as the wire classified it (:data:`llmplug.ErrorKind`): a rate
+    limit that outlasted the member's retries, a quota gone or a server failure counts; a bad
+    request (or a refused key) is the caller's, and another member would refuse it too.
+    A stream's error is judged as the kind it carries (an error event's code), or as the
     error that broke it: the same fault decides the same way streamed or not."""
     if isinstance(error, NoKeyAvailableError | APITimeoutError | APIConnectionError):
         return True
-    if isinstance(error, APIStatusError | StreamError) and error.status is not None:
-        return error.status >= 500 or error.status in (408, 429)
+    kind = kind_of(error) if isinstance(error, APIStatusError | StreamError) else None
+    if kind is not None:
+        return kind in ("server", "rate_limit", "quota")
     cause = error.__cause__
     if isinstance(error, StreamError) and isinstance(cause, LLMError):
         return moves_on(cause)
     return False
 
 
-_OVERFLOW = re.compile(
-    r"context[ _-]?(length|window)|maximum context|prompt is too long|too many tokens", re.I
-)
-
-
 def is_context_overflow(error: LLMError) -> bool:
-    """A provider's "the prompt does not fit" (400 ``context_length_exceeded``, or said in
-    words), in a reply or in a stream's error event."""
+    """A provider's "the prompt does not fit": the kind ``context_length``, as the wire
+    classified the reply or the stream's error event."""
     if not isinstance(error, APIStatusError | StreamError):
         return False
-    code = getattr(error, "code", None)
-    if error.status not in (400, 413, 422) and not (
-        isinstance(error, StreamError) and code == "context_length_exceeded"
-    ):
-        return False
-    return code == "context_length_exceeded" or bool(_OVERFLOW.search(error.message or ""))
+    return kind_of(error) == "context_length"
 
 
 def _label(llm: Any) -> str:

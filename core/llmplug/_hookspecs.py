@@ -1,4 +1,4 @@
-"""The hooks. The four of a call's path are synchronous and ``firstresult``: a plugin answers
+"""The hooks. Those of a call's path are synchronous and ``firstresult``: a plugin answers
 with an object that holds any async or stateful work (a request, a parser, a lease, an
 awaitable), or None when the name asked for (wire, strategy, limiter kind) is not its own.
 ``select_member`` is the same for a model group's strategies, and ``wrap_calls`` for a feature
@@ -49,6 +49,15 @@ def select_key(strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:
     """Lease a key from ``pool`` by the rotation strategy named ``strategy``. Called once per
     attempt, under ``pool.lock`` and only while ``pool.healthy()`` is not empty; the lease is
     released by the core in ``finally``."""
+
+
+@hookspec(firstresult=True)
+def check_key_strategy(strategy: str, settings: dict[str, Any], pool: APIKeyPool) -> bool | None:
+    """Check the settings of the key strategy ``strategy`` (provider.json's
+    ``"key_strategy": {"name": ..., **settings}``, or ``APIKeyPool(strategy={...})``) for
+    ``pool``, once, as an interface is built: raise :class:`llmplug.ConfigError` with ``field``
+    naming the setting at fault (``"weights"``, ``"weights[1]"``), or return True. None: the
+    name is not yours. A strategy given settings that no plugin checks fails the load."""
 
 
 @hookspec(firstresult=True)

@@ -175,8 +175,12 @@ class LLMInterface:
             messages=[Message(role="user", content="")],
             headers=self.headers,
         )
-        strategy = self.key_pool.strategy
-        if not registry.has_key_strategy(strategy, probe):
+        pool = self.key_pool
+        strategy = pool.strategy
+        registry.check_key_strategy(pool)
+        if not registry.has_key_strategy(
+            {"name": strategy, **pool.strategy_settings}, probe, keys=len(pool)
+        ):
             raise ConfigError(
                 f"key_strategy must be one a plugin provides: no plugin provides the key "
                 f"strategy {strategy!r} (`llmplug plugins` lists the installed plugins)"

@@ -8,7 +8,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
 
 from ._errors import ConfigError
@@ -196,6 +196,27 @@ _shared: weakref.WeakValueDictionary[tuple[str, tuple[str, ...]], _Books] = (
 _shared_lock = threading.Lock()
 
 
+def strategy_of(strategy: Any, provider_id: str) -> tuple[str, dict[str, Any]]:
+    """A key strategy given as a name or as ``{"name": ..., **settings}``: its name and its
+    settings."""
+    if isinstance(strategy, str):
+        return strategy, {}
+    if isinstance(strategy, Mapping):
+        name = strategy.get("name")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(
+                f'APIKeyPool {provider_id!r}: key_strategy needs a "name" (a non-empty '
+                f"string) beside its settings, got {name!r}",
+                field="key_strategy.name",
+            )
+        return name, {k: v for k, v in strategy.items() if k != "name"}
+    raise ConfigError(
+        f"APIKeyPool {provider_id!r}: key_strategy must be a name or an object with a "
+        f'"name", got {type(strategy).__name__}',
+        field="key_strategy",
+    )
+
+
 class APIKeyPool:
     """The API keys of one provider account and their health.
 
@@ -203,16 +224,19 @@ class APIKeyPool:
     SimpleLLMFunc returns the same pool): the provider's limits hold for the keys, not for the
     objects, so two interfaces on those keys rotate and cool down together. ``shared=False``
     gives a pool books of its own. ``strategy`` names the rotation strategy plugin
-    (``round_robin`` by default, or ``least_loaded``); it is the pool's own, not shared."""
+    (``round_robin`` by default, or ``least_loaded``), or is ``{"name": ..., **settings}`` for
+    a strategy that takes settings (``{"name": "weighted", "weights": [3, 1]}``); it is the
+    pool's own, not shared. ``strategy_settings`` holds the settings, for the plugin."""
 
     def __init__(
         self,
         api_keys: Iterable[str],
         provider_id: str,
         *,
-        strategy: str = "round_robin",
+        strategy: str | Mapping[str, Any] = "round_robin",
         shared: bool = True,
     ) -> None:
+        name, settings = strategy_of(strategy, provider_id)
         keys = list(api_keys) if not isinstance(api_keys, str) else [api_keys]
         if not keys:
             raise ConfigError(f"APIKeyPool {provider_id!r} needs at least one API key")
@@ -230,7 +254,9 @@ class APIKeyPool:
                     "non-ASCII characters (a stray newline from a file or variable?)"
                 )
         self.provider_id = provider_id
-        self.strategy = strategy
+        self.strategy = name
+        #: The key strategy's settings (all but ``name`` of a ``{"name": ...}`` strategy).
+        self.strategy_settings: dict[str, Any] = settings
         if shared:
             with _shared_lock:
                 books = _shared.get((provider_id, tuple(keys)))

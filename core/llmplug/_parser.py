@@ -28,9 +28,14 @@ class StreamParser(Protocol):
     :class:`llmplug.StreamError` or :class:`llmplug.ResponseError`; anything else a parser
     raises reaches the user as a :class:`llmplug.PluginError`.
 
-    Two members are optional, read with ``getattr`` once per response: ``framing`` (a
-    :data:`Framing`; ``"sse"`` when absent) and ``rate_limits(headers) -> RateLimits | None``
-    (when absent, the core reads OpenAI's ``x-ratelimit-*`` headers). docs/plugins.md has the
+    Four members are optional, read with ``getattr`` once per response: ``framing`` (a
+    :data:`Framing`; ``"sse"`` when absent), ``complete`` (a bool the parser sets when the
+    answer is whole, its finish reason having come, on a wire whose stream has no end marker:
+    the core reads on to the end of the body, for a trailing usage chunk, and a stream that
+    ends, or breaks, after it is not truncated), ``rate_limits(headers) -> RateLimits | None``
+    (when absent, the core reads OpenAI's ``x-ratelimit-*`` headers) and
+    ``classify_error(status, headers, body) -> ErrorInfo | None`` (what an error response
+    means; when absent or None, the core reads OpenAI's error shape). docs/plugins.md has the
     whole contract."""
 
     done: bool

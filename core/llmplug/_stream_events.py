@@ -80,11 +80,15 @@ async def stream_events(
         lost = p._connection_error(APIConnectionError, exc, lease)
     except Exception as exc:  # the parser's, the only other code that runs here
         p._parser_failed(exc, call, "parsing a stream event")
-    if lost is not None:
+    # A parser that said the answer is complete (``complete``: its finish reason came) has a
+    # whole answer whatever follows: the body may end there, or break while we read on for a
+    # trailing usage chunk.
+    complete = parser.done or getattr(parser, "complete", False)
+    if lost is not None and not complete:
         # Raised out of the except, so the client's exception, which holds the request (the
         # URL with any ?key=, the key's header), is not its __context__ (see Pipeline._send).
         raise lost
-    if not parser.done:
+    if not complete:
         raise StreamError(
             "the stream ended before its end marker (truncated)",
             partial=partial(parser),

@@ -57,6 +57,7 @@ def test_the_hooks_are_these() -> None:
     assert HOOKS == [
         "acquire_rate",
         "build_request",
+        "check_key_strategy",
         "observe_attempt",
         "observe_call",
         "observe_run",
@@ -125,6 +126,15 @@ class RecordingWire(Ollama):
 
 
 class FirstHealthy:
+    @hookimpl
+    def check_key_strategy(
+        self, strategy: str, settings: dict[str, Any], pool: APIKeyPool
+    ) -> bool | None:
+        if strategy != "first_healthy":
+            return None
+        answered.append("check_key_strategy")
+        return True
+
     @hookimpl
     def select_key(self, strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:
         if strategy != "first_healthy":

@@ -21,6 +21,8 @@ __all__ = ["FEATURE", "wrap_calls"]
 
 #: The feature this plugin answers ``wrap_calls`` for: the ``cache=`` argument.
 FEATURE = "cache"
+#: What `llmplug plugins` lists as this plugin's names.
+SERVES = {"feature": [FEATURE]}
 
 
 @hookimpl
