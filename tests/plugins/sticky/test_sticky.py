@@ -272,4 +272,12 @@ def test_selected_by_name_in_a_pool() -> None:
 def test_listed_by_llmplug_plugins(capsys: pytest.CaptureFixture[str]) -> None:
     assert llmplug_cli(["plugins"]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
-    assert rows["sticky"] == ["sticky", "llmplug-sticky", "0.1.0", "select_key"]
+    # plugin, distribution, version, the names it serves, its hooks
+    assert rows["sticky"] == [
+        "sticky",
+        "llmplug-sticky",
+        "0.1.0",
+        "key_strategy:",
+        "sticky",
+        "select_key",
+    ]
