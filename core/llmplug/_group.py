@@ -9,6 +9,8 @@ no retry of its own, only the move to another member."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import threading
 import time
@@ -18,6 +20,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from ._blame import plugin_error, raising_plugin
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -79,6 +82,7 @@ class Member:
         "context_window",
         "cost",
         "current",
+        "epoch",
         "errors",
         "failures",
         "in_flight",
@@ -114,6 +118,9 @@ class Member:
         self.state = "closed"
         self.open_until = 0.0
         self.trial = False
+        #: Counts the circuit's openings: a call started before the latest one has no say on
+        #: the circuit (its verdict is about a provider state that is gone).
+        self.epoch = 0
 
     def usable(self, now: float) -> bool:
         if self.state == "closed":
@@ -137,7 +144,9 @@ class ModelGroup:
     ``weights`` go with ``members``. ``fallbacks`` are tried in order once every member failed
     with a retryable exhaustion; ``context_window_fallbacks`` take calls too large for the
     members. A member whose calls fail ``failure_threshold`` times in a row is ejected for
-    ``cooldown`` seconds (by ``clock``), then gets one trial call."""
+    ``cooldown`` seconds (by ``clock``), then gets one trial call. While every member is
+    ejected, a call waits up to ``member_wait_timeout`` (and its ``total_timeout``) for one to
+    come back. A call's ``total_timeout`` covers every member it is handed to."""
 
     def __init__(
         self,
@@ -150,6 +159,7 @@ class ModelGroup:
         context_window_fallbacks: Sequence[Chatty] = (),
         failure_threshold: int = 3,
         cooldown: float = 30.0,
+        member_wait_timeout: float = 60.0,
         registry: Registry | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -171,6 +181,11 @@ class ModelGroup:
             )
         if not cooldown >= 0:
             raise ConfigError(f"cooldown must be >= 0 seconds, got {cooldown!r}", field="cooldown")
+        if not 0 <= member_wait_timeout < float("inf"):
+            raise ConfigError(
+                f"member_wait_timeout must be >= 0 seconds, got {member_wait_timeout!r}",
+                field="member_wait_timeout",
+            )
         self.name = name
         self.strategy = strategy
         # The members' counters and circuits are shared by every thread and loop that calls the
@@ -184,6 +199,10 @@ class ModelGroup:
         self.context_window_fallbacks = [Member(m) for m in context_window_fallbacks]
         self.failure_threshold = failure_threshold
         self.cooldown = cooldown
+        #: How long a call waits for an ejected member to come back before it fails with
+        #: :class:`NoMemberAvailableError` (as ``key_wait_timeout`` for an interface's keys).
+        self.member_wait_timeout = member_wait_timeout
+        self._waiters = _Waiters()
         #: The circuit's clock (monotonic seconds); another one simulates time.
         self.clock = clock
         self.registry = registry or default_registry()
@@ -258,7 +277,7 @@ class ModelGroup:
 
     # -- routing --------------------------------------------------------------------------------
 
-    def _plan(self, call: GroupCall) -> tuple[list[Member], float]:
+    def _plan(self, call: GroupCall) -> tuple[list[Member], _Ticket]:
         """The members to try, in order: the strategy's choice, the other usable members,
         then the fallbacks (or, for a call too large for every member, the larger ones); and
         the first one started (so no other thread takes a half-open member's one trial)."""
@@ -266,13 +285,41 @@ class ModelGroup:
             plan = self._route(call)
             return plan, self._start(plan[0])
 
+    async def _first(self, call: GroupCall, deadline: _Deadline) -> tuple[list[Member], _Ticket]:
+        """:meth:`_plan`, waiting while every member that could take the call is ejected and
+        the first comes back (or its trial ends) within ``member_wait_timeout`` and the call's
+        deadline, as an interface waits for a cooling key."""
+        while True:
+            with self._lock:
+                try:
+                    return self._plan(call)
+                except NoMemberAvailableError as exc:
+                    wait = self._comeback(call)
+                    limit = min(self.member_wait_timeout, deadline.left())
+                    if wait is None or wait > limit:
+                        raise exc from None
+                    waiter = self._waiters.add()
+            try:
+                await waiter.wait(wait)
+            finally:
+                self._waiters.discard(waiter)
+
+    def _comeback(self, call: GroupCall) -> float | None:
+        """Seconds until an ejected member that fits the call may be tried again (0 while one
+        is on its half-open trial: its end is awaited); None when none ever will."""
+        now = self.clock()
+        waits = [
+            max(0.0, m.open_until - now) if m.state == "open" else 0.0
+            for m in (*self.members, *self.fallbacks)
+            if m.fits(call.tokens) and m.state != "closed"
+        ]
+        return min(waits) if waits else None
+
     def _route(self, call: GroupCall) -> list[Member]:
         candidates = call.candidates = self.available(call)
         plan: list[Member] = []
         if candidates:
-            first = self.registry.hook.select_member(strategy=self.strategy, group=self, call=call)
-            if first is None:
-                raise ConfigError(f"no plugin provides the group strategy {self.strategy!r}")
+            first = self._select(call)
             plan.append(first)
             plan.extend(m for m in candidates if m is not first)
         now = self.clock()
@@ -290,6 +337,28 @@ class ModelGroup:
                 model=self.name,
             )
         return plan
+
+    def _select(self, call: GroupCall) -> Member:
+        """The strategy's choice; whatever its plugin raises or returns amiss is a
+        :class:`PluginError` naming the plugin, as for every other hook."""
+        hook = self.registry.hook.select_member
+        try:
+            first = hook(strategy=self.strategy, group=self, call=call)
+        except Exception as exc:
+            plugin = raising_plugin(self.registry, "select_member", exc)
+            doing = f"choosing a member of group {self.name!r}"
+            raise plugin_error(exc, plugin, doing, "group", self.name) from exc
+        if first is None:
+            raise ConfigError(f"no plugin provides the group strategy {self.strategy!r}")
+        if not isinstance(first, Member) or not any(first is m for m in call.candidates):
+            raise plugin_error(
+                ValueError(f"it returned {first!r}, not one of the candidates"),
+                None,
+                f"choosing a member of group {self.name!r} by strategy {self.strategy!r}",
+                "group",
+                self.name,
+            )
+        return first
 
     def _describe(self) -> str:
         return ", ".join(f"{n} {s['state']}" for n, s in self.status().items())
@@ -311,88 +380,125 @@ class ModelGroup:
             tokens = estimate_call_tokens(_messages(messages), _tools(tools), params)
         return GroupCall(messages=messages, params=params, stream=stream, tokens=tokens)
 
-    def _start(self, m: Member) -> float:
+    # -- the books of one member's part in a call (each under the lock, none awaits) -----------
+
+    def _start(self, m: Member) -> _Ticket:
         with self._lock:
             m.in_flight += 1
             m.requests += 1
-            if m.state == "half_open":
+            trial = m.state == "half_open"
+            if trial:
                 m.trial = True
-        return time.perf_counter()
+        return _Ticket(m, trial)
 
-    def _ended(self, m: Member) -> None:
+    def _ended(self, t: _Ticket) -> None:
         with self._lock:
-            m.in_flight -= 1
+            t.member.in_flight -= 1
 
-    def _no_verdict(self, m: Member) -> None:
+    def _no_verdict(self, t: _Ticket) -> None:
         with self._lock:
-            m.trial = False
+            if t.trial:
+                t.member.trial = False  # the trial is free again for the next call
+                self._waiters.wake()
 
-    def _succeeded(self, m: Member, t0: float) -> None:
-        took = time.perf_counter() - t0
+    def _succeeded(self, t: _Ticket) -> None:
+        took = time.perf_counter() - t.t0
+        m = t.member
         with self._lock:
             m.latency = took if m.latency is None else 0.8 * m.latency + 0.2 * took
+            if not t.trial and t.epoch != m.epoch:
+                return  # began before the circuit last opened: the trial decides, not this
             m.failures = 0
-            m.state = "closed"
-            m.trial = False
+            if m.state != "closed":
+                m.state = "closed"
+                self._waiters.wake()
+            if t.trial:
+                m.trial = False
 
-    def _failed(self, m: Member) -> None:
+    def _failed(self, t: _Ticket) -> None:
+        m = t.member
         with self._lock:
-            m.failures += 1
             m.errors += 1
-            if m.state == "half_open" or m.failures >= self.failure_threshold:
+            if not t.trial and t.epoch != m.epoch:
+                return
+            m.failures += 1
+            if t.trial or m.failures >= self.failure_threshold:
                 m.state = "open"
                 m.open_until = self.clock() + self.cooldown
-            m.trial = False
+                m.epoch += 1
+            if t.trial:
+                m.trial = False
+            self._waiters.wake()  # a new open_until to wait for
+
+    def _verdict(self, t: _Ticket, exc: LLMError) -> None:
+        """A failure that cannot be handed on (the caller gets it): it counts against the
+        member only when another member would have been tried for it."""
+        if moves_on(exc):
+            self._failed(t)
+        else:
+            self._no_verdict(t)
 
     # -- the calls ------------------------------------------------------------------------------
 
     def _hand_on(
-        self, m: Member, exc: LLMError, call: GroupCall, plan: list[Member], i: int
-    ) -> tuple[int, float] | None:
-        """After ``m`` (``plan[i - 1]``) failed with ``exc``: where in ``plan`` the call goes
-        on, that member started, and its start time; None leaves the error to the caller. A
-        context overflow re-plans onto the larger members and leaves ``m``'s circuit alone; a
-        retryable exhaustion counts against it; anything else is the caller's. A member that
-        can no longer take the call (others found it failing meanwhile, or took its one
-        half-open trial) is passed over. What chat and chat_stream share; only failures come
-        here."""
+        self,
+        t: _Ticket,
+        exc: LLMError,
+        call: GroupCall,
+        plan: list[Member],
+        i: int,
+        deadline: _Deadline,
+    ) -> _Ticket | None:
+        """After ``t.member`` (``plan[i - 1]``) failed with ``exc`` before any output: the
+        next member in ``plan``, started (its index is ``plan.index``); None leaves the error
+        to the caller. A context overflow re-plans onto the larger members and leaves the
+        member's circuit alone; a retryable exhaustion counts against it; anything else is the
+        caller's. A member that can no longer take the call (others found it failing
+        meanwhile, or took its one half-open trial) is passed over. Once the call's
+        ``total_timeout`` has passed, the group's timeout error is raised instead. What chat
+        and chat_stream share."""
+        m = t.member
         if is_context_overflow(exc):
-            self._no_verdict(m)  # the member is healthy; the call was too large for it
+            self._no_verdict(t)  # the member is healthy; the call was too large for it
             with self._lock:
                 plan[i:] = [x for x in self._larger(call.tokens, m) if x not in plan[:i]]
         elif moves_on(exc):
-            self._failed(m)
+            self._failed(t)
         else:
-            self._no_verdict(m)
+            self._no_verdict(t)
             return None
+        if deadline.passed():
+            raise deadline.error(self, exc) from exc
         with self._lock:
             now = self.clock()
             for j in range(i, len(plan)):
                 if plan[j].usable(now):
-                    return j, self._start(plan[j])
+                    del plan[i:j]  # passed over: plan[i] is the one started
+                    return self._start(plan[i])
         return None
 
     async def chat(self, messages: Any, tools: Any = None, **params: Any) -> Completion:
         """Like :meth:`LLMInterface.chat`, answered by one member (see the class)."""
         call = self._call(messages, tools, params, False)
-        plan, t0 = self._plan(call)
+        deadline = _Deadline(params.get("total_timeout"))
+        plan, nxt = await self._first(call, deadline)
         i = 0
         while True:  # until a member answers, or _hand_on leaves the error to the caller
-            m = plan[i]
+            t = nxt
             i += 1
             try:
-                completion = await m.llm.chat(messages, tools, **params)
+                completion = await t.member.llm.chat(messages, tools, **deadline.params(params))
             except LLMError as exc:
-                if (after := self._hand_on(m, exc, call, plan, i)) is None:
+                if (after := self._hand_on(t, exc, call, plan, i, deadline)) is None:
                     raise
-                i, t0 = after
+                nxt = after
                 continue
             except BaseException:
-                self._no_verdict(m)  # cancelled: no verdict on the member
+                self._no_verdict(t)  # cancelled: no verdict on the member
                 raise
             finally:
-                self._ended(m)
-            self._succeeded(m, t0)
+                self._ended(t)
+            self._succeeded(t)
             self.usage.add(completion.usage, completion.cost)
             return completion
 
@@ -400,36 +506,45 @@ class ModelGroup:
         self, messages: Any, tools: Any = None, **params: Any
     ) -> AsyncGenerator[StreamEvent, None]:
         """Like :meth:`LLMInterface.chat_stream`; a member that fails before its first event
-        hands the call on, one that fails after it raises (nothing is sent twice)."""
+        hands the call on exactly as :meth:`chat` would, one that fails after it raises
+        (nothing is sent twice). The call's books are done before its ``Done`` is yielded: a
+        reader that stops there has still had a success."""
         call = self._call(messages, tools, params, True)
-        plan, t0 = self._plan(call)
+        deadline = _Deadline(params.get("total_timeout"))
+        plan, nxt = await self._first(call, deadline)
         i = 0
         while True:
-            m = plan[i]
+            t = nxt
             i += 1
             emitted = False
+            judged = False
             try:
-                async with aclosing(m.llm.chat_stream(messages, tools, **params)) as events:
+                stream = t.member.llm.chat_stream(messages, tools, **deadline.params(params))
+                async with aclosing(stream) as events:
                     async for event in events:
-                        emitted = True
-                        yield event
                         done = getattr(event, "completion", None)
                         if done is not None:
+                            judged = True
+                            self._succeeded(t)
                             self.usage.add(done.usage, done.cost)
+                        emitted = True
+                        yield event
             except LLMError as exc:
-                if emitted or isinstance(exc, StreamError):
-                    self._failed(m)
+                if judged:
                     raise
-                if (after := self._hand_on(m, exc, call, plan, i)) is None:
+                if emitted:
+                    self._verdict(t, exc)
                     raise
-                i, t0 = after
+                if (after := self._hand_on(t, exc, call, plan, i, deadline)) is None:
+                    raise
+                nxt = after
                 continue
             except BaseException:
-                self._no_verdict(m)  # the caller left or was cancelled: no verdict on the member
+                if not judged:
+                    self._no_verdict(t)  # the caller left or was cancelled: no verdict
                 raise
             finally:
-                self._ended(m)
-            self._succeeded(m, t0)
+                self._ended(t)
             return
 
     async def aclose(self) -> None:
@@ -449,11 +564,16 @@ class ModelGroup:
 def moves_on(error: LLMError) -> bool:
     """A retryable exhaustion: the member could not answer, the request was not at fault.
     A 429 that outlasted the member's retries counts (the provider is out of quota or
-    capacity); every other 4xx is the request's, and another member would refuse it too."""
+    capacity); every other 4xx is the request's, and another member would refuse it too.
+    A stream's error is judged as the status it carries (an error event's code), or as the
+    error that broke it: the same fault decides the same way streamed or not."""
     if isinstance(error, NoKeyAvailableError | APITimeoutError | APIConnectionError):
         return True
-    if isinstance(error, APIStatusError) and error.status is not None:
+    if isinstance(error, APIStatusError | StreamError) and error.status is not None:
         return error.status >= 500 or error.status in (408, 429)
+    cause = error.__cause__
+    if isinstance(error, StreamError) and isinstance(cause, LLMError):
+        return moves_on(cause)
     return False
 
 
@@ -464,12 +584,106 @@ _OVERFLOW = re.compile(
 
 def is_context_overflow(error: LLMError) -> bool:
     """A provider's "the prompt does not fit" (400 ``context_length_exceeded``, or said in
-    words)."""
-    if not isinstance(error, APIStatusError) or error.status not in (400, 413, 422):
+    words), in a reply or in a stream's error event."""
+    if not isinstance(error, APIStatusError | StreamError):
         return False
     code = getattr(error, "code", None)
+    if error.status not in (400, 413, 422) and not (
+        isinstance(error, StreamError) and code == "context_length_exceeded"
+    ):
+        return False
     return code == "context_length_exceeded" or bool(_OVERFLOW.search(error.message or ""))
 
 
 def _label(llm: Any) -> str:
     return f"{getattr(llm, 'provider_id', '?')}/{getattr(llm, 'model_name', '?')}"
+
+
+class _Ticket:
+    """One member's part in one call: when it started, whether it is the member's half-open
+    trial, and the circuit's epoch it started in."""
+
+    __slots__ = ("epoch", "member", "t0", "trial")
+
+    def __init__(self, member: Member, trial: bool) -> None:
+        self.member = member
+        self.trial = trial
+        self.epoch = member.epoch
+        self.t0 = time.perf_counter()
+
+
+class _Deadline:
+    """A group call's ``total_timeout``, across every member it is handed to: each member is
+    given what is left of it."""
+
+    __slots__ = ("end", "total")
+
+    def __init__(self, total: float | None) -> None:
+        self.total = total
+        self.end = None if total is None else time.monotonic() + total
+
+    def left(self) -> float:
+        return float("inf") if self.end is None else self.end - time.monotonic()
+
+    def passed(self) -> bool:
+        return self.left() <= 0
+
+    def params(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.end is None:
+            return params
+        # A member given nothing left fails at once with its own timeout error.
+        return {**params, "total_timeout": max(self.left(), 1e-3)}
+
+    def error(self, group: ModelGroup, last: LLMError) -> APITimeoutError:
+        return APITimeoutError(
+            f"group {group.name!r}: the call took longer than total_timeout={self.total:g}s "
+            f"(last: {type(last).__name__}: {last.message})",
+            provider="group",
+            model=group.name,
+        )
+
+
+class _Waiters:
+    """Calls waiting for an ejected member, on any loops and threads: each waits on a future
+    of its own loop, woken (thread-safely) whenever a circuit changes."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set: set[_Waiter] = set()
+
+    def add(self) -> _Waiter:
+        w = _Waiter()
+        self._set.add(w)
+        return w
+
+    def discard(self, w: _Waiter) -> None:
+        self._set.discard(w)
+
+    def wake(self) -> None:
+        for w in list(self._set):
+            w.wake()
+
+
+class _Waiter:
+    __slots__ = ("fut", "loop")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.fut: asyncio.Future[None] = self.loop.create_future()
+
+    def wake(self) -> None:
+        if self.loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            self.loop.call_soon_threadsafe(self._set)
+
+    def _set(self) -> None:
+        if not self.fut.done():
+            self.fut.set_result(None)
+
+    async def wait(self, seconds: float) -> None:
+        """Until woken, or ``seconds`` passed (a member's cooldown ends by the clock)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.fut

@@ -47,6 +47,7 @@ class _Group(msgspec.Struct, forbid_unknown_fields=True):
     context_window_fallbacks: list[str] = msgspec.field(default_factory=list)
     failure_threshold: int = 3
     cooldown: float = 30.0
+    member_wait_timeout: float = 60.0
 
 
 def load_groups(
@@ -55,37 +56,45 @@ def load_groups(
     from ._group import ModelGroup
 
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: field 'groups': must be an object of groups by name")
+        raise ConfigError(
+            f"{source}: field 'groups': must be an object of groups by name", field="groups"
+        )
     specs = {name: convert(spec, _Group, f"{source}: group {name!r}") for name, spec in raw.items()}
     built: dict[str, ModelGroup] = {}
     making: list[str] = []
 
-    def interface(ref: str, where: str) -> LLMInterface:
+    def interface(ref: str, where: str, field: str) -> LLMInterface:
         provider, _, model = ref.partition("/")
         if model and model in models.get(provider, {}):
             return models[provider][model]
         known = ", ".join(f"{p}/{m}" for p, ms in models.items() for m in ms) or "none"
-        raise ConfigError(f"{where}: no model {ref!r} in this file (known: {known})")
+        raise ConfigError(
+            f"{where}: field {field!r}: no model {ref!r} in this file (known: {known})",
+            field=field,
+        )
 
-    def group(name: str, at: str) -> ModelGroup:
-        """The group ``name``, named as a fallback ``at`` (the group and field naming it)."""
+    def group(name: str, at: str, field: str | None) -> ModelGroup:
+        """The group ``name``, named as a fallback ``at`` (the group naming it) in ``field``."""
         if name in built:
             return built[name]
         if name in making:
             cycle = " -> ".join([*making[making.index(name) :], name])
-            raise ConfigError(f"{at}: groups fall back on each other in a cycle: {cycle}")
+            raise ConfigError(
+                f"{at}: field {field!r}: groups fall back on each other in a cycle: {cycle}",
+                field=field,
+            )
         making.append(name)
         spec, where = specs[name], f"{source}: group {name!r}"
-        members = [
-            interface(ref, f"{where}: field 'members[{i}]'") for i, ref in enumerate(spec.members)
-        ]
+        members = [interface(ref, where, f"members[{i}]") for i, ref in enumerate(spec.members)]
         chains = []
-        for field in ("fallbacks", "context_window_fallbacks"):
+        for chain_field in ("fallbacks", "context_window_fallbacks"):
             chain: list[Any] = []
-            for i, ref in enumerate(getattr(spec, field)):
-                at = f"{where}: field '{field}[{i}]'"
+            for i, ref in enumerate(getattr(spec, chain_field)):
+                at = f"{chain_field}[{i}]"
                 chain.append(
-                    group(ref, at) if ref in specs and "/" not in ref else interface(ref, at)
+                    group(ref, where, at)
+                    if ref in specs and "/" not in ref
+                    else interface(ref, where, at)
                 )
             chains.append(chain)
         try:
@@ -98,6 +107,7 @@ def load_groups(
                 context_window_fallbacks=chains[1],
                 failure_threshold=spec.failure_threshold,
                 cooldown=spec.cooldown,
+                member_wait_timeout=spec.member_wait_timeout,
                 registry=options.get("registry"),
             )
         except ConfigError as exc:
@@ -109,5 +119,5 @@ def load_groups(
         return made
 
     for name in specs:
-        group(name, f"{source}: group {name!r}")
+        group(name, f"{source}: group {name!r}", None)
     return built

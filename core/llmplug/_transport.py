@@ -8,12 +8,10 @@ client *per event loop*: made on that loop's first request, closed when that loo
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import AsyncGenerator
 from typing import Any
 
 from ._call import HTTPRequest
+from ._per_loop import PerLoop
 
 __all__ = ["DEFAULT_TIMEOUT", "Transport"]
 
@@ -31,16 +29,16 @@ DEFAULT_TIMEOUT: dict[str, float | None] = {
 class _LoopClient:
     """One loop's client and how many of its responses are still open."""
 
-    __slots__ = ("client", "closing", "in_use", "sentinel")
+    __slots__ = ("client", "closing", "in_use")
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self.in_use = 0
         self.closing = False
-        self.sentinel: AsyncGenerator[None, None] | None = None
 
 
-_closing: set[asyncio.Task[None]] = set()
+async def _close_client(lc: _LoopClient) -> None:
+    await lc.client.aclose()
 
 
 def _client_library(client: Any) -> str:
@@ -55,13 +53,12 @@ def _client_library(client: Any) -> str:
 class Transport:
     """One interface's HTTP clients (one per event loop) and the exception types they raise."""
 
-    __slots__ = ("_clients", "_errors", "_lock", "_ssl", "_timeout", "_urls", "_user_client")
+    __slots__ = ("__weakref__", "_clients", "_errors", "_ssl", "_timeout", "_urls", "_user_client")
 
     def __init__(self, client: Any | None = None, timeout: Any = None) -> None:
         self._user_client = client
         self._timeout = timeout
-        self._clients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
-        self._lock = threading.Lock()
+        self._clients: PerLoop[_LoopClient] = PerLoop(self, _close_client)
         self._errors: tuple[type[Exception], type[Exception]] | None = None
         self._ssl: Any = None
         # url string -> the client library's parsed URL (immutable), see send().
@@ -94,7 +91,7 @@ class Transport:
         """Owned clients not yet closed (one per event loop that made requests)."""
         return len(self._clients)
 
-    def _new_client(self) -> Any:
+    def _new_client(self) -> _LoopClient:
         import httpx2
 
         if self._ssl is None:
@@ -102,49 +99,25 @@ class Transport:
             # own loop each time, so every client of this interface shares one context.
             self._ssl = httpx2.create_ssl_context()
         t = self._timeout
-        return httpx2.AsyncClient(
-            verify=self._ssl,
-            timeout=httpx2.Timeout(**DEFAULT_TIMEOUT) if t is None else httpx2.Timeout(t),
-            limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),
-            follow_redirects=False,
+        return _LoopClient(
+            httpx2.AsyncClient(
+                verify=self._ssl,
+                timeout=httpx2.Timeout(**DEFAULT_TIMEOUT) if t is None else httpx2.Timeout(t),
+                limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),
+                follow_redirects=False,
+            )
         )
 
     async def _loop_client(self) -> _LoopClient:
-        loop = asyncio.get_running_loop()
-        lc = self._clients.get(loop)
-        if lc is not None:
-            lc.closing = False  # used again: a close deferred by aclose() is called off
-            return lc
-        # Only this loop's thread makes this loop's client, and nothing awaits before it is
-        # in the table, so two tasks cannot both make one.
-        lc = _LoopClient(self._new_client())
-        with self._lock:
-            # A loop that ended without shutdown_asyncgens() took its client's sockets with
-            # it; all that is left to do is to forget it.
-            for old in [lp for lp in self._clients if lp.is_closed()]:
-                del self._clients[old]
-            self._clients[loop] = lc
-        lc.sentinel = self._close_with_loop(loop, lc)
-        await anext(lc.sentinel)
+        lc = await self._clients.get(self._new_client)
+        lc.closing = False  # used again: a close deferred by aclose() is called off
         return lc
-
-    async def _close_with_loop(
-        self, loop: asyncio.AbstractEventLoop, lc: _LoopClient
-    ) -> AsyncGenerator[None, None]:
-        # An async generator started on a loop is closed by that loop's shutdown_asyncgens(),
-        # which asyncio.run() and asyncio.Runner call while the loop still runs: the one
-        # moment a client can still be closed on its own loop when the loop ends.
-        try:
-            yield
-        finally:
-            self._forget(loop, lc)
-            await lc.client.aclose()
 
     def client(self) -> Any:
         """The user's client, or this loop's own client if one was made (None before)."""
         if self._user_client is not None:
             return self._user_client
-        lc = self._clients.get(asyncio.get_running_loop())
+        lc = self._clients.current()
         return lc.client if lc is not None else None
 
     async def send(self, request: HTTPRequest, timeout: Any = None) -> Any:  # noqa: ASYNC109
@@ -176,41 +149,22 @@ class Transport:
         """Called once per response returned by :meth:`send`, after it was closed."""
         if self._user_client is not None:
             return
-        loop = asyncio.get_running_loop()
-        lc = self._clients.get(loop)
+        lc = self._clients.current()
         if lc is None:
             return
         lc.in_use -= 1
         if lc.closing and lc.in_use == 0:
             # The last user is inside a finally block: close from a task of this loop.
-            self._forget(loop, lc)
-            task = loop.create_task(self._close(lc))
-            _closing.add(task)  # a task nobody holds may be collected before it runs
-            task.add_done_callback(_closing.discard)
-
-    def _forget(self, loop: asyncio.AbstractEventLoop, lc: _LoopClient) -> None:
-        with self._lock:
-            if self._clients.get(loop) is lc:
-                del self._clients[loop]
-
-    @staticmethod
-    async def _close(lc: _LoopClient) -> None:
-        sentinel, lc.sentinel = lc.sentinel, None
-        if sentinel is not None:
-            await sentinel.aclose()  # closes the client in its finally
-        else:
-            await lc.client.aclose()
+            self._clients.close_soon()
 
     async def aclose(self) -> None:
         """Close this event loop's client now, or as soon as the requests still using it are
         done. Clients of other loops are theirs: each closes when its loop ends. A user's
         client is never closed by llmplug."""
-        loop = asyncio.get_running_loop()
-        lc = self._clients.get(loop)
+        lc = self._clients.current()
         if lc is None:
             return
         if lc.in_use:
             lc.closing = True
             return
-        self._forget(loop, lc)
-        await self._close(lc)
+        await self._clients.aclose()

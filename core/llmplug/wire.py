@@ -13,11 +13,13 @@ import msgspec
 
 from ._call import Call
 from ._errors import ResponseError, StreamError
+from ._per_loop import PerLoop
 from ._ratelimits import RateLimits, openai_rate_limits
 from ._types import Completion
 
 __all__ = [
     "JSON_ERRORS",
+    "PerLoop",
     "RateLimits",
     "decode_body",
     "decode_event",

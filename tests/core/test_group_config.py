@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,9 @@ def test_a_bad_group_is_an_error_naming_the_file_and_field(
         OpenAICompatible.load_from_json_file(path)
     assert str(path) in info.value.message
     assert error in info.value.message
+    # The setting at fault, for tools that point at it: the field the message names.
+    named = re.search(r"field '([^']+)'", error)
+    assert info.value.field == (named.group(1) if named else None)
 
 
 def test_a_group_may_fall_back_on_another_group(tmp_path: Path) -> None:

@@ -221,7 +221,8 @@ async def test_every_member_ejected_is_an_error_naming_them(
     server: LLMTestServer, member: Make
 ) -> None:
     server.default = Error(status=503, message="down")
-    group = ModelGroup([member(server, "a", max_retries=0)], failure_threshold=1, cooldown=60)
+    # Back in 10 minutes: longer than a call waits for a member (member_wait_timeout, 60 s).
+    group = ModelGroup([member(server, "a", max_retries=0)], failure_threshold=1, cooldown=600)
     with pytest.raises(Exception, match="down"):
         await group.chat("hi")
     with pytest.raises(NoMemberAvailableError, match="a/llama open"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -139,3 +141,70 @@ async def test_every_request_goes_to_its_own_url_however_many_there_are(
             sent.append(f"n={i}")
     assert [r.query for r in server.requests] == sent
     assert {r.path for r in server.requests} == {"/v1/chat/completions"}
+
+
+def _dropped_interface_leaves_others_working(base_url: str) -> list[str]:
+    from llmplug import APIKeyPool, OpenAICompatible
+
+    def made() -> OpenAICompatible:
+        pool = APIKeyPool(["sk-x"], "t", shared=False)
+        return OpenAICompatible(
+            pool, "m", base_url, rate_limit_capacity=100, rate_limit_refill_rate=100.0
+        )
+
+    async def main() -> list[str]:
+        a = made()
+        await asyncio.gather(*(a.chat(f"a{i}") for i in range(30)))
+        del a  # never closed: its pooled client and 30 sockets become garbage
+        gc.collect()
+        b = made()
+        async with asyncio.timeout(10):
+            replies = await asyncio.gather(*(b.chat(f"b{i}") for i in range(30)))
+        await b.aclose()
+        return [r.text for r in replies]
+
+    return asyncio.run(main())
+
+
+async def test_a_dropped_interface_never_affects_a_live_one(server: LLMTestServer) -> None:
+    # The dropped interface's sockets must be closed on their loop, not by the garbage
+    # collector: closed there, their descriptors were reused by b's sockets while the loop
+    # still watched the old ones, and all 30 of b's answers were lost.
+    texts = await asyncio.to_thread(_dropped_interface_leaves_others_working, server.base_url)
+    assert texts == [f"echo: b{i}" for i in range(30)]
+
+
+async def test_a_dropped_interface_closes_its_connections_on_its_loop(
+    server: LLMTestServer,
+) -> None:
+    from llmplug import APIKeyPool, OpenAICompatible
+
+    llm = OpenAICompatible(APIKeyPool(["sk-x"], "t", shared=False), "m", server.base_url)
+    await asyncio.gather(*(llm.chat("hi") for _ in range(5)))
+    assert server.open_connections == 5
+    del llm
+    gc.collect()
+    await server.connections_closed()
+
+
+def test_an_interface_dropped_in_another_thread_closes_on_its_own_loop(
+    server: LLMTestServer,
+) -> None:
+    # The loop keeps running in its thread; the last reference goes away in this one.
+    from llmplug import APIKeyPool, OpenAICompatible
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    try:
+        llm = OpenAICompatible(APIKeyPool(["sk-x"], "t", shared=False), "m", server.base_url)
+        reply = asyncio.run_coroutine_threadsafe(llm.chat("hi"), loop).result(10)
+        assert reply.text == "echo: hi"
+        assert server.open_connections == 1
+        del llm, reply
+        gc.collect()
+        server.wait_for_disconnects()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()

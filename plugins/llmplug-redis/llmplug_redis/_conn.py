@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from llmplug import LLMError
+from llmplug.wire import PerLoop
 
 __all__ = ["Conn", "RedisUnavailableError", "Unavailable"]
 
@@ -41,11 +41,10 @@ class _Script:
 
 
 class _LoopClient:
-    __slots__ = ("batch", "client", "sentinel")
+    __slots__ = ("batch", "client")
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.sentinel: AsyncGenerator[None, None] | None = None
         #: Script calls made during this loop turn, sent together at its end.
         self.batch: list[tuple[_Script, Sequence[str], Sequence[Arg], asyncio.Future[Any]]] = []
 
@@ -72,8 +71,8 @@ class Conn:
         self.retry_interval = retry_interval
         self.cluster = cluster
         self.options = options
-        self._clients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
-        self._lock = threading.Lock()
+        # Closed on their own loops, never by the garbage collector (see llmplug.wire.PerLoop).
+        self._clients: PerLoop[_LoopClient] = PerLoop(self, _close_client)
         self._down_until = 0.0
         self._down = False
         self._last_error = ""
@@ -104,31 +103,7 @@ class Conn:
         return redis.asyncio.from_url(self.url, **opts)
 
     async def _client(self) -> Any:
-        loop = asyncio.get_running_loop()
-        lc = self._clients.get(loop)
-        if lc is not None:
-            return lc.client
-        lc = _LoopClient(self._new_client())
-        with self._lock:
-            for old in [lp for lp in self._clients if lp.is_closed()]:
-                del self._clients[old]
-            self._clients[loop] = lc
-        lc.sentinel = self._close_with_loop(loop, lc)
-        await anext(lc.sentinel)
-        return lc.client
-
-    async def _close_with_loop(
-        self, loop: asyncio.AbstractEventLoop, lc: _LoopClient
-    ) -> AsyncGenerator[None, None]:
-        # Closed by the loop's shutdown_asyncgens(), while the loop still runs: the client's
-        # sockets are closed on their own loop when it ends (as llmplug's HTTP transport does).
-        try:
-            yield
-        finally:
-            with self._lock:
-                if self._clients.get(loop) is lc:
-                    del self._clients[loop]
-            await lc.client.aclose()
+        return (await self._clients.get(lambda: _LoopClient(self._new_client()))).client
 
     async def warm(self, connections: int = 1) -> None:
         """Open ``connections`` connections on this loop now rather than at the first calls."""
@@ -160,10 +135,7 @@ class Conn:
         """Finish this loop's background sends, then close its client (others close when their
         loops end)."""
         await self.drain()
-        lc = self._clients.get(asyncio.get_running_loop())
-        if lc is not None and lc.sentinel is not None:
-            sentinel, lc.sentinel = lc.sentinel, None
-            await sentinel.aclose()
+        await self._clients.aclose()
 
     async def run(self, script: _Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """Run ``script`` once, within the timeout; raise :class:`Unavailable` otherwise."""
@@ -182,8 +154,7 @@ class Conn:
                 else:
                     result = await self._batched(script, keys, args)
         except (TimeoutError, RedisError, OSError) as exc:
-            loop = asyncio.get_running_loop()
-            closing = client is None or self._clients.get(loop, None) is None
+            closing = client is None or self._clients.current() is None
             # A client closed under us by its ending loop says nothing about Redis.
             if not closing and isinstance(exc, (TimeoutError, ConnectionError, OSError)):
                 self._failed(exc)
@@ -203,7 +174,8 @@ class Conn:
         """Join this loop turn's batch: every call made before the loop next looks is sent in
         one pipeline (one write, one read), which is what 64 concurrent callers need."""
         loop = asyncio.get_running_loop()
-        lc = self._clients[loop]
+        lc = self._clients.current()
+        assert lc is not None  # made by the _client() just awaited
         fut: asyncio.Future[Any] = loop.create_future()
         if not lc.batch:
             loop.call_soon(self._send_batch, lc)
@@ -271,6 +243,10 @@ class Conn:
             cb = ref()
             if cb is not None:
                 cb()
+
+
+async def _close_client(lc: _LoopClient) -> None:
+    await lc.client.aclose()
 
 
 def _forget_task(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:

@@ -187,3 +187,38 @@ def test_on_a_terminal_the_live_view_has_a_row_per_member(
     assert rows[1][1].startswith("key-") and rows[1][2] == "ok"
     assert "member a/test-model" in screen and "cost" in screen  # the summary table
     assert len(output_lines(tmp_path / "out.jsonl")) == 30
+
+
+def down_for(requests: int, name: str) -> Any:
+    """A provider whose first ``requests`` requests get a 503 (an outage), then answers."""
+    seen = [0]
+
+    def handler(req: RecordedRequest) -> Reply | Error:
+        seen[0] += 1
+        if seen[0] <= requests:
+            return Error(status=503, message=f"{name} is down")
+        return Reply(text=f"{name}: {req.last_user_text}")
+
+    return handler
+
+
+def test_an_outage_of_every_member_is_waited_out_not_written_as_errors(
+    server: LLMTestServer, other: LLMTestServer, tmp_path: Path
+) -> None:
+    # Both providers go down together: every circuit opens. The lines still to come wait for a
+    # member to come back (as a single model waits for a key), rather than each failing at once
+    # with NoMemberAvailableError.
+    server.handler = down_for(6, "a")
+    other.handler = down_for(6, "b")
+    config = group_file(tmp_path, server, other, failure_threshold=1, cooldown=0.2)
+    src = write_input(tmp_path / "in.jsonl", 60)
+    out = tmp_path / "out.jsonl"
+    done = run("batch", "-c", config, "-m", "both", src, "-o", out, "--max-in-flight", "4")
+    lines = [check_line(raw) for raw in output_lines(out)]
+    assert sorted(line.custom_id for line in lines) == sorted(f"r{i}" for i in range(60))
+    failed = [line for line in lines if line.error is not None]
+    # Only calls a provider refused fail: each took at least two of the twelve refusals (a
+    # member's own retry), whether it met both members or was a circuit's half-open trial.
+    assert len(failed) <= 6, [line.error for line in failed]
+    assert all(line.response and line.response.status_code == 503 for line in failed)
+    assert "NoMemberAvailableError" not in done.stdout + done.stderr

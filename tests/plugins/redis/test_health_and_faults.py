@@ -258,3 +258,22 @@ async def test_a_big_request_passes_a_local_share_smaller_than_itself(
     assert (await llm.chat("hi", max_tokens=4000)).text == "echo: hi"
     await llm.aclose()
     await rl(llm).conn.aclose()
+
+
+def test_a_dropped_interface_never_affects_a_live_one(
+    redis_server: RedisServer, prefix: str, server: LLMTestServer
+) -> None:
+    import gc
+
+    async def main() -> list[str]:
+        a = interface(server, redis_server.url, prefix)
+        await asyncio.gather(*(a.chat(f"a{i}") for i in range(30)))
+        del a  # never closed
+        gc.collect()
+        b = interface(server, redis_server.url, prefix)
+        async with asyncio.timeout(10):
+            replies = await asyncio.gather(*(b.chat(f"b{i}") for i in range(30)))
+        await b.aclose()
+        return [r.text for r in replies]
+
+    assert asyncio.run(main()) == [f"echo: b{i}" for i in range(30)]
