@@ -25,6 +25,7 @@ import itertools
 import math
 import threading
 import time
+import uuid
 import weakref
 from collections import Counter, deque
 from collections.abc import Coroutine, Mapping
@@ -159,7 +160,9 @@ class ChaosMachine(RuleBasedStateMachine):
     def __init__(self, server: LLMTestServer, prefix: str = "chaos") -> None:
         super().__init__()
         self.server = server
-        self.prefix = prefix
+        # Redis keys of this example only: a key cooled (or a lease leaked) by an earlier
+        # example must not change this one, nor its replay.
+        self.prefix = f"{prefix}-{uuid.uuid4().hex[:8]}"
         server.clear()
         self.script = Script()
         server.handler = self.script
