@@ -52,10 +52,11 @@ from ._multimodal import (
     UserChatMessage,
 )
 from ._ndjson import NDJSONDecoder
-from ._observe import AttemptInfo, CallInfo
+from ._observe import AttemptInfo, CallInfo, RunInfo, ToolInfo
 from ._parser import Framing, StreamParser
 from ._pricing import Pricing
 from ._ratelimits import RateLimits
+from ._redact import redact_url, redact_urls
 from ._registry import (
     PluginInfo,
     PluginLoadWarning,
@@ -149,6 +150,7 @@ __all__ = [
     "ReasoningDelta",
     "Registry",
     "ResponseError",
+    "RunInfo",
     "SSEDecoder",
     "SSEEvent",
     "SharedKeyState",
@@ -164,6 +166,7 @@ __all__ = [
     "ToolCallDelta",
     "ToolCallEvent",
     "ToolFunction",
+    "ToolInfo",
     "ToolLoopError",
     "ToolResult",
     "ToolResultEvent",
@@ -180,6 +183,8 @@ __all__ = [
     "hookimpl",
     "llm_chat",
     "llm_function",
+    "redact_url",
+    "redact_urls",
     "set_default_registry",
     "tool",
 ]

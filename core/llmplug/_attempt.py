@@ -15,7 +15,8 @@ import msgspec
 
 from ._errors import LLMError
 from ._log import log_event
-from ._observe import AttemptInfo, Status, notify, retry_reason
+from ._numbers import safe_usage
+from ._observe import AttemptInfo, Status, call_id_of, notify, retry_reason
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -67,15 +68,20 @@ class Attempt:
         pipe, lease = self.pipe, self.lease
         assert lease is not None
         self.ended = True
-        cost = pipe.pricing.cost(c.usage) if pipe.pricing is not None and c.usage else None
-        request_id = headers.get("x-request-id")
-        if cost is not None or request_id is not None:
-            c = msgspec.structs.replace(c, cost=cost, request_id=request_id)
-        pipe.usage.add(c.usage, cost)
-        self._settle(c)
-        # After settling: what the server says is left overrides the estimate's give-back.
-        pipe.observe(limits, lease)
-        lease.release()
+        try:
+            if c.usage is not None and (safe := safe_usage(c.usage)) is not c.usage:
+                c = msgspec.structs.replace(c, usage=safe)
+            cost = pipe.pricing.cost(c.usage) if pipe.pricing is not None and c.usage else None
+            request_id = headers.get("x-request-id")
+            if cost is not None or request_id is not None:
+                c = msgspec.structs.replace(c, cost=cost, request_id=request_id)
+            pipe.usage.add(c.usage, cost)
+            self._settle(c)
+            # After settling: what the server says is left overrides the estimate's give-back.
+            pipe.observe(limits, lease)
+        finally:
+            # Whatever a step above raised, the key goes back: a lease must never leak.
+            lease.release()
         u = c.usage
         self._log(
             logging.DEBUG,
@@ -124,7 +130,7 @@ class Attempt:
         pipe, call, lease = self.pipe, self.call, self.lease
         duration = time.perf_counter() - self.t0
         info = AttemptInfo(
-            call_id=id(call),
+            call_id=call_id_of(call),
             provider=pipe.provider,
             model=pipe.model,
             wire=call.wire,

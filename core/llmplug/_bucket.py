@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 import time
 from collections import deque
@@ -255,15 +256,21 @@ class TokenBucket:
 
     def adjust(self, delta: float) -> None:
         """Give back (``delta`` > 0) or charge more (< 0) after the fact, e.g. to reconcile an
-        estimate with the real usage. A charge may leave a debt that later requests wait out."""
+        estimate with the real usage. A charge may leave a debt that later requests wait out,
+        of at most one capacity: a server refuses a request bigger than its whole budget, so
+        a larger debt can only come from a wrong count, which must not stop the budget for
+        good. A delta that is not finite is ignored."""
+        if not math.isfinite(delta):
+            return
         with self._lock:
             self._refill()
-            self._tokens = min(self.capacity, self._tokens + delta)
+            self._tokens = max(-self.capacity, min(self.capacity, self._tokens + delta))
             if delta > 0 and self._waiters:
                 self._grant(rearm=True)
 
     def tighten(self, remaining: float) -> None:
-        """The server says only ``remaining`` are left: believe it if that is fewer."""
+        """The server says only ``remaining`` are left: believe it if that is fewer (NaN is
+        not believed)."""
         with self._lock:
             self._refill()
             if remaining < self._tokens:

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from ._redact import is_secret_name, redact_url
 from ._types import Message, Tool
 
 __all__ = ["Call", "HTTPRequest", "merge_headers"]
@@ -36,6 +37,19 @@ class Call(msgspec.Struct, kw_only=True):
     #: Never sent either: it tags this call's log events, so the attempts and tool turns of
     #: one decorated call can be found together.
     trace_id: str | None = None
+    #: Set by the core only while some plugin observes: a process-unique id, the ``call_id``
+    #: of the call's observer records, and when the call started (epoch seconds).
+    call_id: str | None = None
+    started: float | None = None
+
+    # Plugins print calls in their errors: the base_url's secrets stay out of them, in the
+    # repr and in rich's pretty printing (which msgspec feeds from __rich_repr__).
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        shown = {"base_url": redact_url(self.base_url), "headers": _hidden(self.headers)}
+        return [(f, shown[f] if f in shown else getattr(self, f)) for f in self.__struct_fields__]
+
+    def __repr__(self) -> str:
+        return _repr(self)
 
 
 class HTTPRequest(msgspec.Struct, kw_only=True):
@@ -59,6 +73,27 @@ class HTTPRequest(msgspec.Struct, kw_only=True):
         if call.headers:
             headers = merge_headers(headers, call.headers)
         return cls(url=url, headers=headers, content=_encode(body))
+
+    # The key is in a header, and may be in the URL: neither is shown.
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [
+            ("method", self.method),
+            ("url", redact_url(self.url)),
+            ("headers", _hidden(self.headers)),
+            ("content", self.content),
+        ]
+
+    def __repr__(self) -> str:
+        return _repr(self)
+
+
+def _hidden(headers: dict[str, str]) -> dict[str, str]:
+    return {k: "***" if is_secret_name(k) else v for k, v in headers.items()}
+
+
+def _repr(struct: Call | HTTPRequest) -> str:
+    fields = ", ".join(f"{k}={v!r}" for k, v in struct.__rich_repr__())
+    return f"{type(struct).__name__}({fields})"
 
 
 def merge_headers(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]:

@@ -1,8 +1,11 @@
-"""Typed errors. Each carries provider, model, status and the server's message, never a key."""
+"""Typed errors. Each carries provider, model, status and the server's message, never a key,
+nor a URL's password (every message passes through ``redact_urls``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from ._redact import redact_urls
 
 if TYPE_CHECKING:
     from ._ratelimits import RateLimits
@@ -49,6 +52,9 @@ class LLMError(Exception):
         headers: dict[str, str] | None = None,
         plugin: str | None = None,
     ) -> None:
+        # Here, once, for every error: a URL's secrets (a Redis password, a base_url's ?key=)
+        # may be in a message from any layer, a client library's included.
+        message = redact_urls(message)
         super().__init__(message)
         self.message = message
         self.provider = provider

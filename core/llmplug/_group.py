@@ -287,33 +287,38 @@ class ModelGroup:
 
     async def _first(self, call: GroupCall, deadline: _Deadline) -> tuple[list[Member], _Ticket]:
         """:meth:`_plan`, waiting while every member that could take the call is ejected and
-        the first comes back (or its trial ends) within ``member_wait_timeout`` and the call's
-        deadline, as an interface waits for a cooling key."""
+        the first comes back (or a half-open trial ends) within ``member_wait_timeout`` and
+        the call's deadline, as an interface waits for a cooling key."""
+        until = time.monotonic() + min(self.member_wait_timeout, deadline.left())
         while True:
             with self._lock:
                 try:
                     return self._plan(call)
-                except NoMemberAvailableError as exc:
-                    wait = self._comeback(call)
-                    limit = min(self.member_wait_timeout, deadline.left())
-                    if wait is None or wait > limit:
-                        raise exc from None
+                except NoMemberAvailableError:
+                    left = until - time.monotonic()
+                    back, trial = self._comeback(call)
+                    if (
+                        left <= 0
+                        or (back is None and not trial)
+                        or (back is not None and back > left and not trial)
+                    ):
+                        raise
                     waiter = self._waiters.add()
             try:
-                await waiter.wait(wait)
+                # Woken at every circuit change (a trial's end); else at the first comeback.
+                await waiter.wait(left if back is None else min(back, left))
             finally:
-                self._waiters.discard(waiter)
+                with self._lock:
+                    self._waiters.discard(waiter)
 
-    def _comeback(self, call: GroupCall) -> float | None:
-        """Seconds until an ejected member that fits the call may be tried again (0 while one
-        is on its half-open trial: its end is awaited); None when none ever will."""
+    def _comeback(self, call: GroupCall) -> tuple[float | None, bool]:
+        """Seconds until the first ejected member that fits the call may be tried again
+        (None: none is open), and whether one is on its half-open trial (its end decides)."""
         now = self.clock()
-        waits = [
-            max(0.0, m.open_until - now) if m.state == "open" else 0.0
-            for m in (*self.members, *self.fallbacks)
-            if m.fits(call.tokens) and m.state != "closed"
-        ]
-        return min(waits) if waits else None
+        fitting = [m for m in (*self.members, *self.fallbacks) if m.fits(call.tokens)]
+        opens = [max(0.0, m.open_until - now) for m in fitting if m.state == "open"]
+        trial = any(m.state == "half_open" and m.trial for m in fitting)
+        return (min(opens) if opens else None), trial
 
     def _route(self, call: GroupCall) -> list[Member]:
         candidates = call.candidates = self.available(call)

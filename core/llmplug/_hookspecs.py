@@ -1,12 +1,14 @@
 """The hooks. The four of a call's path are synchronous and ``firstresult``: a plugin answers
 with an object that holds any async or stateful work (a request, a parser, a lease, an
 awaitable), or None when the name asked for (wire, strategy, limiter kind) is not its own.
-``select_member`` is the same for a model group's strategies. The two observer hooks are not
-``firstresult``: every implementation is told, and what they return is ignored."""
+``select_member`` is the same for a model group's strategies. The observer hooks are not
+``firstresult``: every implementation is told, and what they return is ignored (but for
+``observe_run``'s context managers, which the core enters)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     from ._call import Call, HTTPRequest
     from ._group import GroupCall, Member, ModelGroup
     from ._keys import APIKeyPool, KeyLease
-    from ._observe import AttemptInfo, CallInfo
+    from ._observe import AttemptInfo, CallInfo, RunInfo, ToolInfo
     from ._parser import StreamParser
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
@@ -73,3 +75,18 @@ def observe_attempt(info: AttemptInfo) -> None:
 def observe_call(info: CallInfo) -> None:
     """Told once per call (all its attempts) as it ends, with its outcome, duration, attempt
     count and usage. Not called while no plugin implements an observer hook."""
+
+
+@hookspec
+def observe_tool(info: ToolInfo) -> None:
+    """Told once per tool call that ``llm_function`` or ``llm_chat`` ran, as it ends (a tool
+    that failed included), with its timing, outcome and the text sent back to the model. Not
+    called while no plugin implements an observer hook. Must not block."""
+
+
+@hookspec
+def observe_run(info: RunInfo) -> AbstractContextManager[None] | None:
+    """Asked as a run of many calls starts (``llmplug batch``): return a context manager the
+    core enters around the whole run (every call of the run happens inside it, so a tracer can
+    make it their parent), or None. Every implementation is asked; one that raises is logged
+    and left out."""

@@ -15,6 +15,7 @@ from ._keys import APIKeyPool
 from ._pipeline import Pipeline
 from ._policy import RetryPolicy
 from ._pricing import Pricing, as_pricing
+from ._redact import redact_url
 from ._registry import Registry, default_registry
 from ._transport import Transport
 from ._types import Completion, Message, StreamEvent, Tool
@@ -92,7 +93,12 @@ class LLMInterface:
             raise ConfigError(f"context_window must be a positive int, got {context_window!r}")
         self.key_pool = api_key_pool
         self.model_name = model_name
-        self.base_url = base_url.rstrip("/")
+        # A query in the base_url (?api-version= for Azure, ?key= for Google-style APIs) goes
+        # on every request's URL, after the wire's path: wires are handed the base_url
+        # without it (Call.base_url), and the pipeline puts it back (Pipeline.url_query).
+        path, _, self._url_query = base_url.partition("?")
+        self._call_base_url = path.rstrip("/")
+        self.base_url = self._call_base_url + ("?" + self._url_query if self._url_query else "")
         self.max_retries = max_retries
         self.retry_delay = float(retry_delay)
         self.context_window = context_window
@@ -156,7 +162,7 @@ class LLMInterface:
             provider=self.provider_id,
             model=self.model_name,
             wire=self.wire,
-            base_url=self.base_url,
+            base_url=self._call_base_url,
             messages=[Message(role="user", content="")],
             headers=self.headers,
         )
@@ -180,8 +186,14 @@ class LLMInterface:
         return (
             f"{type(self).__name__}(provider_id={self.provider_id!r}, "
             f"model_name={self.model_name!r}, "
-            f"base_url={self.base_url!r}, wire={self.wire!r}, keys={len(self.key_pool)})"
+            f"base_url={redact_url(self.base_url)!r}, wire={self.wire!r}, "
+            f"keys={len(self.key_pool)})"
         )
+
+    @property
+    def registry(self) -> Registry:
+        """The plugins this interface's calls use."""
+        return self.pipeline.registry
 
     @property
     def pipeline(self) -> Pipeline:
@@ -201,6 +213,7 @@ class LLMInterface:
                 timeout=self._timeout,
                 total_timeout=self.total_timeout,
                 pricing=self.pricing,
+                url_query=self._url_query,
             )
         return self._pipeline
 
@@ -233,7 +246,7 @@ class LLMInterface:
             provider=self.provider_id,
             model=self.model_name,
             wire=self.wire,
-            base_url=self.base_url,
+            base_url=self._call_base_url,
             messages=_messages(messages),
             tools=_tools(tools),
             params=merged,

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
 
 from ._errors import ConfigError
+from ._numbers import MAX_SECONDS, count, seconds
 
 __all__ = ["APIKeyPool", "KeyHealth", "KeyLease", "SharedKeyState", "fingerprint"]
 
@@ -27,6 +28,15 @@ def fingerprint(key: str) -> str:
 #: A run of this many characters of a key found in error text is a piece of it: replaced too.
 #: An error excerpt cut in the middle of an echoed key must not leave its first half behind.
 PIECE = 8
+
+
+def _bounded(value: float) -> float:
+    # Asked for by code, not read from a provider: an infinite cooldown means "as long as may
+    # be", not "refused" (the provider's numbers were made safe where they were read).
+    safe = seconds(value)
+    if safe is not None:
+        return safe
+    return MAX_SECONDS if value > 0 else 0.0
 
 
 class _KeyState:
@@ -274,9 +284,10 @@ class APIKeyPool:
                 if got is None:
                     s.shared_in_flight = 0
                     continue
-                s.shared_in_flight = max(0, got.in_flight)
-                until = now + got.cooldown_seconds
-                if got.cooldown_seconds > 0 and until > s.cooldown_until + 0.001:
+                s.shared_in_flight = count(got.in_flight) or 0
+                left = seconds(got.cooldown_seconds) or 0.0
+                until = now + left
+                if left > 0 and until > s.cooldown_until + 0.001:
                     s.cooldown_until = until
                     s.cooldown_reason = got.reason
                     s.disabled = got.disabled
@@ -304,9 +315,11 @@ class APIKeyPool:
     def cool_down(self, index: int, seconds: float, reason: str, *, disable: bool = False) -> None:
         """Keep key ``index`` out of rotation for ``seconds`` (never shortening a longer one).
         ``disable`` marks a key the server refused (bad key, no quota): its long cooldown shows
-        as ``disabled`` in :meth:`status`."""
+        as ``disabled`` in :meth:`status`. At most a day (:data:`llmplug.wire.MAX_SECONDS`):
+        longer, infinite included, is a day; NaN or negative is no cooldown."""
+        left = _bounded(seconds)
         state = self._keys[index]
-        until = time.monotonic() + max(0.0, seconds)
+        until = time.monotonic() + left
         with self.lock:
             if until > state.cooldown_until:
                 state.cooldown_until = until
@@ -314,7 +327,7 @@ class APIKeyPool:
                 state.disabled = disable
                 health = self._books.health
                 if health is not None:
-                    health.cooled(state.fingerprint, max(0.0, seconds), reason, disable)
+                    health.cooled(state.fingerprint, left, reason, disable)
 
     def wait_turn(self, limit: float) -> float:
         """Seconds a caller should wait for a key when none is healthy (0 if one is).

@@ -10,6 +10,8 @@ import logging
 import sys
 from typing import Any
 
+from ._redact import redact_urls
+
 __all__ = ["log_event"]
 
 _stdlib = logging.getLogger("llmplug")
@@ -41,11 +43,14 @@ def _get() -> Any:
 
 
 def log_event(level: int, event: str, **fields: Any) -> None:
-    """Emit one structured event. Callers pass key fingerprints, never keys."""
+    """Emit one structured event. Callers pass key fingerprints, never keys; URLs in string
+    fields lose their secrets here."""
     # Another thread may be importing structlog right now: a module half-way through its
     # import has no is_configured yet.
     is_configured = getattr(sys.modules.get("structlog"), "is_configured", None)
     configured = is_configured is not None and is_configured()
     if not configured and not _stdlib.isEnabledFor(level):
         return
+    # An error's text may quote a URL (a plugin's exception, say): its secrets stay out.
+    fields = {k: redact_urls(v) if isinstance(v, str) else v for k, v in fields.items()}
     _get().log(level, event, **fields)

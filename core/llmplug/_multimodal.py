@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import msgspec
 
 from ._prompt import render_value
+from ._redact import redact_url
 from ._types import ContentPart, ImagePart, ImageURL, TextPart
 
 if TYPE_CHECKING:
@@ -97,7 +98,8 @@ class ImgUrl:
         return self.url
 
     def __repr__(self) -> str:
-        return f"ImgUrl({self.url!r}, detail={self.detail!r})"
+        # A presigned image URL (?X-Amz-Signature=, ?sig=) is a credential for a while.
+        return f"ImgUrl({redact_url(self.url)!r}, detail={self.detail!r})"
 
     def to_part(self) -> ImagePart:
         return _part(self.url, self.detail)

@@ -56,6 +56,7 @@ class Pipeline:
         "token_limiter",
         "total_timeout",
         "transport",
+        "url_query",
         "usage",
     )
 
@@ -74,8 +75,11 @@ class Pipeline:
         timeout: Any = None,
         total_timeout: float | None = None,
         pricing: Pricing | None = None,
+        url_query: str = "",
     ) -> None:
         self.registry = registry
+        #: The interface's base_url query, appended to every request's URL (see _send).
+        self.url_query = url_query
         self.pricing = pricing
         self.pool = pool
         self.limiter = limiter
@@ -217,13 +221,23 @@ class Pipeline:
             # The interface's configured headers win over the plugin's: applied here, every
             # wire honours them without merging them itself.
             request.headers = merge_headers(request.headers, call.headers)
+        if self.url_query:
+            # After the wire's path, as every wire wants it: plugins build on Call.base_url
+            # (which has no query), and one that adds a query of its own keeps it.
+            sep = "&" if "?" in request.url else "?"
+            request.url = f"{request.url}{sep}{self.url_query}"
         try:
             response = await self.transport.send(request, call.timeout or self.timeout)
         except self.transport.timeout_error as exc:
-            raise self._connection_error(APITimeoutError, exc, lease) from None
+            error = self._connection_error(APITimeoutError, exc, lease)
         except self.transport.request_error as exc:
-            raise self._connection_error(APIConnectionError, exc, lease) from None
-        return response
+            error = self._connection_error(APIConnectionError, exc, lease)
+        else:
+            return response
+        # Raised here, not in the except: even suppressed ("from None"), the client's exception
+        # would stay as __context__, and with it its request (the URL with any ?key=, the
+        # headers with the API key) for anything that walks the chain (an error tracker).
+        raise error
 
     def _parser(self, call: Call) -> StreamParser:
         """The attempt's parser, asked for before anything is sent: a wire with a request
@@ -273,9 +287,10 @@ class Pipeline:
         try:
             return lease.scrub(await response.aread())
         except self.transport.timeout_error as exc:
-            raise self._connection_error(APITimeoutError, exc, lease) from None
+            error = self._connection_error(APITimeoutError, exc, lease)
         except self.transport.request_error as exc:
-            raise self._connection_error(APIConnectionError, exc, lease) from None
+            error = self._connection_error(APIConnectionError, exc, lease)
+        raise error  # out of the except, as in _send
 
     async def _close(self, response: Any) -> None:
         """Close a response from :meth:`_send`: exactly once, whatever happened to it."""

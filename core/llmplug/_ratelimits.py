@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from ._numbers import MAX_COUNT, MAX_SECONDS, count, seconds
 from ._retry import parse_go_duration
 
 __all__ = ["RateLimits", "openai_rate_limits"]
@@ -18,12 +19,28 @@ __all__ = ["RateLimits", "openai_rate_limits"]
 class RateLimits(msgspec.Struct, kw_only=True, frozen=True):
     """What is left of a key's window and when it resets. Each field may be unknown (None).
 
-    Resets are seconds from now, whatever the provider sends (a duration, a timestamp)."""
+    Resets are seconds from now, whatever the provider sends (a duration, a timestamp). Every
+    field is made safe when the struct is made, whoever makes it (a wire plugin's parser
+    included): counts as :func:`llmplug._numbers.count`, resets as
+    :func:`llmplug._numbers.seconds` (NaN, infinite or negative: unknown)."""
 
     remaining_requests: float | None = None
     remaining_tokens: float | None = None
     reset_requests: float | None = None
     reset_tokens: float | None = None
+
+    def __post_init__(self) -> None:
+        if (
+            _fine(self.remaining_requests, MAX_COUNT)
+            and _fine(self.remaining_tokens, MAX_COUNT)
+            and _fine(self.reset_requests, MAX_SECONDS)
+            and _fine(self.reset_tokens, MAX_SECONDS)
+        ):
+            return  # read by count() / seconds() already, as the parsers do
+        for name, safe in _FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                msgspec.structs.force_setattr(self, name, safe(value))
 
     @property
     def reset(self) -> float | None:
@@ -37,13 +54,16 @@ class RateLimits(msgspec.Struct, kw_only=True, frozen=True):
         return self.remaining_requests == 0 or self.remaining_tokens == 0
 
 
-def _number(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
+def _fine(value: float | None, most: float) -> bool:
+    return value is None or (type(value) in (int, float) and 0 <= value <= most)
+
+
+_FIELDS = (
+    ("remaining_requests", count),
+    ("remaining_tokens", count),
+    ("reset_requests", seconds),
+    ("reset_tokens", seconds),
+)
 
 
 def _duration(value: str | None) -> float | None:
@@ -61,8 +81,8 @@ def openai_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
     if rem_req is None and rem_tok is None and reset_req is None and reset_tok is None:
         return None
     return RateLimits(
-        remaining_requests=_number(rem_req),
-        remaining_tokens=_number(rem_tok),
+        remaining_requests=count(rem_req),
+        remaining_tokens=count(rem_tok),
         reset_requests=_duration(reset_req),
         reset_tokens=_duration(reset_tok),
     )

@@ -99,8 +99,9 @@ class Registry:
 
     def _refresh(self) -> None:
         hook = self.pm.hook
-        self.observed = bool(
-            hook.observe_attempt.get_hookimpls() or hook.observe_call.get_hookimpls()
+        self.observed = any(
+            getattr(hook, name).get_hookimpls()
+            for name in ("observe_attempt", "observe_call", "observe_tool", "observe_run")
         )
 
     @property

@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from ._numbers import seconds
+
 __all__ = [
     "MAX_SERVER_DELAY",
     "ServerError",
@@ -38,25 +40,32 @@ def is_retryable_status(status: int, headers: Mapping[str, str]) -> bool:
 
 def server_delay(headers: Mapping[str, str]) -> float | None:
     """Seconds the server asked us to wait (``retry-after-ms``, then ``retry-after`` in seconds
-    or as an HTTP date), or None if it did not say or said something unusable."""
-    ms = headers.get("retry-after-ms")
+    or as an HTTP date), or None if it did not say or said something unusable (NaN, infinite,
+    negative: see :mod:`llmplug._numbers`). At most :data:`llmplug._numbers.MAX_SECONDS`; a
+    date in the past is 0."""
+    ms = seconds(headers.get("retry-after-ms"))
     if ms is not None:
-        try:
-            return float(ms) / 1000.0
-        except ValueError:
-            pass
+        return seconds(ms / 1000.0)
     ra = headers.get("retry-after")
     if ra is None:
         return None
-    try:
-        return float(ra)
-    except ValueError:
-        pass
+    told = seconds(ra)
+    if told is not None or _looks_numeric(ra):
+        return told
     try:
         when = email.utils.parsedate_to_datetime(ra)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return when.timestamp() - time.time()
+    return seconds(max(0.0, when.timestamp() - time.time()))
+
+
+def _looks_numeric(text: str) -> bool:
+    # "-5", "inf", "nan" are numbers refused, not dates to try.
+    try:
+        float(text)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 def backoff_delay(retries_so_far: int, base: float) -> float:
@@ -71,19 +80,22 @@ _GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
 
 def parse_go_duration(text: str) -> float | None:
     """``1s``, ``6m0s``, ``12ms``, ``1h2m3.5s`` (Go durations, as in ``x-ratelimit-reset-*``)
-    or a bare number of seconds. None if it is neither."""
-    text = text.strip()
+    or a bare number of seconds, made safe by :func:`llmplug._numbers.seconds`. None if it is
+    neither, or not a finite, non-negative number."""
     try:
-        return float(text)
+        return seconds(float(text))
     except ValueError:
         pass
+    except OverflowError:
+        return None
+    text = text.strip()
     pos, total = 0, 0.0
     for m in _GO_PART.finditer(text):
         if m.start() != pos:
             return None
         total += float(m.group(1)) * _GO_UNITS[m.group(2)]
         pos = m.end()
-    return total if pos == len(text) and pos > 0 else None
+    return seconds(total) if pos == len(text) and pos > 0 else None
 
 
 class _ErrorObj(msgspec.Struct):

@@ -44,6 +44,7 @@ async def stream_events(
     # Framing is chosen once per response; per chunk it is one decoder call.
     decoder = NDJSONDecoder() if framing == "ndjson" else SSEDecoder()
     chunks = response.aiter_bytes()
+    lost: LLMError | None = None
     try:
         async for chunk in chunks:
             for sse in decoder.feed(chunk):
@@ -64,11 +65,15 @@ async def stream_events(
             key_id=lease.fingerprint,
         ) from None
     except p.transport.timeout_error as exc:
-        raise p._connection_error(APITimeoutError, exc, lease) from None
+        lost = p._connection_error(APITimeoutError, exc, lease)
     except p.transport.request_error as exc:
-        raise p._connection_error(APIConnectionError, exc, lease) from None
+        lost = p._connection_error(APIConnectionError, exc, lease)
     except Exception as exc:  # the parser's, the only other code that runs here
         p._parser_failed(exc, call, "parsing a stream event")
+    if lost is not None:
+        # Raised out of the except, so the client's exception, which holds the request (the
+        # URL with any ?key=, the key's header), is not its __context__ (see Pipeline._send).
+        raise lost
     if not parser.done:
         raise StreamError(
             "the stream ended before its end marker (truncated)",

@@ -30,12 +30,14 @@ PromptInjectionBuilder = Callable[[dict[str, Any]], str | None]
 
 class ToolResult(msgspec.Struct, frozen=True):
     """The outcome of one tool call, as it is sent back to the model: text, and the images a
-    tool returned (``ImgPath``, ``ImgUrl``, a list of them, or ``(text, images)``)."""
+    tool returned (``ImgPath``, ``ImgUrl``, a list of them, or ``(text, images)``). A failed
+    call's ``error_type`` names why (the exception's class, or ``UnknownTool``)."""
 
     call: ToolCall
     content: str
     is_error: bool = False
     images: tuple[ImagePart, ...] = ()
+    error_type: str | None = None
 
 
 class ToolFunction(Generic[P, R]):
@@ -97,7 +99,12 @@ class ToolFunction(Generic[P, R]):
             args = msgspec.convert(raw, self._args_type)
         except (msgspec.ValidationError, *JSON_ERRORS) as exc:
             why = "nested too deeply" if isinstance(exc, RecursionError) else exc
-            return ToolResult(call, f"Error: invalid arguments for {self.spec.name}: {why}", True)
+            return ToolResult(
+                call,
+                f"Error: invalid arguments for {self.spec.name}: {why}",
+                True,
+                error_type=type(exc).__name__,
+            )
         kwargs = msgspec.structs.asdict(args)
         positional = [kwargs.pop(n) for n in self._positional]
         try:
@@ -108,13 +115,19 @@ class ToolFunction(Generic[P, R]):
                 result = await asyncio.to_thread(self._fn, *positional, **kwargs)
         except Exception as exc:
             return ToolResult(
-                call, f"Error: {self.spec.name} raised {type(exc).__name__}: {exc}", True
+                call,
+                f"Error: {self.spec.name} raised {type(exc).__name__}: {exc}",
+                True,
+                error_type=type(exc).__name__,
             )
         try:
             with_images = tool_output(result)
         except (OSError, ValueError) as exc:
             return ToolResult(
-                call, f"Error: {self.spec.name} returned an unusable image: {exc}", True
+                call,
+                f"Error: {self.spec.name} returned an unusable image: {exc}",
+                True,
+                error_type=type(exc).__name__,
             )
         if with_images is not None:
             return ToolResult(call, with_images[0], images=tuple(with_images[1]))
@@ -126,6 +139,7 @@ class ToolFunction(Generic[P, R]):
                 f"Error: {self.spec.name} returned a value that cannot be shown: "
                 f"{type(exc).__name__}: {exc}",
                 True,
+                error_type=type(exc).__name__,
             )
 
     def prompt_injection(self, context: Mapping[str, Any]) -> str | None:
@@ -235,13 +249,24 @@ class Toolkit:
         """Run one turn's calls concurrently; results in the calls' order."""
         return list(await asyncio.gather(*(self._run(c) for c in calls)))
 
+    def description(self, name: str) -> str | None:
+        t = self.tools.get(name)
+        return t.spec.description if t is not None else None
+
+    def run_one(self, call: ToolCall) -> Awaitable[ToolResult]:
+        """Run one of the model's calls (an unknown tool is an error result)."""
+        return self._run(call)
+
     def _run(self, call: ToolCall) -> Awaitable[ToolResult]:
         t = self.tools.get(call.name)
         if t is None:
             known = ", ".join(self.tools) or "none"
             return _done(
                 ToolResult(
-                    call, f"Error: there is no tool named {call.name!r} (tools: {known})", True
+                    call,
+                    f"Error: there is no tool named {call.name!r} (tools: {known})",
+                    True,
+                    error_type="UnknownTool",
                 )
             )
         return t.run(call)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import LLMError
 from ._events import AssistantReply, ToolCallEvent, ToolResultEvent
+from ._observe import observed_tools
 from ._tool import Toolkit
 from ._types import (
     Completion,
@@ -87,7 +88,13 @@ async def run_turns(
             )
         for call in calls:
             yield ToolCallEvent(call)
-        for result in await toolkit.run_all(calls):
+        registry = llm.registry
+        results = await (
+            observed_tools(registry, toolkit, calls, params)
+            if registry.observed
+            else toolkit.run_all(calls)
+        )
+        for result in results:
             content: str | list[ContentPart] = result.content
             if result.images:
                 # Neutral form: the images stay in the tool message; each wire plugin sends

@@ -140,7 +140,9 @@ class Completion(msgspec.Struct, frozen=True):
     """The whole answer of one call.
 
     ``cost`` is what the call cost when the interface has a ``pricing`` and the server sent
-    usage, else None; ``request_id`` is the server's ``x-request-id`` header, when it sent one."""
+    usage, else None; ``request_id`` is the server's ``x-request-id`` header, when it sent one;
+    ``response_id`` is the id the reply's body gives the response (``chatcmpl-...``,
+    ``resp_...``, ``msg_...``), streamed or not."""
 
     text: str = ""
     tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
@@ -152,6 +154,7 @@ class Completion(msgspec.Struct, frozen=True):
     raw: Any = None
     cost: float | None = None
     request_id: str | None = None
+    response_id: str | None = None
 
     def to_message(self) -> Message:
         """The assistant message to append to a history so the conversation can go on."""

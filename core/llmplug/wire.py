@@ -1,5 +1,8 @@
 """Helpers for wire format plugins: decode a payload into typed Structs, failing with the
-documented errors only (``StreamError`` for a stream event, ``ResponseError`` for a body).
+documented errors only (``StreamError`` for a stream event, ``ResponseError`` for a body),
+and make every number a provider sends safe (:func:`count` for tokens and requests,
+:func:`seconds` for delays and resets: NaN, infinities and negatives refused, the rest clamped
+to :data:`MAX_COUNT` / :data:`MAX_SECONDS`).
 
 The default ``openai-chat`` and ``openai-responses`` plugins use these exactly as a third-party
 plugin would."""
@@ -13,17 +16,22 @@ import msgspec
 
 from ._call import Call
 from ._errors import ResponseError, StreamError
+from ._numbers import MAX_COUNT, MAX_SECONDS, count, seconds
 from ._per_loop import PerLoop
 from ._ratelimits import RateLimits, openai_rate_limits
 from ._types import Completion
 
 __all__ = [
     "JSON_ERRORS",
+    "MAX_COUNT",
+    "MAX_SECONDS",
     "PerLoop",
     "RateLimits",
+    "count",
     "decode_body",
     "decode_event",
     "openai_rate_limits",
+    "seconds",
     "text_of",
 ]
 

@@ -254,3 +254,21 @@ async def test_a_wait_longer_than_member_wait_timeout_fails_at_once(
     with pytest.raises(NoMemberAvailableError, match="a/llama open"):
         await group.chat("hi")
     assert len(server.requests) == 1
+
+
+async def test_a_call_waits_for_a_running_trial_then_goes_to_the_member_it_healed(
+    server: LLMTestServer, member: Make
+) -> None:
+    server.push(Error(status=503, message="blip"), Fault("stall_after_headers", seconds=30))
+    group = ModelGroup([member(server, "a")], failure_threshold=1, cooldown=0.05)
+    with pytest.raises(Exception, match="blip"):
+        await group.chat("ejects a")
+    trial = asyncio.create_task(group.chat("trial"))  # waits out the cooldown, then is the trial
+    await server.requests_arrived(2)
+    second = asyncio.create_task(group.chat("second"))  # a's trial is taken: it must wait
+    for _ in range(5):
+        await asyncio.sleep(0)  # let it reach its wait
+    assert not second.done()
+    server.release_stalls()
+    assert (await trial).text and (await second).text == "echo: second"
+    assert group.status()["a/llama"]["state"] == "closed"

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import re
 from collections.abc import Awaitable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import msgspec
@@ -24,11 +25,15 @@ from llmplug import (
     ModelGroup,
     OpenAICompatible,
     Registry,
+    RunInfo,
     StreamParser,
+    ToolInfo,
     _hookspecs,
     hookimpl,
+    llm_chat,
 )
-from llmplug.testing import LLMTestServer, Raw
+from llmplug._observe import observed_run
+from llmplug.testing import LLMTestServer, Raw, Reply, ToolCallReply
 from tests.core._wires import OLLAMA, Ollama, OllamaParser, ndjson
 
 ROOT = Path(__file__).parent.parent.parent
@@ -51,6 +56,8 @@ def test_the_hooks_are_these() -> None:
         "build_request",
         "observe_attempt",
         "observe_call",
+        "observe_run",
+        "observe_tool",
         "parse_stream",
         "select_key",
         "select_member",
@@ -140,6 +147,15 @@ class Watcher:
     def observe_call(self, info: CallInfo) -> None:
         answered.append("observe_call")
 
+    @hookimpl
+    def observe_tool(self, info: ToolInfo) -> None:
+        answered.append("observe_tool")
+
+    @hookimpl
+    def observe_run(self, info: RunInfo) -> AbstractContextManager[None]:
+        answered.append("observe_run")
+        return nullcontext()
+
 
 class Open:
     kind = "open"
@@ -154,6 +170,14 @@ class OpenPlugin:
         return asyncio.sleep(0)
 
 
+def shout(text: str) -> str:
+    return text.upper()
+
+
+async def talk(message: str) -> None:
+    """Talk."""
+
+
 async def test_every_hook_is_answered_by_a_test_plugin_over_http(server: LLMTestServer) -> None:
     ours = [RecordingWire(), FirstHealthy(), OpenPlugin(), Watcher(), FirstMember()]
     registry = Registry(entry_points=False, plugins=[*ours, *llmplug.default_plugins()])
@@ -166,8 +190,18 @@ async def test_every_hook_is_answered_by_a_test_plugin_over_http(server: LLMTest
     )
     async with ModelGroup([llm], strategy="first", registry=registry) as group:
         answered.clear()  # what the interface and group asked when made does not count
-        events = [e async for e in group.chat_stream("hi")]
+        # A run around one decorated call whose model asks for a tool.
+        with observed_run(registry, RunInfo(kind="batch", name="test", llm=group)):
+            events = [e async for e in group.chat_stream("hi")]
+            server.push(
+                Reply(tool_calls=[ToolCallReply(name="shout", arguments={"text": "hi"})]),
+                Reply(text="done"),
+            )
+            chatty = OpenAICompatible(pool, "m", server.base_url, registry=registry)
+            async for _ in llm_chat(llm_interface=chatty, toolkit=[shout])(talk)("hi"):
+                pass
+            await chatty.aclose()
     assert events[-1].completion.text == "ok"  # type: ignore[union-attr]
-    assert len(server.requests) == 1
+    assert len(server.requests) == 3
     # A new hook fails here until a plugin of the tests' own answers it in this call.
     assert sorted(set(answered)) == HOOKS

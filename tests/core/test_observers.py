@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 
 import llmplug
-from llmplug import AttemptInfo, CallInfo, Registry, StreamError, hookimpl
-from llmplug.testing import Error, Fault, LLMTestServer, Reply
+from llmplug import (
+    AttemptInfo,
+    CallInfo,
+    Registry,
+    StreamError,
+    ToolInfo,
+    hookimpl,
+    llm_chat,
+    llm_function,
+    tool,
+)
+from llmplug.testing import Error, Fault, LLMTestServer, Reply, ToolCallReply
 from tests.conftest import MakeLLM
 
 
@@ -14,6 +24,11 @@ class Recorder:
     def __init__(self) -> None:
         self.attempts: list[AttemptInfo] = []
         self.calls: list[CallInfo] = []
+        self.tools: list[ToolInfo] = []
+
+    @hookimpl
+    def observe_tool(self, info: ToolInfo) -> None:
+        self.tools.append(info)
 
     @hookimpl
     def observe_attempt(self, info: AttemptInfo) -> None:
@@ -125,3 +140,113 @@ async def test_an_observer_registered_straight_on_the_plugin_manager_is_called(
     assert not registry.observed
     await llm.chat("after")
     assert len(rec.attempts) == 1 and len(rec.calls) == 1
+
+
+async def test_every_call_has_its_own_id_shared_by_its_attempts(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    # id(call) was reused as soon as a call was freed: two calls in a row shared one.
+    rec = Recorder()
+    llm = make_llm(registry=registry_with(rec))
+    server.push(Error(status=503), Reply(text="one"))
+    for _ in range(5):
+        await llm.chat("hi")
+    ids = [c.call_id for c in rec.calls]
+    assert len(set(ids)) == 5 and all(isinstance(i, str) for i in ids)
+    assert {a.call_id for a in rec.attempts} == set(ids)
+    assert [a.call_id for a in rec.attempts[:2]] == [ids[0], ids[0]]
+
+
+async def test_the_call_record_carries_the_request_and_the_answer(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    rec = Recorder()
+    llm = make_llm(registry=registry_with(rec))
+    server.push(Reply(text="fine", finish_reason="length"))
+    answer = await llm.chat("hi", temperature=0.3, session_id="conv-7")
+    (call,) = rec.calls
+    assert call.call is not None and call.call.params["temperature"] == 0.3
+    assert call.call.session_id == "conv-7" and call.call.base_url == server.base_url
+    assert call.completion == answer and answer.response_id is not None
+    assert call.completion.finish_reason == "length"
+    assert call.first_chunk_s is None  # not a stream
+
+
+async def test_a_stream_record_says_when_its_first_and_last_events_came(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    rec = Recorder()
+    llm = make_llm(registry=registry_with(rec))
+    server.push(Reply(text="a b c d", chunk_delay=0.01))
+    [e async for e in llm.chat_stream("hi")]
+    (call,) = rec.calls
+    assert call.first_chunk_s is not None and call.last_chunk_s is not None
+    assert 0 < call.first_chunk_s < call.last_chunk_s <= call.duration_s
+    # Four pieces 10 ms apart: the last came at least 30 ms after the first.
+    assert call.last_chunk_s - call.first_chunk_s >= 0.03
+
+
+@tool
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@tool
+def explode() -> str:
+    raise ValueError("the sensor is offline")
+
+
+@pytest.mark.parametrize("decorator", ["llm_chat", "llm_function"])
+async def test_every_tool_run_is_told_its_failures_included(
+    server: LLMTestServer, make_llm: MakeLLM, decorator: str
+) -> None:
+    rec = Recorder()
+    llm = make_llm(registry=registry_with(rec))
+    server.push(
+        Reply(
+            tool_calls=[
+                ToolCallReply(name="add", arguments={"a": 2, "b": 3}, id="t-ok"),
+                ToolCallReply(name="explode", arguments={}, id="t-raise"),
+                ToolCallReply(name="nope", arguments={}, id="t-unknown"),
+                ToolCallReply(name="add", arguments={"a": "x"}, id="t-bad-args"),
+            ]
+        ),
+        Reply(text="done"),
+    )
+    if decorator == "llm_chat":
+
+        @llm_chat(llm_interface=llm, toolkit=[add, explode], session_id="s-1")
+        async def agent(message: str) -> None:
+            """Use tools."""
+
+        async for _ in agent("go"):
+            pass
+    else:
+
+        @llm_function(llm_interface=llm, toolkit=[add, explode], session_id="s-1")
+        async def fn(task: str) -> str:
+            """Use tools."""
+            return ""
+
+        assert await fn("go") == "done"
+    by_id = {t.call.id: t for t in rec.tools}
+    assert set(by_id) == {"t-ok", "t-raise", "t-unknown", "t-bad-args"}
+    ok = by_id["t-ok"]
+    assert (ok.status, ok.result, ok.error_type, ok.call.name) == ("ok", "5", None, "add")
+    assert ok.duration_s >= 0 and ok.session_id == "s-1" and ok.trace_id
+    assert (by_id["t-raise"].status, by_id["t-raise"].error_type) == ("error", "ValueError")
+    assert "the sensor is offline" in (by_id["t-raise"].result or "")
+    assert (by_id["t-unknown"].status, by_id["t-unknown"].error_type) == ("error", "UnknownTool")
+    assert by_id["t-bad-args"].status == "error"
+    assert by_id["t-bad-args"].error_type == "ValidationError"
+    # The tools' records carry the decorated call's trace id, as its calls' records do.
+    assert {t.trace_id for t in rec.tools} == {c.trace_id for c in rec.calls}
+
+
+async def test_without_observers_no_record_and_no_id_is_made(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    llm = make_llm(registry=registry_with())
+    call = llm._call([{"role": "user", "content": "hi"}], None, {}, False)
+    await llm.pipeline.complete(call)
+    assert call.call_id is None and call.started is None

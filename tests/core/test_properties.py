@@ -160,7 +160,7 @@ class Script:
     def joined(self, kind: str) -> str:
         return "".join(t for k, t in self.pieces if k == kind)
 
-    def expected(self, finish: str | None) -> Completion:
+    def expected(self, finish: str | None, response_id: str | None = None) -> Completion:
         return Completion(
             text=self.joined("text"),
             tool_calls=[ToolCall(id=i, name=n, arguments="".join(a)) for i, n, a in self.tools],
@@ -169,6 +169,7 @@ class Script:
             usage=self.usage_struct(),
             refusal=self.joined("refusal") or None,
             model=self.model,
+            response_id=response_id,
         )
 
     def usage_struct(self) -> Usage | None:
@@ -342,6 +343,8 @@ def check_stream_events(out: list[StreamEvent], result: Completion) -> None:
 
 Events = Callable[[Script], list[tuple[str | None, Any]]]
 #: Each wire: its parser, the events a script makes on it, and the finish reason it ends with.
+#: The response id the events carry, per wire.
+RESPONSE_IDS = {"openai-chat": "chatcmpl-1", "openai-responses": "resp_1"}
 STREAMS: dict[str, tuple[Callable[[Call], Parser], Events, Callable[[Script], str]]] = {
     "openai-chat": (ChatParser, chat_events, lambda s: s.finish),
     "openai-responses": (
@@ -362,7 +365,7 @@ def test_a_stream_cut_anyhow_gives_the_same_events_and_completion(
     stream = framing.write(events_of(script))
     whole = decode([stream])
     ref_out, ref = run_stream(parser(call(wire)), whole)
-    assert ref == script.expected(finish(script))
+    assert ref == script.expected(finish(script), RESPONSE_IDS[wire])
     check_stream_events(ref_out, ref)
     for _ in range(3):
         chunks = data.draw(chunkings(stream))

@@ -11,9 +11,17 @@ from typing import Any, ClassVar
 import msgspec
 
 from llmplug import Call, Completion, ToolCall, Usage
-from llmplug.wire import decode_body, decode_event, openai_rate_limits
+from llmplug.wire import count, decode_body, decode_event, openai_rate_limits
 
-__all__ = ["Error", "OpenAIParser", "TokenDetails", "stream_error_status", "usage"]
+__all__ = [
+    "NO_COUNT",
+    "Error",
+    "OpenAIParser",
+    "RawCount",
+    "TokenDetails",
+    "stream_error_status",
+    "usage",
+]
 
 #: The HTTP status each of OpenAI's error names stands for (a Responses ``error`` event's or
 #: ``response.failed``'s ``code``, a Chat error object's ``type``).
@@ -46,30 +54,37 @@ def stream_error_status(code: Any, type_: Any = None) -> int | None:
     return None
 
 
+#: A token count as the server wrote it (any JSON: 12, 1e999, "12", -5), read by
+#: :func:`llmplug.wire.count`: a count the decoder would refuse must not cost the answer.
+RawCount = msgspec.Raw
+NO_COUNT = msgspec.Raw()
+
+
 class TokenDetails(msgspec.Struct):
     """The breakdown OpenAI puts beside a count (``prompt_tokens_details``,
     ``input_tokens_details`` and their output twins); each side uses one of the two fields."""
 
-    cached_tokens: int | None = None
-    reasoning_tokens: int | None = None
+    cached_tokens: RawCount = NO_COUNT
+    reasoning_tokens: RawCount = NO_COUNT
 
 
 def usage(
-    inp: int | None,
-    out: int | None,
-    total: int | None,
+    inp: RawCount,
+    out: RawCount,
+    total: RawCount,
     inp_details: TokenDetails | None,
     out_details: TokenDetails | None,
 ) -> Usage:
     """Neutral usage from OpenAI's counts, whichever wire named them; a missing total is the
-    sum (some compatible servers leave it out)."""
-    inp, out = inp or 0, out or 0
+    sum (some compatible servers leave it out). A count that is not a finite, non-negative
+    number is missing (see :func:`llmplug.wire.count`)."""
+    i, o, t = count(inp) or 0, count(out) or 0, count(total)
     return Usage(
-        input_tokens=inp,
-        output_tokens=out,
-        total_tokens=total if total is not None else inp + out,
-        cached_tokens=(inp_details.cached_tokens or 0) if inp_details else 0,
-        reasoning_tokens=(out_details.reasoning_tokens or 0) if out_details else 0,
+        input_tokens=i,
+        output_tokens=o,
+        total_tokens=t if t is not None else i + o,
+        cached_tokens=(count(inp_details.cached_tokens) or 0) if inp_details else 0,
+        reasoning_tokens=(count(out_details.reasoning_tokens) or 0) if out_details else 0,
     )
 
 
@@ -103,7 +118,12 @@ class OpenAIParser:
         return decode_body(decoder, data, self._call, self.api)
 
     def _streamed(
-        self, calls: list[ToolCall], finish: str | None, usage: Usage | None, model: str | None
+        self,
+        calls: list[ToolCall],
+        finish: str | None,
+        usage: Usage | None,
+        model: str | None,
+        response_id: str | None = None,
     ) -> Completion:
         """The answer so far: what the stream gathered, with how it ended."""
         return Completion(
@@ -114,4 +134,5 @@ class OpenAIParser:
             usage=usage,
             refusal="".join(self._refusal) or None,
             model=model,
+            response_id=response_id,
         )

@@ -3,8 +3,11 @@
 Input lines are OpenAI Batch request lines (``{"custom_id", "method", "url", "body"}``) or plain
 ``{"id", "messages" | "prompt", params...}`` lines. Output lines have the OpenAI Batch output
 shape, ``{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}``, with
-``body`` the provider's JSON exactly as it came (re-encoded on one line only when it spans
-several)."""
+``body`` the provider's JSON exactly as it came, unless those bytes would not make one line of
+valid JSON (see :func:`json_body`).
+
+Every line written is one line of valid UTF-8 JSON whatever the provider sent: the output is read
+back to resume, and by tools that split on any Unicode line break."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Any
 import msgspec
 
 from llmplug._errors import LLMError
+from llmplug._redact import redact_urls
 
 __all__ = [
     "URL_OF_WIRE",
@@ -21,6 +25,8 @@ __all__ = [
     "Request",
     "error_line",
     "error_of",
+    "json_body",
+    "line_id",
     "ok_line",
     "parse_request",
 ]
@@ -33,6 +39,11 @@ _encode = msgspec.json.Encoder().encode
 #: takes Chat Completions lines: their messages are llmplug's neutral shape.
 URL_OF_WIRE = {"openai-chat": "/v1/chat/completions", "openai-responses": "/v1/responses"}
 _URLS = frozenset(URL_OF_WIRE.values())
+_BOM = b"\xef\xbb\xbf"
+# Valid inside a JSON string, yet line breaks to Python's str.splitlines() and to JavaScript
+# (U+0085 NEL, U+2028, U+2029): written as escapes so no reader sees a line end in the middle.
+# UTF-8 never holds these byte runs inside another character, and valid JSON only inside strings.
+_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
 # Never sent from a line: the model is the one given with -m, and the batch always asks for the
 # whole answer at once.
 _DROPPED = frozenset({"model", "stream", "stream_options"})
@@ -55,20 +66,28 @@ class Request(msgspec.Struct):
     params: dict[str, Any]
 
 
+def line_id(number: int) -> str:
+    """The id of the error line of input line ``number`` when the line gives none usable."""
+    return f"line-{number}"
+
+
 def parse_request(line: bytes, number: int, wire: str) -> Request:
-    """One input line (``number`` counts from 1) as a request for a model on ``wire``."""
+    """One input line (``number`` counts from 1) as a request for a model on ``wire``.
+
+    The id each line gets (its own, or :func:`line_id`) must stay the one
+    ``_batch_input.check_unique`` computes, which checks them all before the run."""
     try:
         data = _decode(line)
     except msgspec.DecodeError as exc:
-        raise BadLine(f"line-{number}", "invalid_json", f"line {number}: {exc}") from None
+        raise BadLine(line_id(number), "invalid_json", f"line {number}: {exc}") from None
     if not isinstance(data, dict):
-        raise BadLine(f"line-{number}", "invalid_request", f"line {number}: not a JSON object")
+        raise BadLine(line_id(number), "invalid_request", f"line {number}: not a JSON object")
     if "custom_id" in data:
         return _batch_line(data, number, wire)
     cid = data.pop("id", None)
     if not isinstance(cid, str) or not cid:
         raise BadLine(
-            f"line-{number}", "invalid_request", f"line {number}: no custom_id or id (a string)"
+            line_id(number), "invalid_request", f"line {number}: no custom_id or id (a string)"
         )
     messages = data.pop("messages", None)
     prompt = data.pop("prompt", None)
@@ -85,7 +104,7 @@ def parse_request(line: bytes, number: int, wire: str) -> Request:
 def _batch_line(data: dict[str, Any], number: int, wire: str) -> Request:
     cid = data["custom_id"]
     if not isinstance(cid, str) or not cid:
-        raise BadLine(f"line-{number}", "invalid_request", "custom_id must be a non-empty string")
+        raise BadLine(line_id(number), "invalid_request", "custom_id must be a non-empty string")
     url = data.get("url")
     if url not in _URLS:
         raise BadLine(cid, "invalid_url", f"url must be one of {sorted(_URLS)}, got {url!r}")
@@ -154,34 +173,87 @@ def _request_id() -> str:
     return "batch_req_" + os.urandom(12).hex()
 
 
-def ok_line(custom_id: str, raw: bytes, request_id: str | None) -> bytes:
-    """A 200 output line; ``raw`` is the provider's body."""
-    if b"\n" in raw or b"\r" in raw:
-        raw = msgspec.json.format(raw, indent=0)
-    return b"".join(
-        (
-            b'{"id":"',
-            _request_id().encode(),
-            b'","custom_id":',
-            _encode(custom_id),
-            b',"response":{"status_code":200,"request_id":',
-            _encode(request_id),  # the provider's x-request-id; null when it sent none
-            b',"body":',
-            raw,
-            b'},"error":null}\n',
+def json_body(raw: bytes) -> bytes | None:
+    """The provider's body as one line of valid UTF-8 JSON, or None when it is not JSON at all.
+
+    Kept byte for byte when it already is one; else repaired as little as a reader needs: a
+    leading BOM dropped (RFC 8259 lets a parser ignore it, and the wires do), bytes that are
+    not UTF-8 replaced by U+FFFD (they can only be inside strings in JSON that parses), and a
+    body spanning several lines compacted (in valid JSON a CR or LF is whitespace between
+    tokens, never in a string)."""
+    if raw[:3] == _BOM:
+        raw = raw[3:]
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        raw = raw.decode("utf-8", "replace").encode()
+    try:
+        compact = msgspec.json.format(raw, indent=-1)  # validates, as decoding would
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return compact if b"\n" in raw or b"\r" in raw else raw
+
+
+def _one_line(line: bytes) -> bytes:
+    for char, escape in _BREAKS:
+        if char in line:
+            line = line.replace(char, escape)
+    return line + b"\n"
+
+
+def _text(value: str) -> str:
+    """``value`` as it can be encoded: a lone surrogate (from a plugin's message, say) has no
+    UTF-8 and would make the line fail to encode."""
+    return value.encode("utf-8", "replace").decode()
+
+
+def _encode_line(line: dict[str, Any]) -> bytes:
+    try:
+        return _one_line(_encode(line))
+    except UnicodeEncodeError:
+        return _one_line(_encode(_mend(line)))
+
+
+def _mend(value: Any) -> Any:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_mend(k): _mend(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mend(v) for v in value]
+    return value
+
+
+def ok_line(custom_id: str, body: bytes, request_id: str | None) -> bytes:
+    """A 200 output line; ``body`` is a JSON value on one line (see :func:`json_body`)."""
+    return _one_line(
+        b"".join(
+            (
+                b'{"id":"',
+                _request_id().encode(),
+                b'","custom_id":',
+                _encode(_text(custom_id)),
+                b',"response":{"status_code":200,"request_id":',
+                # the provider's x-request-id; null when it sent none
+                _encode(None if request_id is None else _text(request_id)),
+                b',"body":',
+                body,
+                b'},"error":null}',
+            )
         )
     )
 
 
 def error_line(custom_id: str, code: str, message: str) -> bytes:
-    """A line that failed before any response: ``error`` holds why."""
+    """A line that failed before any response: ``error`` holds why (a URL's secrets out of
+    it: the message may be any exception's, not only an llmplug error's, which are clean)."""
     line = {
         "id": _request_id(),
         "custom_id": custom_id,
         "response": None,
-        "error": {"code": code, "message": message},
+        "error": {"code": code, "message": redact_urls(message)},
     }
-    return _encode(line) + b"\n"
+    return _encode_line(line)
 
 
 def error_of(custom_id: str, exc: LLMError) -> bytes:
@@ -197,4 +269,4 @@ def error_of(custom_id: str, exc: LLMError) -> bytes:
         "response": response,
         "error": {"code": type(exc).__name__, "message": exc.message},
     }
-    return _encode(line) + b"\n"
+    return _encode_line(line)

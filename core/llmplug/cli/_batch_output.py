@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 import msgspec
@@ -26,9 +27,16 @@ def done_ids(path: str) -> tuple[set[str], int]:
     Only the lines' custom_ids are kept: the set grows with the output, never with the input."""
     ids: set[str] = set()
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            # A device or a pipe (/dev/full, /dev/stdout): nothing to read back (reading
+            # /dev/full gives zeros without end, a pipe blocks), so nothing is resumed, as
+            # with -o -.
+            return ids, 0
         f = open(path, "r+b")  # noqa: SIM115 - closed below, truncated while open
     except FileNotFoundError:
         return ids, 0
+    except OSError as exc:
+        fail(f"{path}: cannot write the output: {exc.strerror or exc}", EXIT_USAGE)
     with f:
         good = 0
         for number, line in enumerate(f, 1):
@@ -61,7 +69,10 @@ class Output:
             self.fd = sys.stdout.fileno()
             sys.stdout.flush()
         else:
-            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as exc:
+                fail(f"{path}: cannot write the output: {exc.strerror or exc}", EXIT_USAGE)
 
     def write(self, line: bytes) -> None:
         view = memoryview(line)

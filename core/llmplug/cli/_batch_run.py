@@ -14,7 +14,15 @@ import msgspec
 from llmplug._errors import LLMError
 from llmplug._types import Completion, Usage
 
-from ._batch_lines import BadLine, Request, error_line, error_of, ok_line, parse_request
+from ._batch_lines import (
+    BadLine,
+    Request,
+    error_line,
+    error_of,
+    json_body,
+    ok_line,
+    parse_request,
+)
 
 if TYPE_CHECKING:
     from llmplug._group import ModelGroup
@@ -126,6 +134,8 @@ class BatchRun:
         self.cancelled = False
         #: Why the output could not be written (the run then stops at once), or None.
         self.write_error: OSError | None = None
+        #: A request's task that ended in an exception of its own (a bug: the run stops).
+        self.crash: BaseException | None = None
         self._slot = asyncio.Event()
 
     def stop(self) -> None:
@@ -180,6 +190,11 @@ class BatchRun:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
         self._slot.set()
+        # Taken here, so asyncio never prints it as "exception was never retrieved": the run
+        # reports it as one line and a non-zero exit instead.
+        if not task.cancelled() and (exc := task.exception()) is not None and self.crash is None:
+            self.crash = exc
+            self.cancel()
 
     async def _one(self, r: Request) -> None:
         try:
@@ -191,7 +206,8 @@ class BatchRun:
             line = error_line(r.custom_id, type(exc).__name__, str(exc) or repr(exc))
             self.stats.add_failed(type(exc).__name__)
         else:
-            line = ok_line(r.custom_id, _body(c, self.raw_bodies), c.request_id)
+            body = _body(c, self.raw_bodies)
+            line = ok_line(r.custom_id, body, c.request_id)
             self.stats.add_ok(c)
         self._write(line)
 
@@ -206,10 +222,13 @@ class BatchRun:
 
 
 def _body(c: Completion, raw: bool = True) -> bytes:
-    """The provider's JSON; a wire plugin that keeps no body (or, with ``raw`` False, any
-    answer) gets a Chat Completions body made from the Completion."""
+    """The provider's JSON on one line; a wire plugin that keeps no body, or keeps one that is
+    not JSON (or, with ``raw`` False, any answer), gets a Chat Completions body made from the
+    Completion."""
     if raw and isinstance(c.raw, bytes | bytearray):
-        return bytes(c.raw)
+        body = json_body(bytes(c.raw))
+        if body is not None:
+            return body
     message: dict[str, Any] = {"role": "assistant", "content": c.text or None}
     if c.tool_calls:
         message["tool_calls"] = [

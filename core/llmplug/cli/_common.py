@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import msgspec
 
 from llmplug._errors import ConfigError
+from llmplug._redact import redact_urls
 
 if TYPE_CHECKING:
     import argparse
@@ -125,4 +126,6 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def err(message: str) -> None:
-    print(f"llmplug: error: {message}", file=sys.stderr, flush=True)
+    # Every error the command prints passes here: a URL in it (a provider.json base_url, a
+    # --redis URL, one in a plugin's exception) loses its secrets.
+    print(f"llmplug: error: {redact_urls(message)}", file=sys.stderr, flush=True)

@@ -10,9 +10,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
+from llmplug._observe import RunInfo, observed_run
+
+from ._batch_input import check_unique, lines, spool_stdin
 from ._batch_output import Output, done_ids
 from ._batch_run import BatchRun, Stats
 from ._batch_view import Progress, print_summary
@@ -88,26 +90,17 @@ def _shard(text: str) -> tuple[int, int]:
     return shard
 
 
-def _lines(path: str) -> Iterator[bytes]:
-    if path == "-":
-        yield from sys.stdin.buffer
-        return
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - a generator's file, closed when it ends
-    except OSError as exc:
-        fail(f"{path}: cannot read the input: {exc.strerror or exc}", EXIT_USAGE)
-    with f:
-        yield from f
-
-
 def _count(path: str, shard: tuple[int, int], stats: Stats) -> None:
     """The number of requests, for the remaining count and the ETA, counted beside the run."""
     n = 0
     last = b"\n"
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            n += chunk.count(b"\n")
-            last = chunk[-1:]
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                n += chunk.count(b"\n")
+                last = chunk[-1:]
+    except OSError:  # gone or unreadable now: the run reads it, and says so; no ETA then
+        return
     n += last != b"\n"  # a last line without its newline
     k, parts = shard
     stats.total = n // parts + (1 if k < n % parts else 0)
@@ -133,6 +126,18 @@ def run(args: argparse.Namespace) -> int:
     _gather_wakeups(llm)
     if args.input != "-" and not os.path.isfile(args.input):
         fail(f"{args.input}: no such input file", EXIT_USAGE)
+    source = spool_stdin() if args.input == "-" else args.input
+    try:
+        check_unique(source)
+        return _run(args, llm, source, shard)
+    finally:
+        if source != args.input:
+            os.unlink(source)
+
+
+def _run(
+    args: argparse.Namespace, llm: LLMInterface | ModelGroup, source: str, shard: tuple[int, int]
+) -> int:
     to_stdout = args.output == "-"
     done, torn = (set(), 0) if to_stdout else done_ids(args.output)
     # The output owns stdout when it is '-': progress and summary go to stderr then.
@@ -141,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"redoing a torn last line ({torn} bytes cut from {args.output})", file=view)
     out = Output(args.output)
     try:
-        return asyncio.run(_main(args, llm, out, done, shard, view))
+        return asyncio.run(_main(args, llm, source, out, done, shard, view))
     finally:
         out.close()
 
@@ -187,6 +192,7 @@ def wire_of(llm: LLMInterface | ModelGroup) -> tuple[str, bool]:
 async def _main(
     args: argparse.Namespace,
     llm: LLMInterface | ModelGroup,
+    source: str,
     out: Output,
     done: set[str],
     shard: tuple[int, int],
@@ -195,7 +201,7 @@ async def _main(
     wire, raw_bodies = wire_of(llm)
     batch = BatchRun(
         llm,
-        _lines(args.input),
+        lines(source),
         out,
         done,
         wire=wire,
@@ -204,8 +210,7 @@ async def _main(
         shard=shard,
         limit=args.limit,
     )
-    if args.input != "-":
-        threading.Thread(target=_count, args=(args.input, shard, batch.stats), daemon=True).start()
+    threading.Thread(target=_count, args=(source, shard, batch.stats), daemon=True).start()
     progress = Progress(
         view,
         llm,
@@ -232,17 +237,30 @@ async def _main(
     loop.add_signal_handler(signal.SIGINT, interrupted)
     t0 = time.monotonic()
     progress.start()
+    run_info = RunInfo(
+        kind="batch",
+        name=os.path.basename(args.input) if args.input != "-" else "stdin",
+        llm=llm,
+        attributes={"max_in_flight": args.max_in_flight, "wire": wire},
+    )
     try:
-        await batch.run()
+        with observed_run(llm.registry, run_info):
+            await batch.run()
     finally:
         await progress.close()
         loop.remove_signal_handler(signal.SIGINT)
         await llm.aclose()
     if batch.write_error is not None:
         if isinstance(batch.write_error, BrokenPipeError):
-            raise batch.write_error  # the reader of -o - went away: end quietly
+            # The reader of -o - went away: the answers not written are lost, and a resume
+            # cannot know which, so it is said (on stderr, which may still be read) and the
+            # exit is not 0. Python's own flush of stdout at exit would fail again: devnull.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         what = batch.write_error.strerror or batch.write_error
         fail(f"{args.output}: cannot write the output: {what}", EXIT_USAGE)
+    if batch.crash is not None:
+        # A bug of ours or a plugin's: exit 1, as _cli.main gives any unexpected exception.
+        fail(f"the run stopped on an unexpected {type(batch.crash).__name__}: {batch.crash}", 1)
     print_summary(view, batch.stats, time.monotonic() - t0, llm)
     if interrupts:
         return EXIT_INTERRUPTED

@@ -21,7 +21,7 @@ from llmplug import (
     ToolCallDelta,
     Usage,
 )
-from llmplug.wire import JSON_ERRORS, decode_body, decode_event, text_of
+from llmplug.wire import JSON_ERRORS, count, decode_body, decode_event, seconds, text_of
 
 from . import _shapes as s
 from ._request import answer_tool_name
@@ -55,33 +55,34 @@ ERROR_STATUS = {
 _Strict = Callable[[msgspec.json.Decoder[Any], bytes], Any]
 
 
-def _usage(u: s.Usage) -> Usage:
+#: Input, output, cache read, cache creation: each a safe count, or None when not sent.
+_Counts = tuple[int | None, int | None, int | None, int | None]
+
+
+def _counts(u: s.Usage) -> _Counts:
+    return (
+        count(u.input_tokens),
+        count(u.output_tokens),
+        count(u.cache_read_input_tokens),
+        count(u.cache_creation_input_tokens),
+    )
+
+
+def _usage(c: _Counts) -> Usage:
     # Anthropic's input_tokens leaves out the cache reads and writes; the neutral input is the
     # whole prompt, with the cache reads as its cached part (as OpenAI counts them).
-    read = u.cache_read_input_tokens or 0
-    inp = (u.input_tokens or 0) + read + (u.cache_creation_input_tokens or 0)
-    out = u.output_tokens or 0
+    given, out, read, made = (n or 0 for n in c)
+    inp = given + read + made
     return Usage(input_tokens=inp, output_tokens=out, total_tokens=inp + out, cached_tokens=read)
 
 
-def _merge(old: s.Usage | None, new: s.Usage) -> s.Usage:
+def _merge(old: _Counts | None, new: s.Usage) -> _Counts:
     # message_delta's counts are cumulative and may repeat or leave out message_start's.
+    got = _counts(new)
     if old is None:
-        return new
-    return s.Usage(
-        input_tokens=new.input_tokens if new.input_tokens is not None else old.input_tokens,
-        output_tokens=new.output_tokens if new.output_tokens is not None else old.output_tokens,
-        cache_read_input_tokens=(
-            new.cache_read_input_tokens
-            if new.cache_read_input_tokens is not None
-            else old.cache_read_input_tokens
-        ),
-        cache_creation_input_tokens=(
-            new.cache_creation_input_tokens
-            if new.cache_creation_input_tokens is not None
-            else old.cache_creation_input_tokens
-        ),
-    )
+        return got
+    a, b, c, d = (n if n is not None else o for n, o in zip(got, old, strict=True))
+    return a, b, c, d
 
 
 def _ours(kind: Any, tags: frozenset[str]) -> bool:
@@ -123,6 +124,7 @@ class MessagesParser:
         "_answer",
         "_blocks",
         "_call",
+        "_id",
         "_model",
         "_reasoning",
         "_stop",
@@ -143,8 +145,9 @@ class MessagesParser:
         self._tools: list[_Tool] = []
         self._blocks: dict[int, _Tool] = {}  # content block index -> its tool call
         self._stop: str | None = None
-        self._usage: s.Usage | None = None
+        self._usage: _Counts | None = None
         self._model: str | None = None
+        self._id: str | None = None
         self.done = False
 
     # -- errors --------------------------------------------------------------------------------
@@ -195,6 +198,7 @@ class MessagesParser:
             m = ev.message
             if m is not None:
                 self._model = m.model or self._model
+                self._id = m.id or self._id
                 if m.usage is not None:
                     self._usage = _merge(self._usage, m.usage)
             return []
@@ -283,6 +287,7 @@ class MessagesParser:
             self._usage,
             self._model,
             None,
+            self._id,
         )
 
     def _completion(
@@ -291,9 +296,10 @@ class MessagesParser:
         tools: list[_Tool],
         reasoning: str | None,
         stop: str | None,
-        usage: s.Usage | None,
+        usage: _Counts | None,
         model: str | None,
         raw: bytes | None,
+        response_id: str | None,
     ) -> Completion:
         calls = [
             ToolCall(id=t.id or f"call_{t.index}", name=t.name or "", arguments=t.arguments)
@@ -310,6 +316,7 @@ class MessagesParser:
             usage=_usage(usage) if usage is not None else None,
             model=model,
             raw=raw,
+            response_id=response_id,
         )
 
     # -- whole bodies --------------------------------------------------------------------------
@@ -351,9 +358,10 @@ class MessagesParser:
             tools,
             "".join(reasoning) or None,
             b.stop_reason,
-            b.usage,
+            _counts(b.usage) if b.usage is not None else None,
             b.model,
             body,
+            b.id,
         )
 
     # -- rate limits ---------------------------------------------------------------------------
@@ -361,13 +369,6 @@ class MessagesParser:
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
         """The ``anthropic-ratelimit-*`` headers of a response (see :func:`rate_limits`)."""
         return rate_limits(headers)
-
-
-def _int(v: str | None) -> int | None:
-    try:
-        return int(v) if v is not None else None
-    except ValueError:
-        return None
 
 
 def _seconds_until(v: str | None, now: float | None) -> float | None:
@@ -382,7 +383,11 @@ def _seconds_until(v: str | None, now: float | None) -> float | None:
     if when.tzinfo is None:
         return None
     base = datetime.now(when.tzinfo).timestamp() if now is None else now
-    return max(0.0, when.timestamp() - base)
+    try:
+        left = when.timestamp() - base
+    except (OverflowError, ValueError):  # a year the platform's clock cannot hold
+        return None
+    return seconds(max(0.0, left))
 
 
 def rate_limits(headers: Mapping[str, str], now: float | None = None) -> RateLimits | None:
@@ -392,8 +397,8 @@ def rate_limits(headers: Mapping[str, str], now: float | None = None) -> RateLim
     p = "anthropic-ratelimit-"
     tok = "tokens" if f"{p}tokens-remaining" in headers else "input-tokens"
     limits = RateLimits(
-        remaining_requests=_int(headers.get(f"{p}requests-remaining")),
-        remaining_tokens=_int(headers.get(f"{p}{tok}-remaining")),
+        remaining_requests=count(headers.get(f"{p}requests-remaining")),
+        remaining_tokens=count(headers.get(f"{p}{tok}-remaining")),
         reset_requests=_seconds_until(headers.get(f"{p}requests-reset"), now),
         reset_tokens=_seconds_until(headers.get(f"{p}{tok}-reset"), now),
     )

@@ -13,11 +13,16 @@ import msgspec
 # -- usage and errors ------------------------------------------------------------------------
 
 
+#: A count as the server wrote it (any JSON), read by ``llmplug.wire.count``: a count the
+#: decoder would refuse (1e999, "12", -5) must not cost the answer.
+NO_COUNT = msgspec.Raw()
+
+
 class Usage(msgspec.Struct):
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_input_tokens: int | None = None
-    cache_creation_input_tokens: int | None = None
+    input_tokens: msgspec.Raw = NO_COUNT
+    output_tokens: msgspec.Raw = NO_COUNT
+    cache_read_input_tokens: msgspec.Raw = NO_COUNT
+    cache_creation_input_tokens: msgspec.Raw = NO_COUNT
 
 
 class Error(msgspec.Struct):

@@ -1,130 +1,147 @@
-"""OpenTelemetry spans and metrics for llmplug calls, after the GenAI semantic conventions.
+"""OpenTelemetry spans and metrics for llmplug calls, after the GenAI semantic conventions
+(v1.41.0). See docs/observability.md for what each span and metric holds.
 
-Found through the ``llmplug`` entry-point group. The observer hooks are told after the fact,
-so spans are made with the recorded start and end times: a call's span when the call ends,
-its attempts' spans (held until then by ``call_id``) as its children."""
+Found through the ``llmplug`` entry-point group. A call's span starts at its first request
+and ends when the call does; its attempts are its children; tools the decorators run are
+``execute_tool`` spans; an ``llmplug batch`` run is one parent span."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Generator, Iterator
 from typing import Any
 
-from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from llmplug import AttemptInfo, CallInfo, hookimpl
+from llmplug import AttemptInfo, Call, CallInfo, HTTPRequest, RunInfo, ToolInfo, hookimpl
 
-__all__ = ["OPERATION", "observe_attempt", "observe_call"]
+from . import _attrs, _metrics, _spans
+from ._config import CAPTURE_ENV, PROPAGATE_ENV, capture_content, configure, propagate
+from ._metrics import watch
 
-OPERATION = "chat"
-_SCOPE = "llmplug_otel"
+__all__ = [
+    "CAPTURE_ENV",
+    "OPERATION",
+    "PROPAGATE_ENV",
+    "build_request",
+    "capture_content",
+    "configure",
+    "observe_attempt",
+    "observe_call",
+    "observe_run",
+    "observe_tool",
+    "propagate",
+    "reset",
+    "watch",
+]
+
+OPERATION = _attrs.OPERATION
 _NS = 1_000_000_000
-
-# A call's ended attempts, until the call ends: attempts end before their call does.
-_pending: dict[int, list[AttemptInfo]] = {}
-_instruments: tuple[Any, Any] | None = None
-
-
-def _meters() -> tuple[Any, Any]:
-    """The two histograms, made on first use so the application's MeterProvider (set after
-    import) is the one used."""
-    global _instruments
-    if _instruments is None:
-        meter = metrics.get_meter(_SCOPE)
-        _instruments = (
-            meter.create_histogram(
-                "gen_ai.client.token.usage",
-                unit="{token}",
-                description="Number of input and output tokens used",
-            ),
-            meter.create_histogram(
-                "gen_ai.client.operation.duration",
-                unit="s",
-                description="GenAI operation duration",
-            ),
-        )
-    return _instruments
+_log = logging.getLogger(__name__)
 
 
 def reset() -> None:
-    """Forget the instruments (a test that installs a new MeterProvider calls this)."""
-    global _instruments
-    _instruments = None
-    _pending.clear()
+    """Forget the instruments and the calls in progress (a test that installs a new
+    MeterProvider calls this)."""
+    _metrics.reset()
+    _spans.reset()
 
 
-def _common(info: AttemptInfo | CallInfo) -> dict[str, Any]:
-    attrs: dict[str, Any] = {
-        "gen_ai.operation.name": OPERATION,
-        "gen_ai.provider.name": info.provider,
-        "gen_ai.system": info.provider,
-        "gen_ai.request.model": info.model,
-    }
-    if info.response_model:
-        attrs["gen_ai.response.model"] = info.response_model
-    if info.error_type:
-        attrs["error.type"] = info.error_type
-    return attrs
-
-
-def _usage(attrs: dict[str, Any], info: AttemptInfo | CallInfo) -> None:
-    if info.usage is not None:
-        attrs["gen_ai.usage.input_tokens"] = info.usage.input_tokens
-        attrs["gen_ai.usage.output_tokens"] = info.usage.output_tokens
-
-
-def _status(span: Any, info: AttemptInfo | CallInfo) -> None:
-    if info.status != "ok":
-        span.set_status(Status(StatusCode.ERROR, info.error_type or info.status))
+@hookimpl(wrapper=True)
+def build_request(wire: str, call: Call, key: str) -> Generator[None, HTTPRequest | None, Any]:
+    request = yield
+    if request is not None and call.call_id is not None:
+        try:
+            _spans.attempt_started(call, request)
+        except Exception:  # telemetry must never fail the call
+            _log.exception("llmplug_otel: starting an attempt's span failed")
+    return request
 
 
 @hookimpl
 def observe_attempt(info: AttemptInfo) -> None:
-    _pending.setdefault(info.call_id, []).append(info)
+    _spans.attempt_ended(info)
 
 
 @hookimpl
 def observe_call(info: CallInfo) -> None:
-    attempts = _pending.pop(info.call_id, [])
-    tracer = trace.get_tracer(_SCOPE)
-    attrs = _common(info)
-    _usage(attrs, info)
-    if info.http_status is not None:
-        attrs["http.response.status_code"] = info.http_status
-    attrs["llmplug.attempts"] = info.attempts
-    attrs["llmplug.stream"] = info.stream
+    _spans.call_ended(info)
+    _record(info)
+
+
+def _record(info: CallInfo) -> None:
+    m = _metrics.instruments()
+    attrs = _attrs.common(info.provider, info.model, info.call)
+    if info.response_model:
+        attrs["gen_ai.response.model"] = info.response_model
+    if info.error_type:
+        attrs["error.type"] = info.error_type
+    m.duration.record(info.duration_s, attributes=attrs)
+    usage = info.usage
+    if usage is not None:
+        for kind, n in (("input", usage.input_tokens), ("output", usage.output_tokens)):
+            m.tokens.record(n, attributes={**attrs, "gen_ai.token.type": kind})
+    first, last = info.first_chunk_s, info.last_chunk_s
+    if first is not None:
+        m.first_chunk.record(first, attributes=attrs)
+        if last is not None and usage is not None and usage.output_tokens > 1:
+            m.per_token.record((last - first) / (usage.output_tokens - 1), attributes=attrs)
+
+
+@hookimpl
+def observe_tool(info: ToolInfo) -> None:
+    name = info.call.name
+    attrs: dict[str, Any] = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": name,
+        "gen_ai.tool.call.id": info.call.id,
+        "gen_ai.tool.type": "function",
+    }
+    if info.description:
+        attrs["gen_ai.tool.description"] = info.description
+    if info.session_id:
+        attrs["gen_ai.conversation.id"] = info.session_id
     if info.trace_id:
         attrs["llmplug.trace_id"] = info.trace_id
+    if info.error_type or info.status != "ok":
+        attrs["error.type"] = info.error_type or info.status
+    metric_attrs = dict(attrs)
+    for key in ("gen_ai.tool.call.id", "gen_ai.tool.description", "gen_ai.conversation.id"):
+        metric_attrs.pop(key, None)
+    metric_attrs.pop("llmplug.trace_id", None)
+    if capture_content():
+        attrs["gen_ai.tool.call.arguments"] = info.call.arguments
+        if info.result is not None:
+            attrs["gen_ai.tool.call.result"] = info.result
     start = int(info.started * _NS)
-    span = tracer.start_span(
-        f"{OPERATION} {info.model}", kind=SpanKind.CLIENT, attributes=attrs, start_time=start
+    span = _spans.tracer().start_span(
+        f"execute_tool {name}", kind=SpanKind.INTERNAL, attributes=attrs, start_time=start
     )
-    _status(span, info)
-    parent = trace.set_span_in_context(span)
-    for a in attempts:
-        a_attrs = _common(a)
-        _usage(a_attrs, a)
-        a_attrs["llmplug.attempt"] = a.attempt
-        if a.http_status is not None:
-            a_attrs["http.response.status_code"] = a.http_status
-        if a.key:
-            a_attrs["llmplug.key"] = a.key
-        if a.retry_reason:
-            a_attrs["llmplug.retry_reason"] = a.retry_reason
-        a_start = int(a.started * _NS)
-        child = tracer.start_span(
-            f"{OPERATION} {a.model} attempt",
-            context=parent,
-            kind=SpanKind.CLIENT,
-            attributes=a_attrs,
-            start_time=a_start,
-        )
-        _status(child, a)
-        child.end(end_time=a_start + int(a.duration_s * _NS))
+    if info.status != "ok":
+        span.set_status(Status(StatusCode.ERROR, info.error_type or info.status))
     span.end(end_time=start + int(info.duration_s * _NS))
+    _metrics.instruments().tool_duration.record(info.duration_s, attributes=metric_attrs)
 
-    tokens, duration = _meters()
-    m_attrs = {k: v for k, v in _common(info).items() if k != "gen_ai.system"}
-    duration.record(info.duration_s, attributes=m_attrs)
-    if info.usage is not None:
-        for kind, n in (("input", info.usage.input_tokens), ("output", info.usage.output_tokens)):
-            tokens.record(n, attributes={**m_attrs, "gen_ai.token.type": kind})
+
+@hookimpl
+def observe_run(info: RunInfo) -> contextlib.AbstractContextManager[None]:
+    return _run(info)
+
+
+@contextlib.contextmanager
+def _run(info: RunInfo) -> Iterator[None]:
+    if info.llm is not None:
+        watch(info.llm)
+    _metrics.instruments()  # the gauges exist from the run's start
+    attrs: dict[str, Any] = {"llmplug.run.kind": info.kind, "llmplug.run.name": info.name}
+    for key, value in info.attributes.items():
+        if isinstance(value, (str, int, float, bool)):
+            attrs[f"llmplug.{info.kind}.{key}"] = value
+    name = getattr(info.llm, "model_name", None) or getattr(info.llm, "name", None)
+    if isinstance(name, str):
+        attrs["gen_ai.request.model"] = name
+    with _spans.tracer().start_as_current_span(
+        f"llmplug {info.kind} {info.name}", kind=SpanKind.INTERNAL, attributes=attrs
+    ):
+        yield

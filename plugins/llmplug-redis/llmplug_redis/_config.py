@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from llmplug import APIKeyPool, ConfigError, TokenBucket
+from llmplug import APIKeyPool, ConfigError, TokenBucket, redact_url
 
 from ._conn import Conn
 from ._health import RedisKeyHealth
@@ -43,6 +43,18 @@ class RedisConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     lease_ttl: float = 30.0
     #: A Redis Cluster (keys of one provider share a hash tag, so one slot).
     cluster: bool = False
+
+    # The URL may hold the password (userinfo or ?password=): not in the repr, nor in rich's
+    # pretty printing (which msgspec feeds from __rich_repr__).
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [
+            (f, redact_url(self.url) if f == "url" else getattr(self, f))
+            for f in self.__struct_fields__
+        ]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.__rich_repr__())
+        return f"RedisConfig({fields})"
 
 
 def _expand(value: str) -> str:

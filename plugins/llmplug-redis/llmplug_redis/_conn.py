@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from llmplug import LLMError
+from llmplug import LLMError, redact_url, redact_urls
 from llmplug.wire import PerLoop
 
 __all__ = ["Conn", "RedisUnavailableError", "Unavailable"]
@@ -162,7 +162,8 @@ class Conn:
                 what = f"did not answer in time (timeout={self.timeout:g}s)"
             else:
                 what = f"failed ({type(exc).__name__}: {exc})"
-            self._last_error = f"Redis at {self._where()} {what}"
+            # The whole text: redis-py's own message may quote the URL too.
+            self._last_error = redact_urls(f"Redis at {self._where()} {what}")
             raise Unavailable(self._last_error) from None
         if self._down:
             self._recovered()
@@ -223,9 +224,8 @@ class Conn:
                 fut.set_result(got)
 
     def _where(self) -> str:
-        # The URL without its password.
-        head, at, tail = self.url.rpartition("@")
-        return f"{head.partition('://')[0]}://***@{tail}" if at else self.url
+        # The URL without its userinfo or a ?password= (llmplug.redact_url).
+        return redact_url(self.url)
 
     def _failed(self, exc: BaseException) -> None:
         self._down_until = time.monotonic() + self.retry_interval

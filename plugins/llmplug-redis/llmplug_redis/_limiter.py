@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from llmplug import ConfigError, SharedKeyState, TokenBucket
 
 from ._conn import Conn, RedisUnavailableError, Unavailable, script
 from ._scripts import RATE
+from ._sender import sender_for
 
 if TYPE_CHECKING:
     from ._health import RedisKeyHealth
@@ -55,6 +57,7 @@ class RedisLimiter:
         self._interval = 1e6 / self.refill_rate
         self._tau = self.capacity * self._interval
         self._warned = False
+        self.sender = sender_for(conn)
         conn.on_recover(self._recovered)
 
     def _args(self, op: str, cost: float) -> list[str | int | float]:
@@ -86,7 +89,7 @@ class RedisLimiter:
             await asyncio.sleep(wait)
         except asyncio.CancelledError:
             # Its turn was never used: the next caller to reach Redis gets it.
-            self.conn.spawn(self._send("give", cost))
+            self._send("give", cost)
             raise
 
     async def reserve(self, cost: float = 1.0) -> float:
@@ -101,9 +104,8 @@ class RedisLimiter:
         args = self._args("take", cost)
         health = self.health
         if health is not None:
-            await health.flush()
-            keys += [health.hash_key, *health.lease_keys]
-            args += [len(health.fingerprints), *health.fingerprints, *health.own_counts()]
+            keys += [health.hash_key, *health.lease_keys, *health.owner_keys]
+            args += [len(health.fingerprints), health.prefix, *health.fingerprints]
         try:
             out = await self.conn.run(_RATE, keys, args)
         except Unavailable as exc:
@@ -116,35 +118,42 @@ class RedisLimiter:
             health.apply(_view(health.fingerprints, out))
         return int(out[0]) / 1e6
 
-    async def _send(self, op: str, amount: float) -> None:
-        try:
-            await self.conn.run(_RATE, [self.key], self._args(op, amount))
-        except Unavailable:
-            # Lost with the outage: the bucket is only more careful (a give-back), or it
-            # relies on the server's own limit (a charge).
-            return
+    def _send(self, op: str, amount: float) -> None:
+        # By this process's sender, not from the caller's loop, which may end (asyncio.run per
+        # sync call) before the send is done. Lost with an outage: the bucket is only more
+        # careful (a give-back), or it relies on the server's own limit (a charge).
+        self.sender.put([(_RATE, [self.key], self._args(op, amount))])
+
+    async def flush(self) -> None:
+        """Return when the give-backs, charges and resets made so far have reached Redis."""
+        await self.sender.flush()
 
     def adjust(self, delta: float) -> None:
         """Give back (``delta`` > 0) or charge more (< 0) after the fact; sent in the
-        background (called from synchronous code)."""
-        if not delta:
+        background by this process's sender (called from synchronous code). As the local
+        bucket: a debt of at most one capacity, and a delta that is not finite is ignored."""
+        if not delta or not math.isfinite(delta):
             return
         if self.conn.resting():
             self.fallback.adjust(delta)
             return
-        self.conn.spawn(self._send("give" if delta > 0 else "charge", abs(delta)))
+        amount = min(abs(delta), 2 * self.capacity)
+        self._send("give" if delta > 0 else "charge", amount)
 
     def tighten(self, remaining: float) -> None:
         """The server says only ``remaining`` are left: believe it if that is fewer."""
+        if not remaining >= 0:  # NaN, or a negative count: nothing to believe
+            return
+        remaining = min(remaining, self.capacity)
         if self.conn.resting():
             self.fallback.tighten(remaining * self.fallback.capacity / self.capacity)
             return
-        self.conn.spawn(self._send("tighten", max(0.0, remaining)))
+        self._send("tighten", max(0.0, remaining))
 
     def reset(self) -> None:
         """Refill to capacity (for every process)."""
         self.fallback.reset()
-        self.conn.spawn(self._send("reset", 0.0))
+        self._send("reset", 0.0)
 
     def status(self) -> dict[str, Any]:
         return {

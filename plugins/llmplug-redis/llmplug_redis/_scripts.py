@@ -8,10 +8,12 @@ from __future__ import annotations
 
 __all__ = ["HEALTH", "RATE"]
 
-#: GCRA with reservations. KEYS: bucket, then (when reading health) the health hash and one
-#: lease set per key fingerprint. ARGV: op, cost, interval (us per token), tau (capacity *
-#: interval), the number of keys, their fingerprints, then this process's own live leases per
-#: key (the others' count is the set's size less those: O(log n), not a scan).
+#: GCRA with reservations. KEYS: bucket, then (when reading health) the health hash, one lease
+#: set per key fingerprint and one owner set per key. ARGV: op, cost, interval (us per token),
+#: tau (capacity * interval), the number of keys, this process's lease prefix, the keys'
+#: fingerprints. The others' leases are the lease set's size less this process's own, counted
+#: by name in the owner set (``ZLEXCOUNT`` over the prefix: O(log n), not a scan) as the script
+#: runs, whatever of this process's changes are still on their way.
 #:
 #: ``take`` always reserves: it moves the theoretical arrival time (TAT) by the cost and answers
 #: how long the caller waits for its turn (0: go now). Turns are handed out in the order calls
@@ -35,7 +37,9 @@ if op == 'take' then
 elseif op == 'give' then
   tat = math.max(now, tat - cost * interval)
 elseif op == 'charge' then
-  tat = tat + cost * interval
+  -- A debt of at most one capacity, as the local bucket's (a wrong count must not stop the
+  -- budget for good).
+  tat = math.min(tat + cost * interval, math.max(tat, now + tau + tau))
 elseif op == 'tighten' then
   tat = math.max(tat, now + tau - cost * interval)
 elseif op == 'reset' then
@@ -48,9 +52,11 @@ else
 end
 local out = {math.floor(wait)}
 if #KEYS > 1 then
-  local n = #KEYS - 2
+  local n = tonumber(ARGV[5])
+  local mine_from = '[' .. ARGV[6]
+  local mine_to = '[' .. ARGV[6] .. '\\255'
   for i = 1, n do
-    local fp = ARGV[5 + i]
+    local fp = ARGV[6 + i]
     local left, disabled, reason = 0, 0, ''
     local v = redis.call('HGET', KEYS[2], fp)
     if v then
@@ -61,8 +67,14 @@ if #KEYS > 1 then
         redis.call('HDEL', KEYS[2], fp)
       end
     end
-    redis.call('ZREMRANGEBYSCORE', KEYS[2 + i], '-inf', now)
-    local others = redis.call('ZCARD', KEYS[2 + i]) - tonumber(ARGV[5 + n + i])
+    local leases, owners = KEYS[2 + i], KEYS[2 + n + i]
+    local gone = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
+    if #gone > 0 then
+      redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+      for _, m in ipairs(gone) do redis.call('ZREM', owners, m) end
+    end
+    local mine = redis.call('ZLEXCOUNT', owners, mine_from, mine_to)
+    local others = redis.call('ZCARD', leases) - mine
     if others < 0 then others = 0 end
     table.insert(out, math.floor(left))
     table.insert(out, disabled)
@@ -73,10 +85,10 @@ end
 return out
 """
 
-#: Shared key health. KEYS: the health hash, the key's lease set. ARGV: op, fingerprint, ...
-#: ``cool`` (us, disabled, reason): the cooldown joins the hash unless a longer one is there.
-#: ``lease`` (ttl us, members...): leases that expire unless renewed, so a killed process
-#: leaks nothing. ``release`` (members...): leases given back.
+#: Shared key health. KEYS: the health hash, the key's lease set, its owner set. ARGV: op,
+#: fingerprint, ... ``cool`` (us, disabled, reason): the cooldown joins the hash unless a longer
+#: one is there. ``lease`` (ttl us, members...): leases that expire unless renewed, so a killed
+#: process leaks nothing (in both sets). ``release`` (members...): leases given back.
 HEALTH = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -94,11 +106,19 @@ if op == 'cool' then
   return 1
 elseif op == 'lease' then
   local untl = string.format('%.0f', now + tonumber(ARGV[3]))
-  for i = 4, #ARGV do redis.call('ZADD', KEYS[2], untl, ARGV[i]) end
-  redis.call('PEXPIRE', KEYS[2], math.ceil(tonumber(ARGV[3]) / 1000) + 1)
+  for i = 4, #ARGV do
+    redis.call('ZADD', KEYS[2], untl, ARGV[i])
+    redis.call('ZADD', KEYS[3], 0, ARGV[i])
+  end
+  local ttl = math.ceil(tonumber(ARGV[3]) / 1000) + 1
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
   return 1
 elseif op == 'release' then
-  for i = 3, #ARGV do redis.call('ZREM', KEYS[2], ARGV[i]) end
+  for i = 3, #ARGV do
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('ZREM', KEYS[3], ARGV[i])
+  end
   return 1
 end
 return 0

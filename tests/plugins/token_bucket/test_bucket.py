@@ -154,3 +154,15 @@ async def test_two_interfaces_never_share_a_bucket(make_llm: MakeLLM) -> None:
         await a.chat("hi")
     assert a.get_rate_limit_status()["available"] == 0
     assert b.get_rate_limit_status()["available"] == 3
+
+
+@pytest.mark.parametrize("charge", [-1e30, -float("inf"), float("nan"), float("inf")])
+async def test_a_wrong_count_neither_stops_the_budget_nor_refills_it(charge: float) -> None:
+    # A reply claiming 10**30 tokens (or a count that is not a number) is reconciled with
+    # adjust(): the budget owes at most one capacity, so the next request still goes, after a
+    # bounded wait (100 ms here), and nothing that is not a number fills the bucket.
+    bucket = TokenBucket(capacity=10, refill_rate=200.0)
+    await bucket.acquire(10)
+    bucket.adjust(charge)
+    assert bucket.status()["available"] == 0
+    await asyncio.wait_for(bucket.acquire(1), 60)  # a hang guard: forever before

@@ -21,8 +21,10 @@ from llmplug import (
     Usage,
 )
 from llmplug._plugins._openai import (
+    NO_COUNT,
     Error,
     OpenAIParser,
+    RawCount,
     TokenDetails,
     stream_error_status,
     usage,
@@ -33,9 +35,9 @@ __all__ = ["ChatParser"]
 
 
 class _Usage(msgspec.Struct):
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
+    prompt_tokens: RawCount = NO_COUNT
+    completion_tokens: RawCount = NO_COUNT
+    total_tokens: RawCount = NO_COUNT
     prompt_tokens_details: TokenDetails | None = None
     completion_tokens_details: TokenDetails | None = None
 
@@ -101,6 +103,7 @@ class _Groq(msgspec.Struct):
 
 
 class _Chunk(msgspec.Struct):
+    id: str | None = None
     choices: list[_StreamChoice] | None = None
     usage: _Usage | None = None
     model: str | None = None
@@ -115,6 +118,7 @@ class _Choice(msgspec.Struct):
 
 
 class _Body(msgspec.Struct):
+    id: str | None = None
     choices: list[_Choice] | None = None
     usage: _Usage | None = None
     model: str | None = None
@@ -141,7 +145,7 @@ class ChatParser(OpenAIParser):
 
     api = "Chat Completions"
 
-    __slots__ = ("_finish", "_last", "_model", "_tools", "_usage")
+    __slots__ = ("_finish", "_id", "_last", "_model", "_tools", "_usage")
 
     def __init__(self, call: Call) -> None:
         super().__init__(call)
@@ -151,6 +155,7 @@ class ChatParser(OpenAIParser):
         self._finish: str | None = None
         self._usage: Usage | None = None
         self._model: str | None = None
+        self._id: str | None = None
 
     def _error(self, err: Error) -> StreamError:
         message = text_of(err.message)
@@ -177,6 +182,8 @@ class ChatParser(OpenAIParser):
             raise self._error(chunk.error)
         if chunk.model and self._model is None:
             self._model = chunk.model
+        if chunk.id and self._id is None:
+            self._id = chunk.id
         usage = chunk.usage or (chunk.x_groq.usage if chunk.x_groq else None)
         if usage is not None:
             # Some providers repeat usage on several chunks; the latest non-null one wins.
@@ -255,7 +262,7 @@ class ChatParser(OpenAIParser):
             ToolCall(id=s[0] or f"call_{i}", name=s[1] or "", arguments="".join(s[2]))
             for i, s in sorted(self._tools.items())
         ]
-        return self._streamed(calls, self._finish, self._usage, self._model)
+        return self._streamed(calls, self._finish, self._usage, self._model, self._id)
 
     def parse_body(self, body: bytes) -> Completion:
         parsed = decode_body(_body_decoder, body, self._call, self.api)
@@ -298,4 +305,5 @@ class ChatParser(OpenAIParser):
             refusal=m.refusal,
             model=parsed.model,
             raw=body,
+            response_id=parsed.id,
         )

@@ -159,6 +159,7 @@ class ResponsesParser(OpenAIParser):
             ),
             _usage(final.usage) if final and final.usage else None,
             final.model if final else None,
+            final.id if final else None,
         )
 
     # -- whole bodies --------------------------------------------------------------------------
@@ -219,4 +220,5 @@ class ResponsesParser(OpenAIParser):
             refusal="".join(refusal) or None,
             model=r.model,
             raw=raw,
+            response_id=r.id,
         )

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar, get_args
 
 import msgspec
 
-from llmplug._plugins._openai import Error, TokenDetails
+from llmplug._plugins._openai import NO_COUNT, Error, RawCount, TokenDetails
 from llmplug.wire import JSON_ERRORS
 
 T = TypeVar("T")
@@ -151,9 +151,9 @@ class _KnownReasoning(_Item, tag="reasoning"):
 
 
 class Usage(msgspec.Struct):
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    total_tokens: int | None = None
+    input_tokens: RawCount = NO_COUNT
+    output_tokens: RawCount = NO_COUNT
+    total_tokens: RawCount = NO_COUNT
     input_tokens_details: TokenDetails | None = None
     output_tokens_details: TokenDetails | None = None
 
