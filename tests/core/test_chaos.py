@@ -6,7 +6,6 @@ for about ten minutes (see CONTRIBUTING.md)."""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -30,9 +29,6 @@ def chaos_settings(examples: int, steps: int) -> settings:
     )
 
 
-# Dropped interfaces leave their connections to the garbage collector, as an unclosed httpx
-# client does: the warning about them is not what this test checks.
-@pytest.mark.filterwarnings("ignore:unclosed:ResourceWarning")
 def test_chaos_keeps_every_invariant(server: LLMTestServer) -> None:
     class OnTheServer(ChaosMachine):
         def __init__(self) -> None:

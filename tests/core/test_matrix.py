@@ -15,9 +15,6 @@ from ._matrix import MODES, TARGETS, WIRES, Cell, run_cell
 CELLS = [Cell(w, t, m) for w, t, m in itertools.product(WIRES, TARGETS, MODES)]
 
 
-# An interface dropped without aclose() leaves its connections to the garbage collector, as an
-# unclosed httpx client does: a warning about them is not what these cells check.
-@pytest.mark.filterwarnings("ignore:unclosed:ResourceWarning")
 @pytest.mark.parametrize("cell", CELLS, ids=lambda c: f"{c.wire}-{c.target}-{c.mode}")
 async def test_a_cell_keeps_every_invariant(cell: Cell, server: LLMTestServer) -> None:
     await run_cell(cell, server)

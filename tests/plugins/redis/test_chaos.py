@@ -4,7 +4,6 @@ Redis. Once every call ended, no lease may be left in Redis."""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
 from llmplug.testing import LLMTestServer
@@ -14,7 +13,6 @@ from tests.core.test_chaos import chaos_settings
 from ._redis import RedisServer
 
 
-@pytest.mark.filterwarnings("ignore:unclosed:ResourceWarning")  # see tests/core/test_chaos.py
 def test_chaos_on_redis_keeps_every_invariant(
     server: LLMTestServer, redis_server: RedisServer, prefix: str
 ) -> None:

@@ -18,7 +18,6 @@ from ._redis import RedisServer
 CELLS = [(w, t, m) for w, t, m in itertools.product(WIRES, TARGETS, MODES)]
 
 
-@pytest.mark.filterwarnings("ignore:unclosed:ResourceWarning")  # see tests/core/test_matrix.py
 @pytest.mark.parametrize(("wire", "target", "mode"), CELLS, ids=lambda v: v)
 async def test_a_redis_cell_keeps_every_invariant(
     wire: str,
