@@ -19,6 +19,7 @@ from ._chat_agent import (
     ReturnMode,
     check_strict_signature,
 )
+from ._chat_plan import ChatPlan, register
 from ._compact import Compaction, maybe_compact
 from ._errors import ConfigError
 from ._events import ChatDone, ChatEvent, CompactionEvent
@@ -110,7 +111,7 @@ def llm_chat(
         skip = frozenset(n for n in (history_name, message_name, "_template_params") if n)
 
         async def start(
-            args: tuple[Any, ...], kwargs: dict[str, Any]
+            args: tuple[Any, ...], kwargs: dict[str, Any], guidance_block: bool = True
         ) -> tuple[list[Message], dict[str, Any], CompactionEvent | None]:
             template_params, call_params = split_call_options(kwargs)
             check_call_keywords(fn.__name__, kwargs)
@@ -120,7 +121,8 @@ def llm_chat(
             prompt = fill_template(system, template_params)
             if prompt and not (messages and messages[0].role == "system"):
                 messages.insert(0, Message(role="system", content=prompt))
-            guidance = kit.guidance(fn.__name__)
+            # llmplug.slf writes SimpleLLMFunc's own block (and calls the builders) itself
+            guidance = kit.guidance(fn.__name__) if guidance_block else None
             if guidance and messages and messages[0].role == "system":
                 messages[0] = Message(
                     role="system", content=with_guidance(messages[0].text, guidance)
@@ -170,9 +172,13 @@ def llm_chat(
                     for pair in view.feed(ev):
                         yield pair
 
-        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
-            return ChatAgent(fn, events, pairs)
-        return BlockingChatAgent(fn, events, pairs, llm_interface)
+        agent = (
+            ChatAgent(fn, events, pairs)
+            if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+            else BlockingChatAgent(fn, events, pairs, llm_interface)
+        )
+        register(agent, ChatPlan(fn, start, llm_interface, kit, stream, max_tool_calls))
+        return agent
 
     return decorate  # type: ignore[return-value]
 

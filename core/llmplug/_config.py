@@ -50,14 +50,29 @@ def load_file(
         with open(source, "rb") as f:
             raw = f.read()
     except OSError as exc:
-        raise ConfigError(
-            f"{source}: cannot read the provider file: {exc.strerror or exc}"
+        raise _file_error(
+            f"{source}: cannot read the provider file: {exc.strerror or exc}", exc
         ) from None
     try:
         data = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid JSON: {exc}") from None
     return load_data(cls, data, source, options)
+
+
+_FILE_ERRORS: dict[type[OSError], type[ConfigError]] = {}
+
+
+def _file_error(message: str, exc: OSError) -> ConfigError:
+    """A ConfigError that is also the OSError the read failed with (FileNotFoundError,
+    PermissionError, ...): code written for SimpleLLMFunc catches those."""
+    kind = type(exc)
+    cls = _FILE_ERRORS.get(kind)
+    if cls is None:
+        cls = _FILE_ERRORS[kind] = type(kind.__name__, (ConfigError, kind), {})
+    err = cls(message)
+    err.errno, err.strerror, err.filename = exc.errno, exc.strerror, exc.filename  # type: ignore[attr-defined]
+    return err
 
 
 def load_data(

@@ -11,6 +11,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import BadRequestError, LLMError, UnprocessableEntityError
+from ._hints import type_hints
 from ._keywords import (
     check_call_keywords,
     check_decorator_keywords,
@@ -22,6 +23,7 @@ from ._prompt import fill_template, format_arguments, split_call_options
 from ._schema import OutputType
 from ._tool import Toolkit, with_guidance
 from ._turns import TurnsDone, run_turns
+from ._type_text import parameters_description, return_type_description
 from ._types import Completion, Message
 
 if TYPE_CHECKING:
@@ -32,7 +34,7 @@ __all__ = ["OutputValidationError", "async_llm_function", "llm_function"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_SYSTEM_PROMPT = "{function_description}\n\n{return_type_description}"
+DEFAULT_SYSTEM_PROMPT = "{function_description}\n\n{return_instruction}"
 DEFAULT_USER_PROMPT = "{parameters}"
 _REPAIR = (
     "Your reply could not be used: {error}\n"
@@ -68,8 +70,9 @@ class _Runner:
         self.llm = llm
         self.name = fn.__name__
         self.sig = inspect.signature(fn)
-        hints = typing.get_type_hints(fn)
+        hints = type_hints(fn)
         self.out = OutputType(hints.get("return", str))
+        self.hints = hints
         self.doc = inspect.cleandoc(fn.__doc__ or "")
         if not self.doc:
             raise TypeError(f"@llm_function {fn.__name__!r} needs a docstring: it is the task")
@@ -97,8 +100,12 @@ class _Runner:
             self.system_template,
             {
                 "function_description": task,
-                "parameters_description": ", ".join(self.sig.parameters),
-                "return_type_description": returns,
+                "parameters_description": parameters_description(self.hints),
+                "return_type_description": return_type_description(
+                    self.out, self.hints.get("return", str)
+                ),
+                # llmplug's own default template: what to reply with, for how it decodes
+                "return_instruction": returns,
             },
         ).strip()
         system = with_guidance(system, self.toolkit.guidance(self.name))

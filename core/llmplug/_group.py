@@ -146,7 +146,8 @@ class ModelGroup:
     members. A member whose calls fail ``failure_threshold`` times in a row is ejected for
     ``cooldown`` seconds (by ``clock``), then gets one trial call. While every member is
     ejected, a call waits up to ``member_wait_timeout`` (and its ``total_timeout``) for one to
-    come back. A call's ``total_timeout`` covers every member it is handed to."""
+    come back. A call's ``total_timeout`` (without one, that of the member it starts on) covers
+    every member it is handed to."""
 
     def __init__(
         self,
@@ -487,6 +488,7 @@ class ModelGroup:
         call = self._call(messages, tools, params, False)
         deadline = _Deadline(params.get("total_timeout"))
         plan, nxt = await self._first(call, deadline)
+        deadline.start(getattr(nxt.member.llm, "total_timeout", None))
         i = 0
         while True:  # until a member answers, or _hand_on leaves the error to the caller
             t = nxt
@@ -517,6 +519,7 @@ class ModelGroup:
         call = self._call(messages, tools, params, True)
         deadline = _Deadline(params.get("total_timeout"))
         plan, nxt = await self._first(call, deadline)
+        deadline.start(getattr(nxt.member.llm, "total_timeout", None))
         i = 0
         while True:
             t = nxt
@@ -618,14 +621,21 @@ class _Ticket:
 
 
 class _Deadline:
-    """A group call's ``total_timeout``, across every member it is handed to: each member is
-    given what is left of it."""
+    """A group call's ``total_timeout`` (the call's own, else that of the member it starts
+    on), across every member it is handed to: each member is given what is left of it."""
 
     __slots__ = ("end", "total")
 
-    def __init__(self, total: float | None) -> None:
-        self.total = total
-        self.end = None if total is None else time.monotonic() + total
+    def __init__(self, total: Any) -> None:
+        self.total: float | None = None
+        self.end: float | None = None
+        self.start(total)
+
+    def start(self, total: Any) -> None:
+        # A value that is not a positive number is the member's to refuse (ConfigError).
+        if self.total is None and isinstance(total, int | float) and total > 0:
+            self.total = float(total)
+            self.end = time.monotonic() + total
 
     def left(self) -> float:
         return float("inf") if self.end is None else self.end - time.monotonic()

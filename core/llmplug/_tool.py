@@ -13,9 +13,10 @@ import msgspec
 
 from ._docstring import parse_docstring
 from ._errors import ConfigError
+from ._hints import type_hints
 from ._multimodal import tool_output
 from ._prompt import render_value
-from ._schema import parameters_schema
+from ._schema import is_pydantic_model, parameters_schema
 from ._types import ImagePart, Tool, ToolCall
 from .wire import JSON_ERRORS
 
@@ -59,23 +60,38 @@ class ToolFunction(Generic[P, R]):
         self._fn: Callable[..., Any] = fn
         self.is_async = inspect.iscoroutinefunction(fn)
         desc, arg_docs = parse_docstring(fn.__doc__)
-        hints = typing.get_type_hints(fn, include_extras=True)
+        hints = type_hints(fn, include_extras=True)
         fields: list[tuple[str, Any, Any]] = []
         #: Positional-only parameters cannot be passed by name when the tool runs.
         self._positional: list[str] = []
+        #: Parameters the caller supplies, never the model (llmplug.slf's ToolEventEmitter):
+        #: parameter name -> the key the runner passes the value under.
+        self._injected: dict[str, str] = {}
+        #: Parameters typed with a pydantic model: validated into an instance of it.
+        self._models: dict[str, Any] = {}
         for p in inspect.signature(fn).parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 raise ConfigError(f"tool {fn.__name__!r}: *args and **kwargs cannot be described")
+            hint = hints.get(p.name, Any)
+            key = _injected_key(hint)
+            if key is not None:
+                self._injected[p.name] = key
+                continue
             if p.kind is p.POSITIONAL_ONLY:
                 self._positional.append(p.name)
             default = msgspec.NODEFAULT if p.default is p.empty else p.default
-            fields.append((p.name, hints.get(p.name, Any), default))
+            if is_pydantic_model(hint):
+                self._models[p.name] = hint
+                hint = dict[str, Any]  # shape checked by pydantic when the tool runs
+            fields.append((p.name, hint, default))
         try:
             parameters, self._args_type = parameters_schema(fields, arg_docs)
         except (TypeError, ValueError) as exc:
             raise ConfigError(
                 f"tool {fn.__name__!r}: a parameter type is not supported: {exc}"
             ) from None
+        for pname, model in self._models.items():
+            _model_property(parameters, pname, model)
         self.best_practices = _unique(best_practices)
         self.prompt_injection_builder = prompt_injection_builder
         description = description or desc
@@ -91,9 +107,10 @@ class ToolFunction(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<tool {self.spec.name}>"
 
-    async def run(self, call: ToolCall) -> ToolResult:
+    async def run(self, call: ToolCall, injected: Mapping[str, Any] | None = None) -> ToolResult:
         """Validate the model's arguments and run the function; any failure becomes an error
-        result the model can read and correct, never an exception in the caller's loop."""
+        result the model can read and correct, never an exception in the caller's loop.
+        ``injected`` holds values for parameters the model does not fill (by their key)."""
         try:
             raw = call.parsed_arguments()
             args = msgspec.convert(raw, self._args_type)
@@ -106,6 +123,20 @@ class ToolFunction(Generic[P, R]):
                 error_type=type(exc).__name__,
             )
         kwargs = msgspec.structs.asdict(args)
+        for pname, model in self._models.items():
+            if isinstance(kwargs.get(pname), dict):
+                try:
+                    kwargs[pname] = model.model_validate(kwargs[pname])
+                except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                    return ToolResult(
+                        call,
+                        f"Error: invalid arguments for {self.spec.name}: {exc}",
+                        True,
+                        error_type=type(exc).__name__,
+                    )
+        for pname, key in self._injected.items():
+            if injected is not None and key in injected:
+                kwargs[pname] = injected[key]
         positional = [kwargs.pop(n) for n in self._positional]
         try:
             if self.is_async:
@@ -142,11 +173,21 @@ class ToolFunction(Generic[P, R]):
                 error_type=type(exc).__name__,
             )
 
+    #: Set by llmplug.slf's ``tool``: SimpleLLMFunc calls the builder with an empty dict and
+    #: drops what it raises.
+    simplellmfunc_injection = False
+
     def prompt_injection(self, context: Mapping[str, Any]) -> str | None:
         """The text ``prompt_injection_builder`` adds to the system prompt, if any."""
         if self.prompt_injection_builder is None:
             return None
-        text = self.prompt_injection_builder(dict(context))
+        if self.simplellmfunc_injection:
+            try:
+                text = self.prompt_injection_builder({})
+            except Exception:
+                return None
+        else:
+            text = self.prompt_injection_builder(dict(context))
         return text.strip() or None if isinstance(text, str) else None
 
 
@@ -253,11 +294,16 @@ class Toolkit:
         t = self.tools.get(name)
         return t.spec.description if t is not None else None
 
-    def run_one(self, call: ToolCall) -> Awaitable[ToolResult]:
-        """Run one of the model's calls (an unknown tool is an error result)."""
-        return self._run(call)
+    def run_one(
+        self, call: ToolCall, injected: Mapping[str, Any] | None = None
+    ) -> Awaitable[ToolResult]:
+        """Run one of the model's calls (an unknown tool is an error result); ``injected``
+        as in :meth:`ToolFunction.run`."""
+        return self._run(call, injected)
 
-    def _run(self, call: ToolCall) -> Awaitable[ToolResult]:
+    def _run(
+        self, call: ToolCall, injected: Mapping[str, Any] | None = None
+    ) -> Awaitable[ToolResult]:
         t = self.tools.get(call.name)
         if t is None:
             known = ", ".join(self.tools) or "none"
@@ -269,7 +315,28 @@ class Toolkit:
                     error_type="UnknownTool",
                 )
             )
-        return t.run(call)
+        return t.run(call, injected)
+
+
+def _injected_key(hint: Any) -> str | None:
+    """The key of a parameter type the caller supplies (``X`` or ``X | None``), if any."""
+    for tp in (hint, *typing.get_args(hint)):
+        key = getattr(tp, "__llmplug_injected__", None)
+        if isinstance(key, str):
+            return key
+    return None
+
+
+def _model_property(parameters: dict[str, Any], name: str, model: Any) -> None:
+    """Put a pydantic model's own schema in place of a parameter's placeholder one."""
+    schema = dict(model.model_json_schema(ref_template="#/$defs/{model}"))
+    defs = schema.pop("$defs", None)
+    if defs:
+        parameters.setdefault("$defs", {}).update(defs)
+    prop = parameters["properties"][name]
+    if "description" in prop:
+        schema["description"] = prop["description"]
+    parameters["properties"][name] = schema
 
 
 async def _done(result: ToolResult) -> ToolResult:

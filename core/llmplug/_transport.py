@@ -8,6 +8,7 @@ client *per event loop*: made on that loop's first request, closed when that loo
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from ._call import HTTPRequest
@@ -16,6 +17,7 @@ from ._per_loop import PerLoop
 __all__ = ["DEFAULT_TIMEOUT", "Transport"]
 
 _MAX_URLS = 64
+_ssl_lock = threading.Lock()
 
 #: Reasoning models think for minutes before the first byte; 30 s read timeouts cut them off.
 DEFAULT_TIMEOUT: dict[str, float | None] = {
@@ -96,8 +98,11 @@ class Transport:
 
         if self._ssl is None:
             # Loading the CA store costs about 20 ms of CPU; a sync call makes a client for its
-            # own loop each time, so every client of this interface shares one context.
-            self._ssl = httpx2.create_ssl_context()
+            # own loop each time, so every client of this interface shares one context (made
+            # once, however many threads make their first client at the same moment).
+            with _ssl_lock:
+                if self._ssl is None:
+                    self._ssl = httpx2.create_ssl_context()
         t = self._timeout
         return _LoopClient(
             httpx2.AsyncClient(

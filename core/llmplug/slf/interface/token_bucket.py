@@ -1,0 +1,5 @@
+"""SimpleLLMFunc's ``SimpleLLMFunc.interface.token_bucket``."""
+
+from llmplug import TokenBucket
+
+__all__ = ["TokenBucket"]
