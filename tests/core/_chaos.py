@@ -240,9 +240,9 @@ class ChaosMachine(RuleBasedStateMachine):
             rate_limit_backend=self._backend(local),
         )
         self.live[name] = self.made[name] = llm
-        # One call first. A cold interface's first burst of sync calls builds a TLS context per
-        # thread (~50 ms of CPU each: test_threads.py has the test for that), which on a shared
-        # 2-core machine can spend a call's whole total_timeout before its request is sent.
+        # One call first: an interface's first call loads the CA store (~50 ms of CPU, once
+        # per interface since test_threads.py's TLS test), which on a shared 2-core machine
+        # under load can spend much of a call's 1.5 s before its request is sent.
         with suppress(LLMError):
             self.loops.run(llm.chat(f"warm {name}"))
         return name

@@ -434,10 +434,9 @@ async def run_cell(
 
 
 async def _warm(rounds: list[Round]) -> None:
-    """One call per interface before the round. A cold interface's first burst from 16
-    threads builds a TLS context per thread (~50 ms of CPU each, see the report on
-    ``Transport._ssl``), which on a shared 2-core machine eats the stalled call's whole
-    deadline before its request is sent: warm, the deadline is about the stall."""
+    """One call per interface before the round: its first call loads the CA store (~50 ms
+    of CPU), which on a shared 2-core machine under load could spend much of the stalled
+    call's 0.5 s before its request is sent. Warm, the deadline is about the stall."""
     for r in rounds:
         for llm, _, model in r.interfaces:
             await llm.chat(f"{r.tag}:warm:{model}")
