@@ -19,7 +19,7 @@ MakeLLM = Callable[..., OpenAICompatible]
 # hypothesis tests run under it too, with as many examples.
 settings.register_profile(
     "soak",
-    max_examples=400,
+    max_examples=300,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=list(HealthCheck),
