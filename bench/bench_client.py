@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """Client-side cost of llmplug against raw httpx2 (the floor) and the openai SDK.
 
-    python bench/bench_client.py              # full run (~4-5 minutes on 2 cores)
+    python bench/bench_client.py              # full run, both servers (~7 minutes on 2 cores)
     python bench/bench_client.py --quick      # short run, noisier numbers
     python bench/bench_client.py --json out.json
     python bench/bench_client.py --markdown   # the results as Markdown tables (for a README)
     python bench/bench_client.py --api responses   # only the Responses API cells
     python bench/bench_client.py --profile "stream, 64 in flight"   # cProfile llmplug's cell
     python bench/bench_client.py --profile "responses stream, 64 in flight"
-    python bench/bench_client.py --server chunked   # each SSE event its own write (sse_server.py)
+    python bench/bench_client.py --server chunked   # only the server that sends an event per write
 
 Measured:
 
@@ -21,18 +21,23 @@ Measured:
    raw httpx2 POSTs to ``/responses`` (walking ``output[].content[]``, or joining the
    ``response.output_text.delta`` events up to ``response.completed``) and the SDK is
    ``client.responses.create()``.
-2. Import time: median of fresh interpreters running ``import llmplug`` (and ``import openai``).
+2. Import time: median of fresh interpreters running ``import llmplug`` (and ``import openai``),
+   bytecode cached as from an installed wheel.
 3. Memory per in-flight stream: in a fresh interpreter per client, 1,000 streams are held open
    at once against a reply that sends one event and then waits; the RSS growth once every
    stream has its first event, divided by the number of streams. They are opened 50 at a time
    (``--wave``): a burst of 1,000 connects overflows the test server's accept queue.
 
-The server runs in a separate process, so the CPU time of this process is the clients' alone.
-``--server test`` (the default) is ``llmplug.testing.LLMTestServer``, which writes a whole stream at
-once: the client reads it in one or two socket reads. ``--server chunked`` is ``sse_server.py``,
-which writes each event on its own and pauses between events (1 ms; 10 ms at 64 in flight, so
-that 64 streams stay within what the client takes in), as a provider does: the client reads each
-event on its own, and its per-read costs are paid per event.
+The servers run in a separate process, so the CPU time of this process is the clients' alone.
+One run measures two by default (``--server burst,chunked``): ``burst`` is ``sse_server.py
+--burst``, which writes a whole stream in one write and one HTTP chunk, as a proxy that buffers
+does (or a fast local model whose events leave together): the client reads all of a reply's
+events in one read and splits them itself. ``chunked`` is ``sse_server.py``, which writes each
+event on its own and pauses between events (1 ms; 10 ms at 64 in flight, so that 64 streams
+stay within what the client takes in), as a provider does: the client reads each event on its
+own, and its per-read costs are paid per event. The first server gets every cell, the second
+only the stream cells (whole bodies are one write on both). ``test`` is
+``llmplug.testing.LLMTestServer``: a whole stream in one write, one HTTP chunk per event.
 
 Every client sends the same JSON body and gets the same reply bytes (only the id and timestamp
 values differ): the same text in the same 20 chunks, checked before anything is timed.
@@ -51,11 +56,12 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import aclosing, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -92,7 +98,18 @@ CLIENTS = ("llmplug", "httpx2", "openai")
 APIS = ("chat", "responses", "anthropic")
 API_NAMES = {"chat": "Chat Completions", "responses": "Responses", "anthropic": "Anthropic"}
 CONCURRENCY = 64
+#: llmplug's target against raw httpx2: within 1.25x on whole bodies, 1.10x on streams.
 TARGET_RATIO = 1.25
+STREAM_TARGET_RATIO = 1.10
+#: The servers: ``burst`` (sse_server.py, a whole stream in one write and one HTTP chunk),
+#: ``chunked`` (sse_server.py, each event its own write, paced) and ``test`` (LLMTestServer, a
+#: whole stream in one write, an HTTP chunk per event).
+SERVERS = ("burst", "chunked", "test")
+SERVER_NAMES = {
+    "burst": "a stream in one write",
+    "chunked": "an event per write",
+    "test": "LLMTestServer",
+}
 SERVER_START_TIMEOUT = 30.0
 FIRST_EVENTS_TIMEOUT = 120.0
 
@@ -115,10 +132,10 @@ def _serve(conn: Connection, kind: str) -> None:
         from llmplug.testing import Raw, RecordedRequest, Reply
 
         reply = Reply(text=TEXT, chunks=CHUNKS, usage=USAGE)
-        if kind == "chunked":
+        if kind in ("chunked", "burst"):
             from sse_server import ChunkedSSEServer
 
-            server = ChunkedSSEServer(reply, stall=STALL_MODEL)
+            server = ChunkedSSEServer(reply, burst=kind == "burst", stall=STALL_MODEL)
         else:
             from llmplug.testing import LLMTestServer
             from llmplug.testing._server import ReplyLike
@@ -501,6 +518,10 @@ CELLS = (
 )
 
 
+def target(cell: Cell) -> float:
+    return STREAM_TARGET_RATIO if cell.stream else TARGET_RATIO
+
+
 def clients_for(cell: Cell, clients: tuple[str, ...]) -> list[str]:
     """The clients that speak the cell's API (the openai SDK does not speak Anthropic's)."""
     return [n for n in clients if not (n == "openai" and cell.api == "anthropic")]
@@ -605,6 +626,7 @@ async def run_cpu(server: BenchServer, plan: Plan) -> dict[str, Any]:
         cells[cell.label] = {
             "api": cell.api,
             "kind": cell.kind,
+            "target": target(cell),
             "calls": plan.calls(cell),
             "median_us": med,
             "samples_us": samples[cell.label],
@@ -651,13 +673,14 @@ async def profile_cell(server: BenchServer, plan: Plan, label: str, top: int) ->
 _IMPORT_CODE = "import time; t=time.perf_counter(); import {0}; print(time.perf_counter()-t)"
 
 
-def _import_once(module: str) -> float:
+def _import_once(module: str, env: dict[str, str]) -> float:
     out = subprocess.run(
         [sys.executable, "-c", _IMPORT_CODE.format(module)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=env,
     )
     if out.returncode != 0:
         raise RuntimeError(f"import {module} failed:\n{out.stderr}")
@@ -665,13 +688,23 @@ def _import_once(module: str) -> float:
 
 
 def run_imports(runs: int, modules: tuple[str, ...] = ("llmplug", "openai")) -> dict[str, Any]:
-    for module in modules:
-        _import_once(module)  # warm the bytecode and file caches
-    samples: dict[str, list[float]] = {m: [] for m in modules}
-    for _ in range(runs):
+    """Import time with bytecode cached, as from an installed wheel (pip compiles it): with
+    PYTHONDONTWRITEBYTECODE set (as in some CI shells) and a source tree, every run would
+    compile llmplug's sources again and measure the compiler. The bytecode goes to a
+    directory of its own (PYTHONPYCACHEPREFIX), not into the tree."""
+    with tempfile.TemporaryDirectory(prefix="bench-pycache-") as prefix:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = prefix
         for module in modules:
-            samples[module].append(_import_once(module) * 1000)
-    return {m: {"median_ms": statistics.median(v), "samples_ms": v} for m, v in samples.items()}
+            _import_once(module, env)  # warm the bytecode and file caches
+        samples: dict[str, list[float]] = {m: [] for m in modules}
+        for _ in range(runs):
+            for module in modules:
+                samples[module].append(_import_once(module, env) * 1000)
+    return {
+        m: {"median_ms": statistics.median(v), "best_ms": min(v), "samples_ms": v}
+        for m, v in samples.items()
+    }
 
 
 # -- memory per in-flight stream --------------------------------------------------------------
@@ -777,7 +810,8 @@ def run_memory(base_url: str, plan: Plan) -> dict[str, Any]:
 class Results:
     plan: dict[str, Any]
     env: dict[str, Any]
-    cpu: dict[str, Any] = field(default_factory=dict)
+    #: server kind -> cell label -> the cell's results
+    cpu: dict[str, dict[str, Any]] = field(default_factory=dict)
     imports: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
 
@@ -790,16 +824,17 @@ def _version(dist: str) -> str:
 
 
 def print_report(r: Results) -> None:
-    if r.cpu:
-        names = list(next(iter(r.cpu.values()))["median_us"])
+    for kind, cpu in r.cpu.items():
+        names = list(next(iter(cpu.values()))["median_us"])
         base = "httpx2" if "httpx2" in names else None
-        width = max(len("cell"), *(len(label) for label in r.cpu)) + 1
+        print(f"server: {kind} ({SERVER_NAMES[kind]})")
+        width = max(len("cell"), *(len(label) for label in cpu)) + 1
         head = f"{'cell':<{width}}" + "".join(f"{n + ' us/call':>17}" for n in names)
         others = [n for n in names if n != base] if base else []
         head += "".join(f"{n + '/' + base:>16}" for n in others if base)
         print(head)
         print("-" * len(head))
-        for label, cell in r.cpu.items():
+        for label, cell in cpu.items():
             med = cell["median_us"]
             line = f"{label:<{width}}" + "".join(
                 f"{med[n]:>17.1f}" if n in med else f"{'-':>17}" for n in names
@@ -809,17 +844,19 @@ def print_report(r: Results) -> None:
                     line += f"{'-':>15} "
                     continue
                 ratio = med[n] / med[base] if base else 0.0
-                mark = " " if n != "llmplug" else ("*" if ratio > TARGET_RATIO else " ")
+                mark = " " if n != "llmplug" else ("*" if ratio > cell["target"] else " ")
                 line += f"{ratio:>15.2f}{mark}"
             print(line)
         print(
-            f"(median of {r.plan['repeats']} batches; client CPU per call; "
-            f"* = llmplug above {TARGET_RATIO}x raw httpx2)"
+            f"(median of {r.plan['repeats']} batches; client CPU per call; * = llmplug above "
+            f"{TARGET_RATIO:.2f}x raw httpx2, {STREAM_TARGET_RATIO:.2f}x on streams)"
         )
     if r.imports:
-        print()
         for m, v in r.imports.items():
-            print(f"import {m:<10} {v['median_ms']:7.1f} ms  (median of {len(v['samples_ms'])})")
+            print(
+                f"import {m:<10} {v['median_ms']:7.1f} ms  (median of {len(v['samples_ms'])}; "
+                f"best {v['best_ms']:.1f} ms)"
+            )
     if r.memory:
         print()
         for name, v in r.memory.items():
@@ -840,35 +877,39 @@ def markdown_report(r: Results) -> str:
         f"{d} {v}" for d, v in r.env["versions"].items() if d != "msgspec" and v != "-"
     )
     if r.cpu:
-        names = list(next(iter(r.cpu.values()))["median_us"])
-        base = "httpx2" if "httpx2" in names else None
-        others = [n for n in names if n != base] if base else []
-        head = ["API", "call", *(f"{n} µs/call" for n in names)]
-        head += [f"{n} / {base}" for n in others]
-        out.append(_md_row(head))
-        out.append(_md_row(["---", "---"] + ["---:"] * (len(head) - 2)))
         missed = False
-        for cell in r.cpu.values():
-            med = cell["median_us"]
-            row = [API_NAMES.get(cell["api"], cell["api"]), cell["kind"]]
-            row += [f"{med[n]:,.0f}" if n in med else "-" for n in names]
-            for n in others:
-                if n not in med:
-                    row.append("-")
-                    continue
-                ratio = med[n] / med[base] if base else 0.0
-                text = f"{ratio:.2f}x"
-                if n == "llmplug" and ratio > TARGET_RATIO:
-                    text, missed = f"**{text}**", True
-                row.append(text)
-            out.append(_md_row(row))
+        for kind, cpu in r.cpu.items():
+            names = list(next(iter(cpu.values()))["median_us"])
+            base = "httpx2" if "httpx2" in names else None
+            others = [n for n in names if n != base] if base else []
+            head = ["API", "server", "call", *(f"{n} µs/call" for n in names)]
+            head += [f"{n} / {base}" for n in others]
+            if out:
+                out.append("")
+            out.append(_md_row(head))
+            out.append(_md_row(["---", "---", "---"] + ["---:"] * (len(head) - 3)))
+            for cell in cpu.values():
+                med = cell["median_us"]
+                row = [API_NAMES.get(cell["api"], cell["api"]), SERVER_NAMES[kind], cell["kind"]]
+                row += [f"{med[n]:,.0f}" if n in med else "-" for n in names]
+                for n in others:
+                    if n not in med:
+                        row.append("-")
+                        continue
+                    ratio = med[n] / med[base] if base else 0.0
+                    text = f"{ratio:.2f}x"
+                    if n == "llmplug" and ratio > cell["target"]:
+                        text, missed = f"**{text}**", True
+                    row.append(text)
+                out.append(_md_row(row))
         out.append("")
         note = (
             f"Client CPU per call (µs, lower is better), median of {r.plan['repeats']} "
             f"batch{'es' if r.plan['repeats'] != 1 else ''}; a stream is 20 text chunks, "
             "iterated to its end and joined; "
             f"64 in flight = {CONCURRENCY} concurrent calls on one client. "
-            f"Target: llmplug within {TARGET_RATIO}x of raw httpx2"
+            f"Target: llmplug within {TARGET_RATIO:.2f}x of raw httpx2, {STREAM_TARGET_RATIO:.2f}x "
+            "on streams"
         )
         out.append(note + (" (missed in **bold**)." if missed else "."))
     if r.imports or r.memory:
@@ -890,7 +931,10 @@ def markdown_report(r: Results) -> str:
         notes = []
         if r.imports:
             runs = len(next(iter(r.imports.values()))["samples_ms"])
-            notes.append(f"Import time: median of {runs} fresh interpreters.")
+            best = ", ".join(f"{m} {v['best_ms']:.0f} ms" for m, v in r.imports.items())
+            notes.append(
+                f"Import time: median of {runs} fresh interpreters, bytecode cached (best: {best})."
+            )
         if r.memory:
             notes.append(
                 f"Memory: RSS growth with {r.plan['streams']} Chat Completions streams open at "
@@ -898,14 +942,25 @@ def markdown_report(r: Results) -> str:
             )
         out.append(" ".join(notes))
     out.append("")
-    server = "`llmplug.testing.LLMTestServer`, a stream in one write"
-    if r.env.get("server") == "chunked":
-        gap = r.env.get("gap")
-        pace = "1 ms apart, 10 ms at 64 in flight" if gap is None else f"{gap * 1000:g} ms apart"
-        server = f"`bench/sse_server.py`, each event its own write, {pace}"
+    servers = []
+    for kind in r.cpu or [r.env["servers"][0]]:
+        if kind == "chunked":
+            gap = r.env.get("gap")
+            pace = (
+                "1 ms apart, 10 ms at 64 in flight" if gap is None else f"{gap * 1000:g} ms apart"
+            )
+            servers.append(f"an event per write: `bench/sse_server.py`, each its own write, {pace}")
+        elif kind == "burst":
+            servers.append(
+                "a stream in one write: `bench/sse_server.py --burst`, a whole stream in one "
+                "write and one HTTP chunk (whole bodies are one write on both)"
+            )
+        else:
+            servers.append("`llmplug.testing.LLMTestServer`, a stream in one write")
+    server = "; ".join(servers)
     out.append(
         f"Python {r.env['python']}, {r.env['cpus']} CPUs, {platform.system()}; {versions}; "
-        f"server ({server}) in another process."
+        f"servers ({server}) in another process."
     )
     return "\n".join(out)
 
@@ -924,10 +979,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset")
     p.add_argument(
         "--server",
-        choices=("test", "chunked"),
-        default="test",
-        help="test: LLMTestServer, a stream in one write; chunked: bench/sse_server.py, each "
-        "event its own write, 1 ms apart (10 ms at 64 in flight)",
+        default="burst,chunked",
+        help="comma-separated, measured in this order in one run: burst (bench/sse_server.py "
+        "--burst: a whole stream in one write and one HTTP chunk), chunked (bench/sse_server.py: "
+        "each event its own write, 1 ms apart, 10 ms at 64 in flight), test (LLMTestServer: a "
+        "stream in one write, an HTTP chunk per event). The first server gets every cell and the "
+        "memory test; the others only the stream cells (their whole bodies are the same bytes "
+        "in one write)",
     )
     p.add_argument("--repeats", type=int, help="batches per cell and client (median taken)")
     p.add_argument(
@@ -967,8 +1025,10 @@ def main(argv: list[str] | None = None) -> int:
         streams=200 if args.quick else 1000,
         wave=args.wave,
         clients=tuple(c for c in args.clients.split(",") if c),
-        paced=args.server == "chunked",
     )
+    servers = [k for k in args.server.split(",") if k]
+    if not servers or set(servers) - set(SERVERS):
+        p.error(f"unknown server in {args.server!r} (known: {', '.join(SERVERS)})")
     for c in plan.clients:
         if c not in CLIENTS:
             p.error(f"unknown client {c!r} (known: {', '.join(CLIENTS)})")
@@ -979,25 +1039,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile and all(c.label != args.profile for c in plan.cells):
         p.error(f"no cell {args.profile!r}; cells: {[c.label for c in plan.cells]}")
     skip = {s for s in args.skip.split(",") if s}
-    env = {
+    env: dict[str, Any] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "versions": {d: _version(d) for d in ("llmplug", "httpx2", "openai", "msgspec")},
+        "servers": servers,
     }
-    env["server"] = args.server
     if args.gap is not None:
         env["gap"] = args.gap
         CHUNKED_GAP.update(dict.fromkeys(CHUNKED_GAP, args.gap))
     results = Results(plan={**plan.__dict__, "cells": [c.label for c in plan.cells]}, env=env)
     t0 = time.perf_counter()
-    with bench_server(args.server) as server:
-        if args.profile:
-            asyncio.run(profile_cell(server, plan, args.profile, 30))
-            return 0
-        if "cpu" not in skip:
-            results.cpu = asyncio.run(run_cpu(server, plan))
-        if "memory" not in skip:
-            results.memory = run_memory(server.base_url, plan)
+    for i, kind in enumerate(servers):
+        plan.paced = kind == "chunked"
+        cells = plan.cells if i == 0 else tuple(c for c in plan.cells if c.stream)
+        with bench_server(kind) as server:
+            if args.profile:
+                asyncio.run(profile_cell(server, plan, args.profile, 30))
+                return 0
+            if "cpu" not in skip and cells:
+                results.cpu[kind] = asyncio.run(run_cpu(server, replace(plan, cells=cells)))
+            if "memory" not in skip and i == 0:
+                results.memory = run_memory(server.base_url, plan)
     if "imports" not in skip:
         results.imports = run_imports(plan.import_runs)
     print(f"(ran {time.perf_counter() - t0:.0f}s; {env})", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""A bench server that sends each SSE event on its own, as providers do.
+"""A bench server that sends each SSE event on its own, as providers do, or a whole stream at once.
 
 ``LLMTestServer`` writes a whole stream in one write, so a client reads all of a reply's events
 in one socket read and pays its per-read cost (the HTTP layer, the SSE decoder, each async
@@ -11,7 +11,13 @@ segment), then ``gap`` seconds pass before the next one so that the client has r
 The bytes are ``LLMTestServer``'s (the same renderer: same text in the same chunks, ids differ),
 so the bench's clients and checks work on either server.
 
+With ``burst=True`` it sends a whole stream as one HTTP chunk in one write, head included, as a
+proxy that buffers the body sends it (or a fast local model whose events leave in one TCP
+segment, read in one socket read): the client gets all 20 events from one read of the HTTP layer,
+and splits them itself.
+
     python bench/sse_server.py --gap 0.001    # serve on a free port until interrupted
+    python bench/sse_server.py --burst
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Literal
 import msgspec
 
 from llmplug.testing import RecordedRequest, Reply
+from llmplug.testing._anthropic import messages_events, messages_json
 from llmplug.testing._http import (
     LAST_CHUNK,
     SSE_TYPE,
@@ -44,20 +51,30 @@ JSON_TYPE = "application/json"
 DEFAULT_GAP = 0.001
 
 _decode = msgspec.json.Decoder().decode
+_WHOLE = {"chat": chat_json, "responses": responses_json, "anthropic": messages_json}
+_EVENTS = {"chat": chat_events, "responses": responses_events, "anthropic": messages_events}
 
 
 class ChunkedSSEServer:
-    """Answers ``/chat/completions`` and ``/responses`` with ``reply`` from a daemon thread.
+    """Answers ``/chat/completions``, ``/responses`` and ``/messages`` (Anthropic) with ``reply``
+    from a daemon thread.
 
-    ``gap`` may be changed while it runs (it is read before each pause). A request for the
-    ``stall`` model gets its first event and then nothing until the client goes away (the bench's
-    memory test)."""
+    ``gap`` may be changed while it runs (it is read before each pause). With ``burst`` a stream
+    is one HTTP chunk in one write (``gap`` unused). A request for the ``stall`` model gets its
+    first event and then nothing until the client goes away (the bench's memory test)."""
 
     def __init__(
-        self, reply: Reply, *, gap: float = DEFAULT_GAP, stall: str | None = None, port: int = 0
+        self,
+        reply: Reply,
+        *,
+        gap: float = DEFAULT_GAP,
+        burst: bool = False,
+        stall: str | None = None,
+        port: int = 0,
     ) -> None:
         self.reply = reply
         self.gap = gap
+        self.burst = burst
         self.stall = stall
         self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -125,11 +142,13 @@ class ChunkedSSEServer:
 
     async def _answer(self, conn: Connection, target: str, body: bytes) -> bool:
         path = target.partition("?")[0]
-        api: Literal["chat", "responses"]
+        api: Literal["chat", "responses", "anthropic"]
         if path.endswith("/chat/completions"):
             api = "chat"
         elif path.endswith("/responses"):
             api = "responses"
+        elif path.endswith("/messages"):
+            api = "anthropic"
         else:
             conn.write(response_head(404, JSON_TYPE, 2, True, {}) + b"{}")
             await conn.drain()
@@ -146,14 +165,18 @@ class ChunkedSSEServer:
             stream=stream,
             api=api,
         )
-        chat = api == "chat"
         if not stream:
-            out = chat_json(self.reply, rec) if chat else responses_json(self.reply, rec)
+            out = _WHOLE[api](self.reply, rec)
             conn.write(response_head(200, JSON_TYPE, len(out), True, {}) + out)
             await conn.drain()
             return True
-        events = chat_events(self.reply, rec) if chat else responses_events(self.reply, rec)
-        conn.write(response_head(200, SSE_TYPE, None, True, {}))
+        events = _EVENTS[api](self.reply, rec)
+        head = response_head(200, SSE_TYPE, None, True, {})
+        if self.burst and not (self.stall is not None and rec.model == self.stall):
+            conn.write(head + chunk(b"".join(events)) + LAST_CHUNK)
+            await conn.drain()
+            return True
+        conn.write(head)
         if self.stall is not None and rec.model == self.stall:
             # The role chunk, then the first text: a client has an event to show.
             conn.write(chunk(events[0]) + chunk(events[1]))
@@ -173,10 +196,11 @@ class ChunkedSSEServer:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--gap", type=float, default=DEFAULT_GAP, help="seconds between events")
+    p.add_argument("--burst", action="store_true", help="a whole stream as one chunk, one write")
     p.add_argument("--port", type=int, default=0)
     args = p.parse_args()
     reply = Reply(text="Hello from the chunked SSE server, one event at a time.", chunks=20)
-    server = ChunkedSSEServer(reply, gap=args.gap, port=args.port).start()
+    server = ChunkedSSEServer(reply, gap=args.gap, burst=args.burst, port=args.port).start()
     print(server.base_url, flush=True)
     try:
         while True:

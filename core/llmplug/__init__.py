@@ -4,6 +4,7 @@ from ._bucket import TokenBucket
 from ._call import Call, HTTPRequest
 from ._chat import async_llm_chat, llm_chat
 from ._chat_agent import ChatAgent, HistoryList
+from ._classify import ERROR_KINDS, ErrorInfo, ErrorKind
 from ._compact import Compaction
 from ._errors import (
     APIConnectionError,
@@ -77,6 +78,7 @@ from ._types import (
     ImageURL,
     Message,
     MessageToolCall,
+    ProviderData,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
@@ -87,11 +89,14 @@ from ._types import (
     Usage,
 )
 from ._usage import UsageTracker
+from ._wrap import CallWrapper
 
 __version__ = "0.1.0"
+"""The installed llmplug's version."""
 
 __all__ = [
     "DEFAULT_CONTEXT_WINDOW",
+    "ERROR_KINDS",
     "APIConnectionError",
     "APIKeyPool",
     "APIStatusError",
@@ -102,6 +107,7 @@ __all__ = [
     "BadRequestError",
     "Call",
     "CallInfo",
+    "CallWrapper",
     "ChatAgent",
     "ChatDone",
     "ChatEvent",
@@ -111,6 +117,8 @@ __all__ = [
     "ConfigError",
     "ContentPart",
     "Done",
+    "ErrorInfo",
+    "ErrorKind",
     "Framing",
     "FunctionCall",
     "GroupCall",
@@ -145,6 +153,7 @@ __all__ = [
     "PluginInfo",
     "PluginLoadWarning",
     "Pricing",
+    "ProviderData",
     "RateLimitError",
     "RateLimits",
     "ReasoningDelta",

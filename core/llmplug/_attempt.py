@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ._classify import kind_of
 from ._errors import LLMError
 from ._log import log_event
 from ._numbers import safe_usage
@@ -37,7 +38,7 @@ def give_back(limiter: object, amount: float) -> None:
 
 
 class Attempt:
-    __slots__ = ("call", "charged", "ended", "lease", "pipe", "retry_of", "t0")
+    __slots__ = ("call", "charged", "ended", "lease", "pipe", "retry_of", "t0", "ttft")
 
     def __init__(self, pipe: Pipeline, call: Call, retry_of: LLMError | None = None) -> None:
         self.pipe = pipe
@@ -48,6 +49,12 @@ class Attempt:
         self.charged = 0.0
         self.t0 = time.perf_counter()
         self.ended = False
+        #: Seconds from the request going out to the stream's first event (streams only).
+        self.ttft: float | None = None
+
+    def first_event(self) -> None:
+        """The stream's first event is being handed to the caller."""
+        self.ttft = time.perf_counter() - self.t0
 
     def _settle(self, completion: Completion | None) -> None:
         """Reconcile the token budget's estimate with what the reply says it used; an attempt
@@ -143,12 +150,14 @@ class Attempt:
             http_status=error.status if error is not None else None,
             error_type=type(error).__name__ if error is not None else None,
             error_message=error.message if error is not None else None,
+            error_kind=kind_of(error) if error is not None else None,
             retry_reason=retry_reason(self.retry_of),
             usage=completion.usage if completion is not None else None,
             cost=completion.cost if completion is not None else None,
             response_model=completion.model if completion is not None else None,
             request_id=completion.request_id if completion is not None else None,
             trace_id=call.trace_id,
+            time_to_first_token_s=self.ttft,
         )
         notify(pipe.registry, "observe_attempt", info)
 

@@ -10,14 +10,17 @@ queue behind it."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import threading
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 from ._errors import ConfigError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["TokenBucket"]
 
@@ -57,6 +60,8 @@ def _wake(fut: asyncio.Future[None]) -> None:
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether this thread is running ``loop`` now (so its futures and timers are ours)."""
+    import asyncio  # imported on use, as everywhere in llmplug: see tests/core/test_import.py
+
     try:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
@@ -225,12 +230,15 @@ class TokenBucket:
             raise ConfigError(
                 f"a request costing {cost:g} can never pass a bucket of capacity {self.capacity:g}"
             )
-        loop = asyncio.get_running_loop()
         with self._lock:
             self._refill()
             if not self._waiters and self._tokens >= cost:
                 self._tokens -= cost
                 return
+            # Only a request that waits needs its loop (asyncio is loaded: a loop runs us).
+            import asyncio
+
+            loop = asyncio.get_running_loop()
             self._enqueued += cost
             me = _Waiter(cost, loop, self._enqueued, loop.create_future())
             self._waiters.append(me)

@@ -41,6 +41,11 @@ class Call(msgspec.Struct, kw_only=True):
     #: of the call's observer records, and when the call started (epoch seconds).
     call_id: str | None = None
     started: float | None = None
+    #: Never sent: what a response cache may do for this call (None/True: read and write,
+    #: False: neither, ``"refresh"``: write only), and how long what it writes lives (seconds;
+    #: None: the cache's own ``ttl``).
+    cache: bool | str | None = None
+    cache_ttl: float | None = None
 
     # Plugins print calls in their errors: the base_url's secrets stay out of them, in the
     # repr and in rich's pretty printing (which msgspec feeds from __rich_repr__).

@@ -3,7 +3,6 @@ updated_history)`` pairs when called, and llmplug's typed events from ``.events(
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import typing
@@ -102,6 +101,8 @@ class BlockingChatAgent(ChatAgent):
         return _drive(self._events(*args, **kwargs), self._llm)
 
     def _refuse_in_loop(self) -> None:
+        import asyncio  # on use, not with llmplug (tests/core/test_import.py)
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -118,6 +119,8 @@ def _drive(
     """Run ``agen`` on an event loop that lives as long as this generator. Stopping early
     closes ``agen`` (its key is freed at once), then the client made on this loop, so no
     socket outlives the loop that opened it."""
+    import asyncio
+
     with asyncio.Runner() as runner:
         try:
             while True:

@@ -14,13 +14,39 @@ from ._registry import DISABLE_ENV, Registry
 __all__ = ["main"]
 
 
-def _plugins(registry: Registry) -> int:
-    rows = [("plugin", "distribution", "version", "hooks")]
-    for p in registry.plugins():
-        rows.append((p.name, p.distribution or "-", p.version or "-", ", ".join(p.hooks)))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[3])
+def _served(serves: dict[str, tuple[str, ...]]) -> str:
+    return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in serves.items()) or "-"
+
+
+def _plugins(registry: Registry, as_json: bool = False) -> int:
+    plugins = registry.plugins()
+    if as_json:
+        import json
+
+        for p in plugins:
+            line = {
+                "plugin": p.name,
+                "distribution": p.distribution,
+                "version": p.version,
+                "hooks": list(p.hooks),
+                "serves": {k: list(v) for k, v in p.serves.items()},
+            }
+            print(json.dumps(line))
+    else:
+        rows = [("plugin", "distribution", "version", "serves", "hooks")]
+        for p in plugins:
+            rows.append(
+                (
+                    p.name,
+                    p.distribution or "-",
+                    p.version or "-",
+                    _served(p.serves),
+                    ", ".join(p.hooks),
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4])
     for name, error in registry.failed:
         print(f"skipped {name}: {error}", file=sys.stderr)
     if registry.disabled - registry.disabled_unknown:
@@ -47,8 +73,32 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_parser(sub)
     chat.add_parser(sub)
     models.add_parser(sub)
-    sub.add_parser("plugins", help="list installed plugins, their distributions and hooks")
+    plugins = sub.add_parser(
+        "plugins", help="list installed plugins: distributions, the names they serve, hooks"
+    )
+    plugins.add_argument(
+        "--json", action="store_true", help="one JSON object per plugin, one per line"
+    )
+    _plugin_commands(sub)
     return parser
+
+
+#: Subcommands plugins add (``llmplug cache`` of llmplug-cache): an entry point in this group
+#: names a module with ``add_parser(sub)`` (returning its parser) and ``run(args) -> int``.
+COMMANDS = "llmplug.commands"
+
+
+def _plugin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    import importlib.metadata as md
+
+    for ep in md.entry_points(group=COMMANDS):
+        if ep.name in sub.choices:
+            continue  # the built-in commands (and the first plugin of a name) win
+        try:
+            module = ep.load()
+            module.add_parser(sub).set_defaults(plugin_run=module.run)
+        except Exception as exc:  # a broken plugin costs its own command only
+            print(f"llmplug: the command {ep.name!r} was skipped: {exc}", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -57,7 +107,10 @@ def _run(args: argparse.Namespace) -> int:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # failures are listed below the table instead
-            return _plugins(Registry())
+            return _plugins(Registry(), as_json=args.json)
+    plugin_run = getattr(args, "plugin_run", None)
+    if plugin_run is not None:
+        return int(plugin_run(args))
     from .cli import batch, chat, models
 
     command = {"batch": batch.run, "chat": chat.run, "models": models.run}[args.command]

@@ -35,11 +35,12 @@ class _Entry(msgspec.Struct, forbid_unknown_fields=True):
     context_window: int = 200_000
     api_params: dict[str, Any] = msgspec.field(default_factory=dict)
     wire: str | None = None
-    key_strategy: str = "round_robin"
+    key_strategy: str | dict[str, Any] = "round_robin"
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     tokens_per_minute: int | None = None
     pricing: dict[str, float] | None = None
     rate_limit_backend: dict[str, Any] | None = None
+    cache: dict[str, Any] | bool | None = None
 
 
 def load_file(
@@ -83,7 +84,7 @@ def load_data(
     clash = sorted(set(options) & set(_Entry.__struct_fields__))
     if clash:
         raise ConfigError(f"{source}: {clash} are provider.json fields: set them in the file")
-    pools: dict[tuple[str, tuple[str, ...], str], APIKeyPool] = {}
+    pools: dict[tuple[str, tuple[str, ...], bytes], APIKeyPool] = {}
     out: Models[IfaceT] = Models()
     for provider, entries in data.items():
         if provider == GROUPS:
@@ -102,7 +103,11 @@ def load_data(
                 )
             # Models of one provider that use the same keys share one pool, so the keys' load
             # and health are counted across those models, as the provider counts them.
-            pool_id = (provider, tuple(entry.api_keys), entry.key_strategy)
+            pool_id = (
+                provider,
+                tuple(entry.api_keys),
+                msgspec.json.encode(entry.key_strategy, order="sorted"),
+            )
             try:
                 pool = pools.get(pool_id) or APIKeyPool(
                     entry.api_keys, provider, strategy=entry.key_strategy
@@ -123,10 +128,13 @@ def load_data(
                     tokens_per_minute=entry.tokens_per_minute,
                     pricing=entry.pricing,
                     rate_limit_backend=entry.rate_limit_backend,
+                    cache=entry.cache,
                     **options,
                 )
             except ConfigError as exc:
-                raise ConfigError(f"{where}: {_with_field(exc.message)}") from None
+                field = exc.field
+                said = f"field {field!r}: {exc.message}" if field else _with_field(exc.message)
+                raise ConfigError(f"{where}: {said}", field=field) from None
         out[provider] = models
     if GROUPS in data:
         out.groups = load_groups(out, data[GROUPS], source, options)

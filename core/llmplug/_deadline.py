@@ -8,8 +8,12 @@ entering or leaving a scope only notes which task is inside."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Deadline"]
 
@@ -21,9 +25,22 @@ class Deadline:
     is ever cancelled. Scopes may be entered from different tasks, one at a time, never nested.
     ``when=None``: never. Call :meth:`close` when done, so the timer leaves the loop."""
 
-    __slots__ = ("_cancelling", "_expiring", "_handle", "_passed", "_task", "_when")
+    __slots__ = (
+        "_cancelling",
+        "_current_task",
+        "_expiring",
+        "_handle",
+        "_passed",
+        "_task",
+        "_when",
+    )
 
     def __init__(self, when: float | None) -> None:
+        # asyncio is imported on use, not with llmplug (tests/core/test_import.py): once per
+        # deadline here, never per scope.
+        import asyncio
+
+        self._current_task: Callable[[], asyncio.Task[object] | None] = asyncio.current_task
         self._when = when
         self._handle: asyncio.TimerHandle | asyncio.Handle | None = None
         # The task inside a scope, and its cancel count on entry; None outside any scope.
@@ -37,7 +54,7 @@ class Deadline:
     def __enter__(self) -> Deadline:
         if self._when is None:
             return self
-        task = asyncio.current_task()
+        task = self._current_task()
         if task is None:
             raise RuntimeError("Deadline should be used inside a task")
         self._task = task
@@ -59,6 +76,8 @@ class Deadline:
         if not self._expiring or task is None:
             return
         self._expiring = False
+        import asyncio
+
         if task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
             # No other cancel request came meanwhile: this one was ours.
             raise TimeoutError from exc_val

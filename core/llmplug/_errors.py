@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ._redact import redact_urls
 
 if TYPE_CHECKING:
+    from ._classify import ErrorKind
     from ._ratelimits import RateLimits
     from ._types import Completion
 
@@ -51,6 +52,8 @@ class LLMError(Exception):
         attempts: int = 1,
         headers: dict[str, str] | None = None,
         plugin: str | None = None,
+        kind: ErrorKind | None = None,
+        retry_after: float | None = None,
     ) -> None:
         # Here, once, for every error: a URL's secrets (a Redis password, a base_url's ?key=)
         # may be in a message from any layer, a client library's included.
@@ -68,6 +71,11 @@ class LLMError(Exception):
         self.headers = headers
         #: The registered name of the plugin whose code raised this, when a plugin did.
         self.plugin = plugin
+        #: What went wrong as the wire classified it (see :data:`llmplug.ErrorKind`): what the
+        #: retry policy and model groups act on. None when not classified (a connection error).
+        self.kind = kind
+        #: Seconds the provider asked to wait before trying again, from its headers or body.
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         where = "/".join(p for p in (self.provider, self.model) if p)

@@ -58,3 +58,5 @@ class ChatDone(msgspec.Struct, tag="chat_done", frozen=True):
 
 
 ChatEvent = AssistantReply | ToolCallEvent | ToolResultEvent | CompactionEvent | ChatDone
+"""What ``agent.events(...)`` of an ``@llm_chat`` agent yields besides the text and reasoning
+deltas of a streamed reply; ``ChatDone`` comes last."""

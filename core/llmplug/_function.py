@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import typing
@@ -10,7 +9,8 @@ from collections.abc import Callable, Iterable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._errors import BadRequestError, LLMError, UnprocessableEntityError
+from ._classify import kind_of
+from ._errors import APIStatusError, LLMError
 from ._hints import type_hints
 from ._keywords import (
     check_call_keywords,
@@ -52,8 +52,8 @@ class OutputValidationError(LLMError):
 
 
 def _rejects_schema(err: LLMError) -> bool:
-    text = f"{err.message} {err.code} {err.type}".lower()
-    return any(w in text for w in ("response_format", "json_schema", "text.format", "structured"))
+    # As the wire classified it: each provider says "no typed output" in its own words.
+    return kind_of(err) == "schema_unsupported"
 
 
 class _Runner:
@@ -140,7 +140,7 @@ class _Runner:
         params.setdefault("trace_id", trace_id)
         try:
             completion = await self.complete(messages, params)
-        except (BadRequestError, UnprocessableEntityError) as exc:
+        except APIStatusError as exc:
             if "response_format" not in params or not _rejects_schema(exc):
                 raise
             # This provider cannot do json_schema: ask in the prompt, now and from now on.
@@ -207,6 +207,8 @@ def llm_function(
 
         @functools.wraps(fn)
         def run_sync(*args: Any, **kwargs: Any) -> Any:
+            import asyncio  # on use, not with llmplug (tests/core/test_import.py)
+
             try:
                 asyncio.get_running_loop()
             except RuntimeError:

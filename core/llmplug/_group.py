@@ -9,18 +9,17 @@ no retry of its own, only the move to another member."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import re
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, Protocol
 
 import msgspec
 
 from ._blame import plugin_error, raising_plugin
+from ._classify import kind_of
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -35,6 +34,7 @@ from ._interface import DEFAULT_CONTEXT_WINDOW, _messages, _tools
 from ._registry import Registry, default_registry
 from ._types import Completion, StreamEvent
 from ._usage import UsageTracker
+from ._wrap import CallWrapper, group_call, wrapper_of
 
 __all__ = ["GroupCall", "Member", "ModelGroup", "NoMemberAvailableError", "is_context_overflow"]
 
@@ -123,6 +123,8 @@ class Member:
         self.epoch = 0
 
     def usable(self, now: float) -> bool:
+        """Whether the member may take a call now: its circuit is closed, or open past its
+        cooldown and not already running its one trial call."""
         if self.state == "closed":
             return True
         if self.state == "open" and now >= self.open_until:
@@ -130,6 +132,8 @@ class Member:
         return self.state == "half_open" and not self.trial
 
     def fits(self, tokens: int | None) -> bool:
+        """Whether a call of ``tokens`` (estimated prompt plus ``max_tokens``) fits the member's
+        context window; an unknown size or window always fits."""
         return tokens is None or self.context_window is None or tokens <= self.context_window
 
     def __repr__(self) -> str:
@@ -163,6 +167,7 @@ class ModelGroup:
         member_wait_timeout: float = 60.0,
         registry: Registry | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cache: Mapping[str, Any] | bool | None = None,
     ) -> None:
         if not members:
             raise ConfigError(f"group {name!r}: no members", field="members")
@@ -224,6 +229,8 @@ class ModelGroup:
         # The estimate costs a JSON encoding of the prompt: made only when it can change a route.
         small = [m.context_window for m in self.members if m.context_window is not None]
         self._estimates = bool(self.context_window_fallbacks) and bool(small)
+        #: What wraps every call of the group (a response cache of its own), or None.
+        self.call_wrapper: CallWrapper | None = wrapper_of(self.registry, "cache", cache, self)
 
     # -- what decorators and the CLI read of an interface -------------------------------------
 
@@ -485,6 +492,28 @@ class ModelGroup:
 
     async def chat(self, messages: Any, tools: Any = None, **params: Any) -> Completion:
         """Like :meth:`LLMInterface.chat`, answered by one member (see the class)."""
+        if self.call_wrapper is not None:
+            wrapped = group_call(self, messages, tools, params, False)
+            return await self.call_wrapper.complete(
+                wrapped, lambda _: self._chat(messages, tools, **params)
+            )
+        return await self._chat(messages, tools, **params)
+
+    def chat_stream(
+        self, messages: Any, tools: Any = None, **params: Any
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Like :meth:`LLMInterface.chat_stream`; a member that fails before its first event
+        hands the call on exactly as :meth:`chat` would, one that fails after it raises
+        (nothing is sent twice). The call's books are done before its ``Done`` is yielded: a
+        reader that stops there has still had a success."""
+        if self.call_wrapper is not None:
+            wrapped = group_call(self, messages, tools, params, True)
+            return self.call_wrapper.stream(
+                wrapped, lambda _: self._chat_stream(messages, tools, **params)
+            )
+        return self._chat_stream(messages, tools, **params)
+
+    async def _chat(self, messages: Any, tools: Any = None, **params: Any) -> Completion:
         call = self._call(messages, tools, params, False)
         deadline = _Deadline(params.get("total_timeout"))
         plan, nxt = await self._first(call, deadline)
@@ -509,13 +538,9 @@ class ModelGroup:
             self.usage.add(completion.usage, completion.cost)
             return completion
 
-    async def chat_stream(
+    async def _chat_stream(
         self, messages: Any, tools: Any = None, **params: Any
     ) -> AsyncGenerator[StreamEvent, None]:
-        """Like :meth:`LLMInterface.chat_stream`; a member that fails before its first event
-        hands the call on exactly as :meth:`chat` would, one that fails after it raises
-        (nothing is sent twice). The call's books are done before its ``Done`` is yielded: a
-        reader that stops there has still had a success."""
         call = self._call(messages, tools, params, True)
         deadline = _Deadline(params.get("total_timeout"))
         plan, nxt = await self._first(call, deadline)
@@ -571,36 +596,28 @@ class ModelGroup:
 
 def moves_on(error: LLMError) -> bool:
     """A retryable exhaustion: the member could not answer, the request was not at fault.
-    A 429 that outlasted the member's retries counts (the provider is out of quota or
-    capacity); every other 4xx is the request's, and another member would refuse it too.
-    A stream's error is judged as the status it carries (an error event's code), or as the
+    Judged by the error's kind as the wire classified it (:data:`llmplug.ErrorKind`): a rate
+    limit that outlasted the member's retries, a quota gone or a server failure counts; a bad
+    request (or a refused key) is the caller's, and another member would refuse it too.
+    A stream's error is judged as the kind it carries (an error event's code), or as the
     error that broke it: the same fault decides the same way streamed or not."""
     if isinstance(error, NoKeyAvailableError | APITimeoutError | APIConnectionError):
         return True
-    if isinstance(error, APIStatusError | StreamError) and error.status is not None:
-        return error.status >= 500 or error.status in (408, 429)
+    kind = kind_of(error) if isinstance(error, APIStatusError | StreamError) else None
+    if kind is not None:
+        return kind in ("server", "rate_limit", "quota")
     cause = error.__cause__
     if isinstance(error, StreamError) and isinstance(cause, LLMError):
         return moves_on(cause)
     return False
 
 
-_OVERFLOW = re.compile(
-    r"context[ _-]?(length|window)|maximum context|prompt is too long|too many tokens", re.I
-)
-
-
 def is_context_overflow(error: LLMError) -> bool:
-    """A provider's "the prompt does not fit" (400 ``context_length_exceeded``, or said in
-    words), in a reply or in a stream's error event."""
+    """A provider's "the prompt does not fit": the kind ``context_length``, as the wire
+    classified the reply or the stream's error event."""
     if not isinstance(error, APIStatusError | StreamError):
         return False
-    code = getattr(error, "code", None)
-    if error.status not in (400, 413, 422) and not (
-        isinstance(error, StreamError) and code == "context_length_exceeded"
-    ):
-        return False
-    return code == "context_length_exceeded" or bool(_OVERFLOW.search(error.message or ""))
+    return kind_of(error) == "context_length"
 
 
 def _label(llm: Any) -> str:
@@ -684,6 +701,8 @@ class _Waiter:
     __slots__ = ("fut", "loop")
 
     def __init__(self) -> None:
+        import asyncio  # only once a call has to wait: `import llmplug` imports no asyncio
+
         self.loop = asyncio.get_running_loop()
         self.fut: asyncio.Future[None] = self.loop.create_future()
 
@@ -699,6 +718,8 @@ class _Waiter:
 
     async def wait(self, seconds: float) -> None:
         """Until woken, or ``seconds`` passed (a member's cooldown ends by the clock)."""
+        import asyncio
+
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self.fut

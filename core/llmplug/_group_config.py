@@ -48,6 +48,7 @@ class _Group(msgspec.Struct, forbid_unknown_fields=True):
     failure_threshold: int = 3
     cooldown: float = 30.0
     member_wait_timeout: float = 60.0
+    cache: dict[str, Any] | bool | None = None
 
 
 def load_groups(
@@ -108,6 +109,7 @@ def load_groups(
                 failure_threshold=spec.failure_threshold,
                 cooldown=spec.cooldown,
                 member_wait_timeout=spec.member_wait_timeout,
+                cache=spec.cache,
                 registry=options.get("registry"),
             )
         except ConfigError as exc:

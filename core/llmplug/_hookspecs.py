@@ -1,15 +1,16 @@
-"""The hooks. The four of a call's path are synchronous and ``firstresult``: a plugin answers
+"""The hooks. Those of a call's path are synchronous and ``firstresult``: a plugin answers
 with an object that holds any async or stateful work (a request, a parser, a lease, an
 awaitable), or None when the name asked for (wire, strategy, limiter kind) is not its own.
-``select_member`` is the same for a model group's strategies. The observer hooks are not
-``firstresult``: every implementation is told, and what they return is ignored (but for
-``observe_run``'s context managers, which the core enters)."""
+``select_member`` is the same for a model group's strategies, and ``wrap_calls`` for a feature
+that wraps whole calls (a response cache). The observer hooks are not ``firstresult``: every
+implementation is told, and what they return is ignored (but for ``observe_run``'s context
+managers, which the core enters)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -19,13 +20,14 @@ if TYPE_CHECKING:
     from ._keys import APIKeyPool, KeyLease
     from ._observe import AttemptInfo, CallInfo, RunInfo, ToolInfo
     from ._parser import StreamParser
+    from ._wrap import CallWrapper
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
 PROJECT = "llmplug"
 hookspec = pluggy.HookspecMarker(PROJECT)
-#: The marker plugins put on their hook implementations.
 hookimpl = pluggy.HookimplMarker(PROJECT)
+"""The marker plugins put on their hook implementations."""
 
 
 @hookspec(firstresult=True)
@@ -50,6 +52,15 @@ def select_key(strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:
 
 
 @hookspec(firstresult=True)
+def check_key_strategy(strategy: str, settings: dict[str, Any], pool: APIKeyPool) -> bool | None:
+    """Check the settings of the key strategy ``strategy`` (provider.json's
+    ``"key_strategy": {"name": ..., **settings}``, or ``APIKeyPool(strategy={...})``) for
+    ``pool``, once, as an interface is built: raise :class:`llmplug.ConfigError` with ``field``
+    naming the setting at fault (``"weights"``, ``"weights[1]"``), or return True. None: the
+    name is not yours. A strategy given settings that no plugin checks fails the load."""
+
+
+@hookspec(firstresult=True)
 def acquire_rate(limiter: object, cost: float) -> Awaitable[None] | None:
     """Return an awaitable that waits until ``limiter`` admits a request of ``cost``. Called once
     per attempt; dispatch on the limiter's ``kind``."""
@@ -62,6 +73,15 @@ def select_member(strategy: str, group: ModelGroup, call: GroupCall) -> Member |
     call, under the group's lock (so a strategy's state in the members needs no lock of its
     own; it must not block); the group then tries its other candidates and its fallbacks
     should that one fail."""
+
+
+@hookspec(firstresult=True)
+def wrap_calls(feature: str, config: Mapping[str, Any], owner: Any) -> CallWrapper | None:
+    """Return the object that wraps every call of ``owner`` (an interface or a model group)
+    for the feature named ``feature`` (``"cache"``: the ``cache=`` argument), configured by
+    ``config``; None when the feature is not this plugin's. Asked once, when ``owner`` is made
+    with that feature configured; never asked, and no call wrapped, otherwise. See
+    :class:`llmplug.CallWrapper`."""
 
 
 @hookspec

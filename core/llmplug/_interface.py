@@ -17,9 +17,9 @@ from ._policy import RetryPolicy
 from ._pricing import Pricing, as_pricing
 from ._redact import redact_url
 from ._registry import Registry, default_registry
-from ._transport import Transport
 from ._types import Completion, Message, StreamEvent, Tool
 from ._usage import UsageTracker
+from ._wrap import CallWrapper, check_cache_options, wrapper_of
 
 if TYPE_CHECKING:
     from ._group_config import Models
@@ -70,6 +70,7 @@ class LLMInterface:
         registry: Registry | None = None,
         pricing: Pricing | Mapping[str, float] | None = None,
         rate_limit_backend: Mapping[str, Any] | None = None,
+        cache: Mapping[str, Any] | bool | None = None,
     ) -> None:
         if not isinstance(api_key_pool, APIKeyPool):
             raise ConfigError(
@@ -144,6 +145,10 @@ class LLMInterface:
         #: Prices per million tokens: each Completion's ``cost`` and ``usage.cost`` (None: none).
         self.pricing: Pricing | None = as_pricing(pricing)
         self._registry = registry
+        # Imported with the first interface, not with llmplug: it brings asyncio (see
+        # tests/core/test_import.py).
+        from ._transport import Transport
+
         self._transport = Transport(http_client, timeout)
         self._timeout = timeout
         self._key_wait_timeout = key_wait_timeout
@@ -153,6 +158,10 @@ class LLMInterface:
         # Set when the provider rejected json_schema structured output (see llm_function).
         self.json_schema_unsupported = False
         self._check_plugins()
+        #: What wraps every call (the ``cache`` plugin's response cache), or None.
+        self.call_wrapper: CallWrapper | None = wrapper_of(
+            self._registry or default_registry(), "cache", cache, self
+        )
 
     def _check_plugins(self) -> None:
         """A wire or key strategy no plugin provides fails here, not at the first call; asked in
@@ -166,8 +175,12 @@ class LLMInterface:
             messages=[Message(role="user", content="")],
             headers=self.headers,
         )
-        strategy = self.key_pool.strategy
-        if not registry.has_key_strategy(strategy, probe):
+        pool = self.key_pool
+        strategy = pool.strategy
+        registry.check_key_strategy(pool)
+        if not registry.has_key_strategy(
+            {"name": strategy, **pool.strategy_settings}, probe, keys=len(pool)
+        ):
             raise ConfigError(
                 f"key_strategy must be one a plugin provides: no plugin provides the key "
                 f"strategy {strategy!r} (`llmplug plugins` lists the installed plugins)"
@@ -234,6 +247,9 @@ class LLMInterface:
         total_timeout = merged.pop("total_timeout", None)
         session_id = merged.pop("session_id", None)
         trace_id = merged.pop("trace_id", None)
+        cache = merged.pop("cache", None)
+        cache_ttl = merged.pop("cache_ttl", None)
+        check_cache_options(cache, cache_ttl)
         if max_retries is not None and (
             isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
         ):
@@ -257,6 +273,8 @@ class LLMInterface:
             max_retries=max_retries,
             session_id=session_id,
             trace_id=None if trace_id is None else str(trace_id),
+            cache=cache,
+            cache_ttl=cache_ttl,
         )
 
     async def chat(
@@ -267,15 +285,22 @@ class LLMInterface:
         ``messages`` are OpenAI-style dicts, :class:`Message` objects or one user string;
         ``params`` (temperature, max_tokens, ...) go into the request body as they are, over
         the interface's ``api_params``, except the client options ``max_retries``,
-        ``timeout``, ``total_timeout`` and ``session_id``, which are honoured and never sent."""
-        return await self.pipeline.complete(self._call(messages, tools, params, False))
+        ``timeout``, ``total_timeout``, ``session_id``, ``trace_id``, ``cache`` and
+        ``cache_ttl``, which are honoured and never sent."""
+        call = self._call(messages, tools, params, False)
+        if self.call_wrapper is not None:
+            return await self.call_wrapper.complete(call, self.pipeline.complete)
+        return await self.pipeline.complete(call)
 
     def chat_stream(
         self, messages: MessagesInput, tools: ToolsInput = None, **params: Any
     ) -> AsyncGenerator[StreamEvent, None]:
         """Stream the answer: text, reasoning and tool-call deltas, then one :class:`Done`
         carrying the whole :class:`Completion`. Nothing is retried once an event was yielded."""
-        return self.pipeline.stream(self._call(messages, tools, params, True))
+        call = self._call(messages, tools, params, True)
+        if self.call_wrapper is not None:
+            return self.call_wrapper.stream(call, self.pipeline.stream)
+        return self.pipeline.stream(call)
 
     # -- rate limit (SimpleLLMFunc's names) ----------------------------------------------------
 

@@ -3,13 +3,12 @@ choose an index; this module only keeps the books."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
 
 from ._errors import ConfigError
@@ -22,6 +21,8 @@ _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 def fingerprint(key: str) -> str:
     """A short stable id for a key, safe to log: a hash, never a piece of the key itself."""
+    import hashlib  # on use, not with llmplug: it loads OpenSSL (tests/core/test_import.py)
+
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
@@ -163,11 +164,15 @@ class KeyHealth(Protocol):
     fingerprint, never by the secret. The backend feeds the others' state back with
     :meth:`APIKeyPool.apply_shared`."""
 
-    def leased(self, fingerprint: str) -> None: ...
+    def leased(self, fingerprint: str) -> None:
+        """A request of this process took the key."""
 
-    def released(self, fingerprint: str) -> None: ...
+    def released(self, fingerprint: str) -> None:
+        """A request of this process gave the key back."""
 
-    def cooled(self, fingerprint: str, seconds: float, reason: str, disable: bool) -> None: ...
+    def cooled(self, fingerprint: str, seconds: float, reason: str, disable: bool) -> None:
+        """This process rested the key for ``seconds`` (``disable``: took it out of rotation) for
+        ``reason``."""
 
 
 class _Books:
@@ -191,6 +196,27 @@ _shared: weakref.WeakValueDictionary[tuple[str, tuple[str, ...]], _Books] = (
 _shared_lock = threading.Lock()
 
 
+def strategy_of(strategy: Any, provider_id: str) -> tuple[str, dict[str, Any]]:
+    """A key strategy given as a name or as ``{"name": ..., **settings}``: its name and its
+    settings."""
+    if isinstance(strategy, str):
+        return strategy, {}
+    if isinstance(strategy, Mapping):
+        name = strategy.get("name")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(
+                f'APIKeyPool {provider_id!r}: key_strategy needs a "name" (a non-empty '
+                f"string) beside its settings, got {name!r}",
+                field="key_strategy.name",
+            )
+        return name, {k: v for k, v in strategy.items() if k != "name"}
+    raise ConfigError(
+        f"APIKeyPool {provider_id!r}: key_strategy must be a name or an object with a "
+        f'"name", got {type(strategy).__name__}',
+        field="key_strategy",
+    )
+
+
 class APIKeyPool:
     """The API keys of one provider account and their health.
 
@@ -198,16 +224,19 @@ class APIKeyPool:
     SimpleLLMFunc returns the same pool): the provider's limits hold for the keys, not for the
     objects, so two interfaces on those keys rotate and cool down together. ``shared=False``
     gives a pool books of its own. ``strategy`` names the rotation strategy plugin
-    (``round_robin`` by default, or ``least_loaded``); it is the pool's own, not shared."""
+    (``round_robin`` by default, or ``least_loaded``), or is ``{"name": ..., **settings}`` for
+    a strategy that takes settings (``{"name": "weighted", "weights": [3, 1]}``); it is the
+    pool's own, not shared. ``strategy_settings`` holds the settings, for the plugin."""
 
     def __init__(
         self,
         api_keys: Iterable[str],
         provider_id: str,
         *,
-        strategy: str = "round_robin",
+        strategy: str | Mapping[str, Any] = "round_robin",
         shared: bool = True,
     ) -> None:
+        name, settings = strategy_of(strategy, provider_id)
         keys = list(api_keys) if not isinstance(api_keys, str) else [api_keys]
         if not keys:
             raise ConfigError(f"APIKeyPool {provider_id!r} needs at least one API key")
@@ -225,7 +254,9 @@ class APIKeyPool:
                     "non-ASCII characters (a stray newline from a file or variable?)"
                 )
         self.provider_id = provider_id
-        self.strategy = strategy
+        self.strategy = name
+        #: The key strategy's settings (all but ``name`` of a ``{"name": ...}`` strategy).
+        self.strategy_settings: dict[str, Any] = settings
         if shared:
             with _shared_lock:
                 books = _shared.get((provider_id, tuple(keys)))

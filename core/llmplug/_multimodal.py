@@ -102,6 +102,7 @@ class ImgUrl:
         return f"ImgUrl({redact_url(self.url)!r}, detail={self.detail!r})"
 
     def to_part(self) -> ImagePart:
+        """The image as a message's content part."""
         return _part(self.url, self.detail)
 
 
@@ -143,10 +144,12 @@ class ImgPath:
         return mime
 
     def get_mime_type(self) -> str:
+        """The image's type as its first bytes say (``image/png``, ...)."""
         with self.path.open("rb") as f:
             return self._mime(f.read(12))
 
     def to_base64(self) -> str:
+        """The file's bytes, base64-encoded."""
         return base64.b64encode(self.path.read_bytes()).decode("ascii")
 
     def to_data_url(self) -> str:
@@ -155,6 +158,7 @@ class ImgPath:
         return f"data:{self._mime(data[:12])};base64,{base64.b64encode(data).decode('ascii')}"
 
     def to_part(self) -> ImagePart:
+        """The file as a message's content part, as a ``data:`` URL."""
         return _part(self.to_data_url(), self.detail)
 
 
@@ -164,7 +168,9 @@ def _part(url: str, detail: str) -> ImagePart:
 
 
 MultimodalContent: TypeAlias = Text | ImgUrl | ImgPath
+"""A parameter type of a decorated function whose value becomes a part of the user message."""
 MultimodalList: TypeAlias = list[MultimodalContent]
+"""Several texts and images as one parameter, in order."""
 
 UserChatContent: TypeAlias = str | list[dict[str, Any]]
 
@@ -178,6 +184,7 @@ class UserChatMessage(msgspec.Struct, frozen=True):
 
     @classmethod
     def text(cls, text: str) -> UserChatMessage:
+        """A user message of text only."""
         return cls(content=str(text))
 
     @classmethod
@@ -188,6 +195,7 @@ class UserChatMessage(msgspec.Struct, frozen=True):
         return cls(content=[_dict_part(p) for p in parts])
 
     def to_message(self) -> dict[str, Any]:
+        """The message as an OpenAI-style dict."""
         return {"role": self.role, "content": self.content}
 
 

@@ -19,16 +19,16 @@ from ._types import Usage
 
 __all__ = ["MAX_COUNT", "MAX_SECONDS", "count", "safe_usage", "seconds"]
 
-#: The longest a provider may rest a key or hold a call back: one day. The longest windows
-#: providers state are daily quotas, which reset within a day; a key rested longer than that
-#: by a broken header would be lost to the pool until the process restarts.
 MAX_SECONDS = 86_400.0
+"""The longest a provider may rest a key or hold a call back: one day. The longest windows
+providers state are daily quotas, which reset within a day; a key rested longer than that by a
+broken header would be lost to the pool until the process restarts."""
 
-#: The largest token or request count a provider may state. A thousand times the largest
-#: per-minute token limit providers sell (about 10**9) and far above any context window, so no
-#: real count is ever cut; and far below 2**53, so sums of counts stay exact as floats (the
-#: token budgets, Redis's Lua numbers).
 MAX_COUNT = 10**12
+"""The largest token or request count a provider may state. A thousand times the largest per-minute
+token limit providers sell (about 10**9) and far above any context window, so no real count is
+ever cut; and far below 2**53, so sums of counts stay exact as floats (the token budgets,
+Redis's Lua numbers)."""
 
 
 def _number(value: object) -> float | None:

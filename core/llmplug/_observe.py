@@ -5,7 +5,6 @@ so with none installed a call costs what it did before the hooks existed."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import logging
@@ -70,9 +69,13 @@ class AttemptInfo(msgspec.Struct, frozen=True, kw_only=True):
     :class:`llmplug.LLMError` class, ``http_status`` the provider's status if there was one) or
     ``"interrupted"`` (cancelled, or the caller's deadline passed). ``retry_reason`` says why
     this attempt was made: None for a call's first, else the previous attempt's error (e.g.
-    ``"429 RateLimitError"``). ``key`` is the key's fingerprint, never the key. ``call_id``
+    ``"429 RateLimitError"``). ``error_kind`` is the error's kind as its wire classified it
+    (:data:`llmplug.ErrorKind`). ``key`` is the key's fingerprint, never the key. ``call_id``
     is the same for every attempt of one call and its :class:`CallInfo`, unique in the
-    process and across processes."""
+    process and across processes: it links the attempts to their call.
+    ``time_to_first_token_s`` is, for a stream, the seconds from the attempt's request going
+    out (its key leased) to its first event (text, reasoning or a tool call's first piece);
+    None when no event came or the call did not stream."""
 
     call_id: str
     provider: str
@@ -93,6 +96,8 @@ class AttemptInfo(msgspec.Struct, frozen=True, kw_only=True):
     response_model: str | None = None
     request_id: str | None = None
     trace_id: str | None = None
+    error_kind: str | None = None
+    time_to_first_token_s: float | None = None
 
 
 class CallInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -288,6 +293,8 @@ async def observed_tools(
                 session_id=session_id if isinstance(session_id, str) else None,
             )
             notify(registry, "observe_tool", info)
+
+    import asyncio  # with the first tool run: `import llmplug` imports no asyncio
 
     return list(await asyncio.gather(*(one(c) for c in calls)))
 

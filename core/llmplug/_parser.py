@@ -9,11 +9,10 @@ from ._types import Completion, StreamEvent
 
 __all__ = ["FRAMINGS", "Framing", "StreamParser"]
 
-#: How a streamed body is cut into the pieces ``feed`` gets: ``"sse"`` (Server-Sent Events;
-#: the default), ``"ndjson"`` (one JSON document per line, as the event's ``data``) or
-#: ``"json"`` (one whole body even when streaming: ``parse_body``, then the core replays it as
-#: events).
 Framing = Literal["sse", "ndjson", "json"]
+"""How a streamed body is cut into the pieces ``feed`` gets: ``"sse"`` (Server-Sent Events; the
+default), ``"ndjson"`` (one JSON document per line, as the event's ``data``) or ``"json"`` (one
+whole body even when streaming: ``parse_body``, then the core replays it as events)."""
 FRAMINGS: tuple[Framing, ...] = ("sse", "ndjson", "json")
 
 
@@ -29,15 +28,23 @@ class StreamParser(Protocol):
     :class:`llmplug.StreamError` or :class:`llmplug.ResponseError`; anything else a parser
     raises reaches the user as a :class:`llmplug.PluginError`.
 
-    Two members are optional, read with ``getattr`` once per response: ``framing`` (a
-    :data:`Framing`; ``"sse"`` when absent) and ``rate_limits(headers) -> RateLimits | None``
-    (when absent, the core reads OpenAI's ``x-ratelimit-*`` headers). docs/plugins.md has the
+    Four members are optional, read with ``getattr`` once per response: ``framing`` (a
+    :data:`Framing`; ``"sse"`` when absent), ``complete`` (a bool the parser sets when the
+    answer is whole, its finish reason having come, on a wire whose stream has no end marker:
+    the core reads on to the end of the body, for a trailing usage chunk, and a stream that
+    ends, or breaks, after it is not truncated), ``rate_limits(headers) -> RateLimits | None``
+    (when absent, the core reads OpenAI's ``x-ratelimit-*`` headers) and
+    ``classify_error(status, headers, body) -> ErrorInfo | None`` (what an error response
+    means; when absent or None, the core reads OpenAI's error shape). docs/plugins.md has the
     whole contract."""
 
     done: bool
 
-    def feed(self, event: SSEEvent) -> list[StreamEvent]: ...
+    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        """The events one framed piece of the stream produces (often none or one)."""
 
-    def result(self) -> Completion: ...
+    def result(self) -> Completion:
+        """The whole answer so far."""
 
-    def parse_body(self, body: bytes) -> Completion: ...
+    def parse_body(self, body: bytes) -> Completion:
+        """The answer of a whole, non-streamed body."""

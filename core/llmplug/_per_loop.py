@@ -21,18 +21,20 @@ the next time any loop opens a resource.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["PerLoop"]
 
 T = TypeVar("T")
 
-Loop = asyncio.AbstractEventLoop
+Loop: TypeAlias = "asyncio.AbstractEventLoop"
 _Closer = Callable[[object], Awaitable[None]]
 
 _lock = threading.Lock()
@@ -53,6 +55,13 @@ class _LoopEntry:
 _loops: dict[Loop, _LoopEntry] = {}
 #: Close tasks, held so that nothing collects them before they run.
 _closing: set[asyncio.Task[None]] = set()
+
+
+def _running_loop() -> Loop:
+    # asyncio is imported by the first resource, not by `import llmplug` (see test_import).
+    import asyncio
+
+    return asyncio.get_running_loop()
 
 
 async def _entry(loop: Loop) -> _LoopEntry:
@@ -134,11 +143,11 @@ class PerLoop(Generic[T]):
 
     def current(self) -> T | None:
         """This loop's resource, or None if it has none."""
-        return self._slots.get(asyncio.get_running_loop())
+        return self._slots.get(_running_loop())
 
     async def get(self, make: Callable[[], T]) -> T:
         """This loop's resource, made by ``make()`` on first use."""
-        loop = asyncio.get_running_loop()
+        loop = _running_loop()
         resource = self._slots.get(loop)
         if resource is not None:
             return resource
@@ -155,7 +164,7 @@ class PerLoop(Generic[T]):
         return resource
 
     def _take(self) -> tuple[Loop, T, _LoopEntry] | None:
-        loop = asyncio.get_running_loop()
+        loop = _running_loop()
         with _lock:
             resource = self._slots.pop(loop, None)
         entry = _loops.get(loop)

@@ -3,29 +3,35 @@ with the retry policy around it. Every lease is released in ``finally``, cancell
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._attempt import Attempt, give_back
 from ._blame import answering_plugin, plugin_error, raising_plugin
 from ._call import Call, merge_headers
+from ._classify import ERROR_KINDS, ErrorInfo, ErrorKind, classify_openai
 from ._deadline import Deadline
 from ._errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
     ConfigError,
+    InternalServerError,
     LLMError,
     NoKeyAvailableError,
+    PluginError,
+    RateLimitError,
     StreamError,
     status_error_class,
 )
 from ._estimate import estimate_call_tokens
 from ._keys import APIKeyPool, KeyLease
 from ._log import log_event
+from ._numbers import seconds
 from ._observe import observed_complete, observed_stream
 from ._parser import FRAMINGS, StreamParser
 from ._policy import RetryPolicy
@@ -34,11 +40,23 @@ from ._ratelimits import RateLimits, openai_rate_limits
 from ._registry import Registry
 from ._retry import parse_error_body
 from ._stream_events import broken, events_of, stream_events
-from ._transport import Transport
 from ._types import Completion, Done, StreamEvent
 from ._usage import UsageTracker
 
+if TYPE_CHECKING:
+    from ._transport import Transport
+
+# asyncio is imported where it is used, once per call: ``import llmplug`` stays light
+# (tests/core/test_import.py).
+
 __all__ = ["Pipeline"]
+
+_KIND_CLASS: dict[ErrorKind, type[APIStatusError]] = {
+    "auth": AuthenticationError,
+    "quota": RateLimitError,
+    "rate_limit": RateLimitError,
+    "server": InternalServerError,
+}
 
 
 class Pipeline:
@@ -121,6 +139,8 @@ class Pipeline:
                 wait_s=wait,
                 trace_id=call.trace_id,
             )
+            import asyncio
+
             await asyncio.sleep(wait)
 
     async def _admit(self, attempt: Attempt) -> KeyLease:
@@ -310,20 +330,59 @@ class Pipeline:
             key_id=lease.fingerprint,
         )
 
+    def _classify(
+        self, parser: StreamParser, status: int, headers: Any, body: bytes, call: Call
+    ) -> ErrorInfo:
+        """The error response as the wire's parser classifies it (``classify_error``; its
+        None, or no such method, leaves it to :func:`classify_openai`)."""
+        reader = getattr(parser, "classify_error", None)
+        info = None
+        if reader is not None:
+            try:
+                info = reader(status, headers, body)
+            except Exception as exc:
+                self._parser_failed(exc, call, "classifying an error response")
+            if info is not None and (
+                not isinstance(info, ErrorInfo) or info.kind not in ERROR_KINDS
+            ):
+                plugin = answering_plugin(
+                    self.registry, "parse_stream", {"wire": call.wire, "call": call}
+                )
+                raise PluginError(
+                    f"classify_error returned {info!r}; expected an llmplug.ErrorInfo whose kind "
+                    f"is one of {', '.join(ERROR_KINDS)}, or None",
+                    provider=self.provider,
+                    model=self.model,
+                    plugin=plugin,
+                )
+        return info if info is not None else classify_openai(status, headers, body)
+
     def _status_error(
         self, response: Any, body: bytes, lease: KeyLease, parser: StreamParser, call: Call
     ) -> APIStatusError:
         status: int = response.status_code
-        err = parse_error_body(body, status, getattr(response, "reason_phrase", "") or "")
-        error = status_error_class(status)(
-            err.message,
+        info = self._classify(parser, status, response.headers, body, call)
+        message = info.message
+        if not message.strip():
+            message = parse_error_body(
+                body, status, getattr(response, "reason_phrase", "") or ""
+            ).message
+        cls = status_error_class(status)
+        if cls in (APIStatusError, BadRequestError):
+            # A kind the status does not tell (Gemini's 400 for a revoked key) picks the class.
+            cls = _KIND_CLASS.get(info.kind, cls)
+        error = cls(
+            message,
             provider=self.provider,
             model=self.model,
             status=status,
-            code=err.code,
-            type=err.type,
+            code=info.code,
+            type=info.type,
             key_id=lease.fingerprint,
             headers=dict(response.headers),
+            kind=info.kind,
+            # A plugin's number is a server's number: made safe as the core's own are.
+            retry_after=seconds(info.retry_after),
         )
         # Read by the wire's own parser, as for a reply: a 429's cooldown is its reset.
         error.rate_limits = self._limits(parser, response.headers, call)
@@ -357,6 +416,8 @@ class Pipeline:
         return observed_stream(self, call, events) if self.registry.observed else events
 
     async def _complete(self, call: Call) -> Completion:
+        import asyncio
+
         total = call.total_timeout or self.total_timeout
         deadline = None if total is None else asyncio.get_running_loop().time() + total
         retries = 0
@@ -399,6 +460,8 @@ class Pipeline:
     ) -> None:
         if delay <= 0:
             return
+        import asyncio
+
         try:
             async with asyncio.timeout_at(deadline):
                 await asyncio.sleep(delay)
@@ -408,6 +471,8 @@ class Pipeline:
             raise self._total_timeout_error(total) from last
 
     async def _stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
+        import asyncio
+
         total = call.total_timeout or self.total_timeout
         deadline = None if total is None else asyncio.get_running_loop().time() + total
         scope = Deadline(deadline)
@@ -436,6 +501,7 @@ class Pipeline:
                 if body is not None:
                     # A whole body (the wire's framing, or a server that ignored "stream"):
                     # answer with the same events a stream gives.
+                    attempt.first_event()  # every token came at once, with the body
                     completion = attempt.ok(
                         self._parse_body(parser, body, call),
                         response.headers,
@@ -449,11 +515,14 @@ class Pipeline:
                 try:
                     while True:
                         with scope:
-                            nxt = await anext(events, None)
-                        if nxt is None:
+                            batch = await anext(events, None)
+                        if batch is None:
                             break
-                        emitted = True
-                        yield nxt
+                        if batch and not emitted:
+                            attempt.first_event()
+                        for event in batch:
+                            emitted = True
+                            yield event
                 finally:
                     await events.aclose()
                 completion = attempt.ok(

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
+from ._classify import kind_of
 from ._errors import APIConnectionError, APIStatusError, LLMError, StreamError
 from ._keys import APIKeyPool, KeyLease
-from ._retry import (
-    MAX_SERVER_DELAY,
-    backoff_delay,
-    is_retryable_status,
-    server_delay,
-)
+from ._retry import MAX_SERVER_DELAY, backoff_delay, server_delay
 
 __all__ = ["DISABLE_SECONDS", "RetryPolicy"]
 
-#: How long a key the server refused (401/403) or whose quota is gone stays out of rotation.
+#: How long a key the server refused (kind ``auth``) or whose quota is gone (kind ``quota``,
+#: when the provider gives no retry delay) stays out of rotation.
 DISABLE_SECONDS = 3600.0
-
-
-def _quota_gone(error: LLMError) -> bool:
-    return error.status == 402 or "insufficient_quota" in (str(error.code), str(error.type))
 
 
 class RetryPolicy:
@@ -43,19 +36,23 @@ class RetryPolicy:
         left = retries < (self.max_retries if max_retries is None else max_retries)
         headers = error.headers or {}
         status = error.status
+        kind = kind_of(error)
         if isinstance(error, APIStatusError) and status is not None:
-            if status in (401, 403) or _quota_gone(error):
-                why = "quota exhausted" if _quota_gone(error) else f"HTTP {status}"
+            if kind in ("auth", "quota"):
+                why = "quota exhausted" if kind == "quota" else f"HTTP {status}"
+                told = error.retry_after
+                rest = told if kind == "quota" and told is not None and told > 0 else None
                 self.pool.cool_down(
-                    lease.index, DISABLE_SECONDS, f"{why}: {error.message}", disable=True
+                    lease.index, rest or DISABLE_SECONDS, f"{why}: {error.message}", disable=True
                 )
                 if left and self.pool.healthy():
                     return 0.0  # another key, at once
                 raise error
-            if not is_retryable_status(status, headers):
+            should = headers.get("x-should-retry")
+            if should == "false" or (should != "true" and kind not in ("rate_limit", "server")):
                 raise error
-            told = server_delay(headers)
-            if status == 429:
+            told = error.retry_after if error.retry_after is not None else server_delay(headers)
+            if kind == "rate_limit":
                 return self._rate_limited(error, lease, retries, told, left)
             if not left:
                 raise error
@@ -65,7 +62,7 @@ class RetryPolicy:
                 return told
             return backoff_delay(retries, self.retry_delay)
         if isinstance(error, StreamError):
-            if left and status is not None and is_retryable_status(status, headers):
+            if left and kind in ("rate_limit", "server"):
                 return backoff_delay(retries, self.retry_delay)
             raise error
         if isinstance(error, APIConnectionError) and left:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 
 from . import _hookspecs
 from ._call import Call
+from ._errors import ConfigError
 from ._hookspecs import PROJECT
 from ._keys import APIKeyPool
 from ._types import Message
@@ -36,11 +37,21 @@ class PluginLoadWarning(UserWarning):
     """A plugin could not be loaded and was skipped; the others work."""
 
 
+#: The kinds of name a plugin may say it serves (its ``SERVES`` attribute).
+SERVED_KINDS = ("wire", "key_strategy", "group_strategy", "limiter", "feature")
+
+
 class PluginInfo(NamedTuple):
+    """One installed plugin, as ``llmplug plugins`` lists it: its entry-point name, the
+    distribution and version that provide it, the hooks it implements, and the names it
+    serves, by kind (``{"wire": ("gemini",)}``), as its ``SERVES`` says (empty when it says
+    nothing: hooks dispatch by name, so nothing else can tell)."""
+
     name: str
     distribution: str | None
     version: str | None
     hooks: tuple[str, ...]
+    serves: dict[str, tuple[str, ...]] = {}  # noqa: RUF012 (a NamedTuple's default)
 
 
 class _Manager(pluggy.PluginManager):
@@ -129,6 +140,7 @@ class Registry:
         return registered
 
     def unregister(self, name: str) -> None:
+        """Remove the plugin registered under ``name`` (an entry point's name)."""
         self.pm.unregister(name=name)
 
     def _load_entry_points(self) -> None:
@@ -189,15 +201,50 @@ class Registry:
             lambda: self.hook.build_request(wire=wire, call=probe, key=_PROBE_KEY)
         ) and _answers(lambda: self.hook.parse_stream(wire=wire, call=probe))
 
-    def has_key_strategy(self, strategy: str, call: Call | None = None) -> bool:
-        """Whether some plugin's ``select_key`` answers for ``strategy``, asked on a throwaway
-        one-key pool (the lease is released at once)."""
+    def check_key_strategy(self, pool: APIKeyPool) -> None:
+        """Check ``pool``'s key strategy settings with the plugin that answers for them
+        (``check_key_strategy``): its :class:`ConfigError` is raised with ``field`` under
+        ``key_strategy.``; settings no plugin checks are a ConfigError too."""
+        settings = dict(pool.strategy_settings)
+        try:
+            checked = self.hook.check_key_strategy(
+                strategy=pool.strategy, settings=settings, pool=pool
+            )
+        except ConfigError as exc:
+            field = f"key_strategy.{exc.field}" if exc.field else "key_strategy"
+            raise ConfigError(
+                f"key_strategy {pool.strategy!r}: {exc.message}", field=field
+            ) from None
+        except Exception as exc:
+            raise ConfigError(
+                f"key_strategy {pool.strategy!r}: checking its settings failed: "
+                f"{type(exc).__name__}: {exc}",
+                field="key_strategy",
+            ) from exc
+        if checked is None and settings:
+            first = sorted(settings)[0]
+            raise ConfigError(
+                f"the key strategy {pool.strategy!r} takes no settings (no plugin checks "
+                f"them), got {sorted(settings)}",
+                field=f"key_strategy.{first}",
+            )
+
+    def has_key_strategy(
+        self,
+        strategy: str | Mapping[str, Any],
+        call: Call | None = None,
+        keys: int = 1,
+    ) -> bool:
+        """Whether some plugin's ``select_key`` answers for ``strategy`` (a name, or a
+        ``{"name": ...}`` with settings), asked on a throwaway pool of ``keys`` keys (the
+        lease is released at once)."""
         probe = call or _probe_call("")
-        pool = APIKeyPool([_PROBE_KEY], probe.provider, strategy=strategy)
+        probes = [f"{_PROBE_KEY}-{i}" for i in range(max(1, keys))]
+        pool = APIKeyPool(probes, probe.provider, strategy=strategy, shared=False)
         leases: list[Any] = []
 
         def ask() -> object:
-            leases.append(self.hook.select_key(strategy=strategy, pool=pool, call=probe))
+            leases.append(self.hook.select_key(strategy=pool.strategy, pool=pool, call=probe))
             return leases[-1]
 
         answered = _answers(ask)
@@ -224,8 +271,23 @@ class Registry:
                 continue
             hooks = tuple(sorted(hc.name for hc in self.pm.get_hookcallers(plugin) or ()))
             dist, version = self._dists.get(name, (None, None))
-            out.append(PluginInfo(name, dist, version, hooks))
+            out.append(PluginInfo(name, dist, version, hooks, _serves(plugin)))
         return out
+
+
+def _serves(plugin: object) -> dict[str, tuple[str, ...]]:
+    """A plugin's ``SERVES`` (``{"wire": ["gemini"]}``), the kinds and names that are strings
+    kept; anything else in it is left out rather than failing the listing."""
+    declared = getattr(plugin, "SERVES", None)
+    if not isinstance(declared, Mapping):
+        return {}
+    out: dict[str, tuple[str, ...]] = {}
+    for kind, names in declared.items():
+        if isinstance(kind, str) and isinstance(names, list | tuple):
+            kept = tuple(n for n in names if isinstance(n, str))
+            if kept:
+                out[kind] = kept
+    return out
 
 
 _PROBE_KEY = "llmplug-probe"

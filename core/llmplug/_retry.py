@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import random
 import re
 import time
@@ -52,6 +51,8 @@ def server_delay(headers: Mapping[str, str]) -> float | None:
     told = seconds(ra)
     if told is not None or _looks_numeric(ra):
         return told
+    import email.utils  # on use: it brings socket, and HTTP dates are rare here
+
     try:
         when = email.utils.parsedate_to_datetime(ra)
     except (TypeError, ValueError, OverflowError):

@@ -34,6 +34,32 @@ def drop_bom(head: bytes, chunk: bytes) -> tuple[bytes | None, bytes]:
     return None, chunk[len(_BOM) :] if chunk.startswith(_BOM) else chunk
 
 
+def _whole_events(chunk: bytes, limit: int) -> list[SSEEvent] | None:
+    """The events of a chunk made only of whole events in the two shapes OpenAI's wires send
+    (``data: ...`` and ``event: ...`` + ``data: ...``, LF line ends), as the general path would
+    decode them; None for anything else. A read that brings a whole reply (a fast local model,
+    a proxy that buffers) is split once, not line by line."""
+    parts = chunk.split(b"\n\n")
+    parts.pop()  # the empty bytes after the final blank line (the caller checked it is there)
+    out: list[SSEEvent] = []
+    for part in parts:
+        if part[:6] == b"data: ":
+            if part.find(b"\n", 6) >= 0:
+                return None
+            name, data = "", part[6:]
+        elif part[:7] == b"event: ":
+            end = part.find(b"\n", 7)
+            if end < 0 or part[end + 1 : end + 7] != b"data: " or part.find(b"\n", end + 7) >= 0:
+                return None
+            name, data = part[7:end].decode("utf-8", "replace"), part[end + 7 :]
+        else:
+            return None  # a comment, a blank line too many, another field: the general path
+        if len(data) > limit:
+            return None  # the general path raises
+        out.append(SSEEvent(name, data))
+    return out
+
+
 class SSEDecoder:
     """Turns a byte stream, cut anywhere, into events (the WHATWG rules: a leading UTF-8 BOM
     dropped, LF, CR or CRLF line ends, ``:`` comments, one leading space dropped, several
@@ -77,6 +103,13 @@ class SSEDecoder:
             # What providers send: one whole one-line event per read. The general path gives
             # the same event, splitting lines and joining fields for it.
             return [SSEEvent("", chunk[6:-2])]
+        if (
+            chunk[-2:] == b"\n\n"
+            and not (self._pending or self._data or self._skip_lf or self._event)
+            and b"\r" not in chunk
+            and (events := _whole_events(chunk, self._max)) is not None
+        ):
+            return events
         if self._skip_lf and chunk:  # an empty chunk must not forget the pending CR
             self._skip_lf = False
             if chunk[:1] == b"\n":

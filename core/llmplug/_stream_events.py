@@ -3,13 +3,12 @@ broken stream raises, and the events a whole (unstreamed) answer stands for."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import APIConnectionError, APITimeoutError, LLMError, StreamError
 from ._ndjson import NDJSONDecoder
-from ._sse import SSEDecoder, SSETooLarge
+from ._sse import SSEDecoder, SSEEvent, SSETooLarge
 from ._types import Completion, Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
 
 if TYPE_CHECKING:
@@ -39,23 +38,34 @@ def broken(
 
 async def stream_events(
     p: Pipeline, response: Any, parser: StreamParser, lease: KeyLease, framing: str, call: Call
-) -> AsyncGenerator[StreamEvent, None]:
-    """The events of a streamed response, its transport and parser errors made llmplug's."""
+) -> AsyncGenerator[list[StreamEvent], None]:
+    """The events of a streamed response, a list per chunk read (never empty), its transport
+    and parser errors made llmplug's.
+
+    A list per read, not an event per ``anext``: the caller wraps each ``anext`` in its deadline
+    scope, and a read that brings a whole reply (a fast local model, a proxy that buffers)
+    would otherwise pay that and a generator round trip for each of its events."""
     # Framing is chosen once per response; per chunk it is one decoder call.
     decoder = NDJSONDecoder() if framing == "ndjson" else SSEDecoder()
     chunks = response.aiter_bytes()
     lost: LLMError | None = None
     try:
         async for chunk in chunks:
-            for sse in decoder.feed(chunk):
-                for event in parser.feed(sse):
-                    yield event
-                if parser.done:
-                    await _drain(chunks)
-                    return
-        for sse in decoder.close():
-            for event in parser.feed(sse):
-                yield event
+            batch, failure = _parse(decoder.feed(chunk), parser)
+            if batch:
+                yield batch
+            if failure is not None:
+                # After the events before it: as when each event went out on its own, a
+                # failure that comes after output is a broken stream, never a retry.
+                raise failure
+            if parser.done:
+                await _drain(chunks)
+                return
+        batch, failure = _parse(decoder.close(), parser)
+        if batch:
+            yield batch
+        if failure is not None:
+            raise failure
     except SSETooLarge as exc:
         raise StreamError(
             str(exc),
@@ -70,11 +80,15 @@ async def stream_events(
         lost = p._connection_error(APIConnectionError, exc, lease)
     except Exception as exc:  # the parser's, the only other code that runs here
         p._parser_failed(exc, call, "parsing a stream event")
-    if lost is not None:
+    # A parser that said the answer is complete (``complete``: its finish reason came) has a
+    # whole answer whatever follows: the body may end there, or break while we read on for a
+    # trailing usage chunk.
+    complete = parser.done or getattr(parser, "complete", False)
+    if lost is not None and not complete:
         # Raised out of the except, so the client's exception, which holds the request (the
         # URL with any ?key=, the key's header), is not its __context__ (see Pipeline._send).
         raise lost
-    if not parser.done:
+    if not complete:
         raise StreamError(
             "the stream ended before its end marker (truncated)",
             partial=partial(parser),
@@ -82,6 +96,22 @@ async def stream_events(
             model=p.model,
             key_id=lease.fingerprint,
         )
+
+
+def _parse(
+    frames: list[SSEEvent], parser: StreamParser
+) -> tuple[list[StreamEvent], Exception | None]:
+    """What the parser makes of one read's frames, up to its end marker, and the exception it
+    raised, if any, with the events it gave before it."""
+    out: list[StreamEvent] = []
+    try:
+        for frame in frames:
+            out += parser.feed(frame)
+            if parser.done:
+                break
+    except Exception as exc:
+        return out, exc
+    return out, None
 
 
 #: After a stream's end marker, how much more body and time we spend to reach the end of the
@@ -92,6 +122,8 @@ _DRAIN_SECONDS = 0.25
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    import asyncio  # on use, not with llmplug (tests/core/test_import.py)
+
     seen = 0
     try:
         async with asyncio.timeout(_DRAIN_SECONDS):

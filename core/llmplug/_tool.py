@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import typing
@@ -143,6 +142,8 @@ class ToolFunction(Generic[P, R]):
                 result: Any = await self._fn(*positional, **kwargs)
             else:
                 # A blocking tool must not stall the other tool calls of the turn.
+                import asyncio  # on use, not with llmplug (tests/core/test_import.py)
+
                 result = await asyncio.to_thread(self._fn, *positional, **kwargs)
         except Exception as exc:
             return ToolResult(
@@ -288,6 +289,8 @@ class Toolkit:
 
     async def run_all(self, calls: Sequence[ToolCall]) -> list[ToolResult]:
         """Run one turn's calls concurrently; results in the calls' order."""
+        import asyncio
+
         return list(await asyncio.gather(*(self._run(c) for c in calls)))
 
     def description(self, name: str) -> str | None:

@@ -19,6 +19,7 @@ __all__ = [
     "ImageURL",
     "Message",
     "MessageToolCall",
+    "ProviderData",
     "ReasoningDelta",
     "StreamEvent",
     "TextDelta",
@@ -53,6 +54,7 @@ class ImagePart(msgspec.Struct, tag="image_url", tag_field="type", frozen=True, 
 
 
 ContentPart = TextPart | ImagePart
+"""A part of a message's content: text or an image."""
 
 
 class FunctionCall(msgspec.Struct, frozen=True):
@@ -62,12 +64,24 @@ class FunctionCall(msgspec.Struct, frozen=True):
     arguments: str
 
 
-class MessageToolCall(msgspec.Struct, frozen=True):
-    """A tool call as it sits in an assistant message of a history."""
+ProviderData = dict[str, Any]
+"""Provider data: opaque values a wire keeps with a message or a tool call and reads back when
+the conversation goes on (Gemini's ``thoughtSignature``, Anthropic's signed thinking blocks,
+the Responses API's ``encrypted_content``), by wire name: ``{"gemini": {...}}``. Each wire
+reads its own entry only, so a history can go to another wire (another member of a group),
+which leaves it out of its requests. JSON values only: it is saved with a history."""
+
+
+class MessageToolCall(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A tool call as it sits in an assistant message of a history. ``provider_data`` is what
+    its wire keeps with it (see :data:`ProviderData`), left out of the JSON when None."""
 
     id: str
     function: FunctionCall
-    type: Literal["function"] = "function"
+    # A factory, not a plain default: omit_defaults leaves out plain defaults, and the Chat
+    # wire (and a saved history) must always say "type": "function".
+    type: Literal["function"] = msgspec.field(default_factory=lambda: "function")
+    provider_data: ProviderData | None = None
 
 
 class Message(msgspec.Struct, omit_defaults=True, frozen=True):
@@ -82,6 +96,9 @@ class Message(msgspec.Struct, omit_defaults=True, frozen=True):
     #: A prompt-cache marker for the whole message (Anthropic's ``{"type": "ephemeral"}``):
     #: wires that know it send it, the Chat wire sends it as it is (OpenRouter, LiteLLM).
     cache_control: dict[str, Any] | None = None
+    #: An assistant message's provider data (see :data:`ProviderData`), from
+    #: :meth:`Completion.to_message`.
+    provider_data: ProviderData | None = None
 
     @property
     def text(self) -> str:
@@ -104,12 +121,14 @@ class Tool(msgspec.Struct, omit_defaults=True, frozen=True):
     strict: bool | None = None
 
 
-class ToolCall(msgspec.Struct, frozen=True):
-    """A tool call the model made; ``arguments`` is the JSON text exactly as the model wrote it."""
+class ToolCall(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A tool call the model made; ``arguments`` is the JSON text exactly as the model wrote it.
+    ``provider_data`` is what its wire keeps with it (see :data:`ProviderData`)."""
 
     id: str
     name: str
     arguments: str
+    provider_data: ProviderData | None = None
 
     def parsed_arguments(self) -> Any:
         """The arguments decoded from JSON (``{}`` for an empty string)."""
@@ -142,7 +161,12 @@ class Completion(msgspec.Struct, frozen=True):
     ``cost`` is what the call cost when the interface has a ``pricing`` and the server sent
     usage, else None; ``request_id`` is the server's ``x-request-id`` header, when it sent one;
     ``response_id`` is the id the reply's body gives the response (``chatcmpl-...``,
-    ``resp_...``, ``msg_...``), streamed or not."""
+    ``resp_...``, ``msg_...``), streamed or not. ``cached`` is True for an answer a response
+    cache gave (no request was made): ``usage`` is the stored one, ``cost`` is 0 and
+    ``saved_cost`` what the answer cost when it was paid for (None when unpriced).
+    ``provider_data`` is what the wire keeps with the assistant turn (see
+    :data:`ProviderData`); :meth:`to_message` carries it, and each tool call's own, into the
+    history."""
 
     text: str = ""
     tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
@@ -155,14 +179,26 @@ class Completion(msgspec.Struct, frozen=True):
     cost: float | None = None
     request_id: str | None = None
     response_id: str | None = None
+    provider_data: ProviderData | None = None
+    cached: bool = False
+    saved_cost: float | None = None
 
     def to_message(self) -> Message:
         """The assistant message to append to a history so the conversation can go on."""
         calls = [
-            MessageToolCall(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments))
+            MessageToolCall(
+                id=c.id,
+                function=FunctionCall(name=c.name, arguments=c.arguments),
+                provider_data=c.provider_data,
+            )
             for c in self.tool_calls
         ]
-        return Message(role="assistant", content=self.text or None, tool_calls=calls or None)
+        return Message(
+            role="assistant",
+            content=self.text or None,
+            tool_calls=calls or None,
+            provider_data=self.provider_data,
+        )
 
 
 class TextDelta(msgspec.Struct, tag="text", frozen=True):
@@ -195,3 +231,5 @@ class Done(msgspec.Struct, tag="done", frozen=True):
 
 
 StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Done
+"""What ``chat_stream()`` yields: text, reasoning and tool-call fragments as they arrive, and last
+one ``Done`` with the whole ``Completion``."""

@@ -22,6 +22,7 @@ class UsageTracker:
         self.reset()
 
     def reset(self) -> None:
+        """Forget every call counted so far."""
         with self._lock:
             self.calls = 0
             self.last: Usage | None = None
@@ -30,6 +31,7 @@ class UsageTracker:
             self.last_cost: float | None = None
 
     def add(self, usage: Usage | None, cost: float | None = None) -> None:
+        """Count one result's usage and cost (None: the server sent no usage, or no pricing)."""
         with self._lock:
             self.calls += 1
             self.last = usage
@@ -40,6 +42,7 @@ class UsageTracker:
                 self.cost += cost
 
     def total(self) -> Usage:
+        """Every counted result's usage added up."""
         return self._total
 
     @property

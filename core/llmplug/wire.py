@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ._call import Call
+from ._classify import classify_openai, kind_by_status
 from ._errors import ResponseError, StreamError
 from ._numbers import MAX_COUNT, MAX_SECONDS, count, seconds
 from ._per_loop import PerLoop
@@ -27,19 +28,37 @@ __all__ = [
     "MAX_SECONDS",
     "PerLoop",
     "RateLimits",
+    "classify_openai",
     "count",
     "decode_body",
     "decode_event",
+    "kind_by_status",
     "openai_rate_limits",
+    "provider_data",
+    "provider_data_of",
     "seconds",
     "text_of",
 ]
 
 T = TypeVar("T")
 
-#: What decoding untrusted JSON can raise: msgspec raises UnicodeDecodeError for invalid UTF-8
-#: inside a string and RecursionError for absurd nesting; to a client all are malformed JSON.
 JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What decoding untrusted JSON can raise: msgspec raises UnicodeDecodeError for invalid UTF-8
+inside a string and RecursionError for absurd nesting; to a client all are malformed JSON."""
+
+
+def provider_data_of(holder: Any, wire: str) -> Any:
+    """What the wire ``wire`` kept with ``holder`` (a :class:`llmplug.Message`, a
+    :class:`llmplug.MessageToolCall`, a :class:`llmplug.ToolCall`), or None: another wire's
+    entry is not yours, and a history saved as JSON brings it back as plain JSON values."""
+    data = getattr(holder, "provider_data", None)
+    return data.get(wire) if isinstance(data, dict) else None
+
+
+def provider_data(wire: str, value: Any) -> dict[str, Any] | None:
+    """``value`` as the provider data of ``wire`` (None stays None), for a ``Completion``'s
+    or a ``ToolCall``'s ``provider_data``."""
+    return None if value is None else {wire: value}
 
 
 def text_of(value: Any) -> str:

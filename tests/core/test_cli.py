@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from llmplug._cli import main
 SCRIPT = Path(sys.executable).with_name("llmplug")
 COMMANDS = {"module": [sys.executable, "-m", "llmplug"], "script": [str(SCRIPT)]}
 DEFAULTS = {
-    "key-strategies": ["select_key"],
+    "key-strategies": ["check_key_strategy", "select_key"],
     "openai-chat": ["build_request", "parse_stream"],
     "openai-responses": ["build_request", "parse_stream"],
     "token-bucket": ["acquire_rate"],
@@ -40,14 +41,25 @@ def run(
 def table(stdout: str) -> dict[str, tuple[str, str, list[str]]]:
     """The rows of the listing: plugin -> (distribution, version, hooks)."""
     lines = stdout.splitlines()
-    assert lines[0].split() == ["plugin", "distribution", "version", "hooks"]
+    head = lines[0]
+    assert head.split() == ["plugin", "distribution", "version", "serves", "hooks"]
+    at = [head.index(h) for h in ("distribution", "version", "serves", "hooks")]
     rows = {}
     for line in lines[1:]:
         if line.startswith("disabled:"):
             continue
-        name, dist, version, hooks = line.split(None, 3)
-        rows[name] = (dist, version, hooks.split(", "))
+        name, dist, version = (line[a:b].strip() for a, b in zip([0, *at[:2]], at[:3], strict=True))
+        rows[name] = (dist, version, line[at[3] :].strip().split(", "))
     return rows
+
+
+def served(stdout: str) -> dict[str, str]:
+    """plugin -> its "serves" column."""
+    lines = stdout.splitlines()
+    a, b = lines[0].index("serves"), lines[0].index("hooks")
+    return {
+        line.split()[0]: line[a:b].strip() for line in lines[1:] if not line.startswith("disabled:")
+    }
 
 
 def install(where: Path, dist: str, entry_point: str, module: str, source: str) -> None:
@@ -76,7 +88,11 @@ def test_a_disabled_plugin_is_not_listed(how: str) -> None:
     rows = table(done.stdout)
     assert "openai-chat" not in rows
     assert "token-bucket" not in rows
-    assert rows["key-strategies"] == ("llmplug", llmplug.__version__, ["select_key"])
+    assert rows["key-strategies"] == (
+        "llmplug",
+        llmplug.__version__,
+        ["check_key_strategy", "select_key"],
+    )
     assert done.stdout.splitlines()[-1] == "disabled: openai-chat, token-bucket"
 
 
@@ -107,6 +123,36 @@ def test_third_party_plugins_are_listed_and_broken_ones_reported(tmp_path: Path)
     rows = table(done.stdout)
     assert "acme-broken" not in rows
     assert set(rows) >= {"acme-signing", *DEFAULTS}
+
+
+def test_plugins_show_the_names_they_serve_in_the_table_and_the_json(tmp_path: Path) -> None:
+    weighted = (
+        "from llmplug import hookimpl\n\n"
+        "SERVES = {'key_strategy': ['weighted']}\n\n"
+        "@hookimpl\n"
+        "def select_key(strategy, pool, call):\n"
+        "    return pool.lease(0) if strategy == 'weighted' else None\n"
+    )
+    install(tmp_path, "acme-weighted", "acme-weighted", "acme_weighted_cli", weighted)
+    done = run("module", "plugins", path=tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    names = served(done.stdout)
+    assert names["acme-weighted"] == "key_strategy: weighted"
+    assert names["openai-chat"] == "wire: openai-chat"
+    assert names["key-strategies"] == "key_strategy: round_robin, least_loaded"
+    assert names["token-bucket"] == "limiter: token_bucket"
+
+    done = run("module", "plugins", "--json", path=tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    listed = {d["plugin"]: d for d in map(json.loads, done.stdout.splitlines())}
+    assert listed["acme-weighted"] == {
+        "plugin": "acme-weighted",
+        "distribution": "acme-weighted",
+        "version": "2.0.1",
+        "hooks": ["select_key"],
+        "serves": {"key_strategy": ["weighted"]},
+    }
+    assert listed["group-strategies"]["serves"]["group_strategy"][0] == "weighted"
 
 
 def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -18,6 +19,7 @@ from llmplug import (
     AttemptInfo,
     Call,
     CallInfo,
+    Completion,
     GroupCall,
     HTTPRequest,
     KeyLease,
@@ -26,6 +28,7 @@ from llmplug import (
     OpenAICompatible,
     Registry,
     RunInfo,
+    StreamEvent,
     StreamParser,
     ToolInfo,
     _hookspecs,
@@ -54,6 +57,7 @@ def test_the_hooks_are_these() -> None:
     assert HOOKS == [
         "acquire_rate",
         "build_request",
+        "check_key_strategy",
         "observe_attempt",
         "observe_call",
         "observe_run",
@@ -61,6 +65,7 @@ def test_the_hooks_are_these() -> None:
         "parse_stream",
         "select_key",
         "select_member",
+        "wrap_calls",
     ]
 
 
@@ -122,6 +127,15 @@ class RecordingWire(Ollama):
 
 class FirstHealthy:
     @hookimpl
+    def check_key_strategy(
+        self, strategy: str, settings: dict[str, Any], pool: APIKeyPool
+    ) -> bool | None:
+        if strategy != "first_healthy":
+            return None
+        answered.append("check_key_strategy")
+        return True
+
+    @hookimpl
     def select_key(self, strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:
         if strategy != "first_healthy":
             return None
@@ -157,6 +171,27 @@ class Watcher:
         return nullcontext()
 
 
+class PassThrough:
+    """Wraps every call and passes it on, as a response cache does on a miss."""
+
+    async def complete(self, call: Call, run: Any) -> Completion:
+        answered.append("wrap_calls")
+        return await run(call)  # type: ignore[no-any-return]
+
+    async def stream(self, call: Call, run: Any) -> AsyncGenerator[StreamEvent, None]:
+        answered.append("wrap_calls")
+        async for event in run(call):
+            yield event
+
+
+class Passing:
+    @hookimpl
+    def wrap_calls(self, feature: str, config: Mapping[str, Any], owner: Any) -> Any:
+        if feature != "cache" or config.get("kind") != "pass-through":
+            return None
+        return PassThrough()
+
+
 class Open:
     kind = "open"
 
@@ -179,7 +214,7 @@ async def talk(message: str) -> None:
 
 
 async def test_every_hook_is_answered_by_a_test_plugin_over_http(server: LLMTestServer) -> None:
-    ours = [RecordingWire(), FirstHealthy(), OpenPlugin(), Watcher(), FirstMember()]
+    ours = [RecordingWire(), FirstHealthy(), OpenPlugin(), Watcher(), FirstMember(), Passing()]
     registry = Registry(entry_points=False, plugins=[*ours, *llmplug.default_plugins()])
     pool = APIKeyPool(["sk-a"], "test", strategy="first_healthy", shared=False)
     body = ndjson({"message": {"content": "ok"}, "done": True})
@@ -188,7 +223,9 @@ async def test_every_hook_is_answered_by_a_test_plugin_over_http(server: LLMTest
     llm = OpenAICompatible(
         pool, "m", server.base_url, wire=OLLAMA, limiter=Open(), registry=registry
     )
-    async with ModelGroup([llm], strategy="first", registry=registry) as group:
+    async with ModelGroup(
+        [llm], strategy="first", registry=registry, cache={"kind": "pass-through"}
+    ) as group:
         answered.clear()  # what the interface and group asked when made does not count
         # A run around one decorated call whose model asks for a tool.
         with observed_run(registry, RunInfo(kind="batch", name="test", llm=group)):

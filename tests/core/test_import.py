@@ -12,12 +12,23 @@ from pathlib import Path
 import llmplug
 
 # Imported only when first needed: the HTTP client, the logger, the entry-point machinery, the
-# default plugins, the test server, and the command line with its display library.
+# default plugins, the test server, and the command line with its display library; asyncio
+# (with ssl, socket, subprocess and concurrent.futures it brings: a third of the import time)
+# with the first interface or call, email.utils (HTTP dates) with the first Retry-After date,
+# and hashlib (OpenSSL) with the first key.
 LAZY = (
     "httpx2",
     "httpx",
     "structlog",
     "importlib.metadata",
+    "asyncio",
+    "ssl",
+    "socket",
+    "subprocess",
+    "concurrent.futures",
+    "email.utils",
+    "hashlib",
+    "llmplug._transport",
     "llmplug._plugins",
     "llmplug._plugins.openai_chat",
     "llmplug._plugins.openai_responses",

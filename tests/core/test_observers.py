@@ -250,3 +250,26 @@ async def test_without_observers_no_record_and_no_id_is_made(
     call = llm._call([{"role": "user", "content": "hi"}], None, {}, False)
     await llm.pipeline.complete(call)
     assert call.call_id is None and call.started is None
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_each_attempt_names_its_call_its_error_kind_and_its_first_token(
+    server: LLMTestServer, make_llm: MakeLLM, stream: bool
+) -> None:
+    rec = Recorder()
+    server.push(Error(status=429, message="slow down"), Reply(text="a b c", chunk_delay=0.01))
+    llm = make_llm(keys=("sk-o1", "sk-o2"), registry=registry_with(rec))
+    if stream:
+        [e async for e in llm.chat_stream("hi")]
+    else:
+        await llm.chat("hi")
+    first, second = rec.attempts
+    (call,) = rec.calls
+    assert first.call_id == second.call_id == call.call_id
+    assert (first.error_kind, second.error_kind) == ("rate_limit", None)
+    assert first.time_to_first_token_s is None
+    if stream:
+        ttft = second.time_to_first_token_s
+        assert ttft is not None and 0 <= ttft <= second.duration_s
+    else:
+        assert second.time_to_first_token_s is None

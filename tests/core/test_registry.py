@@ -38,7 +38,7 @@ MakeLLM = Callable[..., OpenAICompatible]
 DEFAULTS: list[object] = [openai_chat, key_strategies, token_bucket]
 DEFAULT_HOOKS = {
     "group-strategies": ("select_member",),
-    "key-strategies": ("select_key",),
+    "key-strategies": ("check_key_strategy", "select_key"),
     "openai-chat": ("build_request", "parse_stream"),
     "openai-responses": ("build_request", "parse_stream"),
     "token-bucket": ("acquire_rate",),
@@ -152,7 +152,7 @@ async def test_isolated_registry_has_only_the_plugins_given(
     registry = Registry(entry_points=False, plugins=DEFAULTS)
     assert {p.name: p.hooks for p in registry.plugins()} == {
         "llmplug._plugins.openai_chat": ("build_request", "parse_stream"),
-        "llmplug._plugins.key_strategies": ("select_key",),
+        "llmplug._plugins.key_strategies": ("check_key_strategy", "select_key"),
         "llmplug._plugins.token_bucket": ("acquire_rate",),
     }
     assert {(p.distribution, p.version) for p in registry.plugins()} == {(None, None)}

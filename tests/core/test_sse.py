@@ -60,6 +60,37 @@ def test_an_event_per_chunk_decodes_as_the_same_bytes_cut_anywhere(
     assert decode(chunks) == decode([whole[i : i + 1] for i in range(len(whole))])
 
 
+_FIELD = st.binary(max_size=12).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+_EVENT = st.tuples(_FIELD, _FIELD).map(lambda t: b"event: " + t[0] + b"\ndata: " + t[1] + b"\n\n")
+
+
+@given(
+    st.lists(
+        st.one_of(
+            _FIELD.map(lambda d: b"data: " + d + b"\n\n"),
+            _EVENT,
+            st.sampled_from([b": ping\n\n", b"\n", b"data:x\n\n", b"data: a\ndata: b\n\n"]),
+            st.binary(max_size=12),
+        ),
+        max_size=8,
+    )
+)
+def test_many_events_in_one_chunk_decode_as_the_same_bytes_cut_anywhere(
+    pieces: list[bytes],
+) -> None:
+    # A whole reply in one read (a proxy that buffers) takes a shortcut when it is made of the
+    # two shapes OpenAI sends; it and anything else decode as the same bytes byte by byte.
+    whole = b"".join(pieces)
+    assert decode([whole]) == decode([whole[i : i + 1] for i in range(len(whole))])
+
+
+@pytest.mark.parametrize("shape", [b"data: %b\n\n", b"event: e\ndata: %b\n\n"])
+def test_too_large_event_among_many_in_one_chunk_raises(shape: bytes) -> None:
+    d = SSEDecoder(max_event_bytes=10)
+    with pytest.raises(SSETooLarge):
+        d.feed(shape % b"small" + shape % (b"x" * 11) + shape % b"small")
+
+
 def test_crlf_split_between_chunks_is_one_line_end() -> None:
     assert decode([b"data: a\r", b"\n\r", b"\n"]) == [SSEEvent("", b"a")]
 

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: What `llmplug plugins` lists for llmplug alone.
 DEFAULTS = {
     "group-strategies": ("llmplug", llmplug.__version__, "select_member"),
-    "key-strategies": ("llmplug", llmplug.__version__, "select_key"),
+    "key-strategies": ("llmplug", llmplug.__version__, "check_key_strategy, select_key"),
     "openai-chat": ("llmplug", llmplug.__version__, "build_request, parse_stream"),
     "openai-responses": ("llmplug", llmplug.__version__, "build_request, parse_stream"),
     "token-bucket": ("llmplug", llmplug.__version__, "acquire_rate"),
@@ -40,12 +40,16 @@ DEFAULTS = {
 def rows(stdout: str) -> dict[str, tuple[str, str, str]]:
     """The table `llmplug plugins` prints: plugin -> (distribution, version, hooks)."""
     lines = stdout.splitlines()
-    assert lines[0].split() == ["plugin", "distribution", "version", "hooks"]
+    head = lines[0]
+    assert head.split() == ["plugin", "distribution", "version", "serves", "hooks"]
+    at = [head.index(h) for h in ("distribution", "version", "serves", "hooks")]
     out = {}
     for line in lines[1:]:
         if not line.startswith("disabled:"):
-            name, dist, version, hooks = line.split(None, 3)
-            out[name] = (dist, version, hooks)
+            name, dist, version = (
+                line[a:b].strip() for a, b in zip([0, *at[:2]], at[:3], strict=True)
+            )
+            out[name] = (dist, version, line[at[3] :].strip())
     return out
 
 

@@ -48,6 +48,8 @@ class Stats:
         self.usage = Usage()
         self.cost: float | None = None
         self.unpriced = 0  # answers with usage but no cost (a group member without pricing)
+        self.hits = 0  # answers a response cache gave (no request)
+        self.saved = 0.0  # what those answers cost when they were paid for
         self.total: int | None = None  # requests in the input (counted in the background)
         self._seconds: collections.deque[list[int]] = collections.deque()
 
@@ -63,6 +65,9 @@ class Stats:
 
     def add_ok(self, c: Completion) -> None:
         self.ok += 1
+        if c.cached:
+            self.hits += 1
+            self.saved += c.saved_cost or 0.0
         if c.usage is not None:
             self.usage = self.usage + c.usage
         if c.cost is not None:

@@ -255,9 +255,12 @@ def summary_rows(
         ("  reasoning", f"{u.reasoning_tokens:,}"),
     ]
     if stats.cost is not None:
-        rows.append(("cost", f"{stats.cost:,.4f}" if stats.cost >= 1 else f"{stats.cost:.6f}"))
+        rows.append(("cost", _money(stats.cost)))
         if stats.unpriced:  # answered by a member without pricing: not in the cost
             rows.append(("  answers without a price", f"{stats.unpriced:,}"))
+    if stats.hits:
+        rows.append(("cache hits", f"{stats.hits:,}"))
+        rows.append(("  saved", _money(stats.saved)))
     if isinstance(llm, ModelGroup):
         for lane in lanes(llm):
             st = lane.state
@@ -266,6 +269,10 @@ def summary_rows(
     rate = stats.finished / wall * 60 if wall > 0 else 0.0
     rows += [("wall time", _duration(wall)), ("requests/min", f"{rate:,.0f}")]
     return rows
+
+
+def _money(amount: float) -> str:
+    return f"{amount:,.4f}" if amount >= 1 else f"{amount:.6f}"
 
 
 def print_summary(

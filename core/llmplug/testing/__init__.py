@@ -13,7 +13,17 @@ streamed or not, with scripted replies, recorded requests and injected faults::
 Run ``python -m llmplug.testing --port 8000`` to serve from a separate process.
 """
 
+from ._gemini import signature_of as gemini_signature
 from ._replies import Error, Fault, Raw, RecordedRequest, Reply, ToolCallReply
 from ._server import LLMTestServer
 
-__all__ = ["Error", "Fault", "LLMTestServer", "Raw", "RecordedRequest", "Reply", "ToolCallReply"]
+__all__ = [
+    "Error",
+    "Fault",
+    "LLMTestServer",
+    "Raw",
+    "RecordedRequest",
+    "Reply",
+    "ToolCallReply",
+    "gemini_signature",
+]

@@ -10,7 +10,7 @@ import msgspec
 
 UsageStyle = Literal["include_usage", "always", "finish_chunk", "groq", "none"]
 FaultKind = Literal["reset_before_headers", "cut_stream", "stall_after_headers", "never_ending"]
-Api = Literal["chat", "responses", "anthropic", "other"]
+Api = Literal["chat", "responses", "anthropic", "gemini", "other"]
 
 _encode_json = msgspec.json.Encoder().encode
 
@@ -165,9 +165,11 @@ class RecordedRequest:
     """One request as the server received it.
 
     `headers` has lowercased names; `json` is the decoded body (None if empty or invalid);
-    `api_key` comes from ``Authorization: Bearer ...`` (else an ``x-api-key`` or ``api-key``
-    header); `stream` is true when the body's "stream" is true; `api` is "chat", "responses",
-    "anthropic" (``/messages``) or "other" (by path);
+    `api_key` comes from ``Authorization: Bearer ...`` (else an ``x-api-key``, ``api-key``
+    or ``x-goog-api-key`` header, else a ``key=`` query parameter); `stream` is true when the
+    body's "stream" is true (for Gemini: the path is ``:streamGenerateContent``); `api` is
+    "chat", "responses", "anthropic" (``/messages``), "gemini" (``:generateContent``,
+    ``:streamGenerateContent``) or "other" (by path);
     `path` excludes the query string, which is in `query`.
     """
 
@@ -183,7 +185,9 @@ class RecordedRequest:
 
     @property
     def model(self) -> str | None:
-        """The body's "model", if it is a string."""
+        """The body's "model", if it is a string (for Gemini: the model in the path)."""
+        if self.api == "gemini":
+            return self.path.rsplit("/models/", 1)[-1].split(":", 1)[0] or None
         model = self.json.get("model") if isinstance(self.json, dict) else None
         return model if isinstance(model, str) else None
 
@@ -192,6 +196,8 @@ class RecordedRequest:
         """The text of the last user message (Chat `messages` or Responses `input`), else ""."""
         if not isinstance(self.json, dict):
             return ""
+        if self.api == "gemini":
+            return _gemini_user_text(self.json.get("contents"))
         items = self.json.get("messages", self.json.get("input"))
         if isinstance(items, str):
             return items
@@ -234,6 +240,15 @@ def _find_images(node: Any, found: list[tuple[str, str | None]]) -> None:
         else:
             for key in ("content", "output"):
                 _find_images(node.get(key), found)
+
+
+def _gemini_user_text(contents: Any) -> str:
+    for c in reversed(contents if isinstance(contents, list) else []):
+        if isinstance(c, dict) and c.get("role") == "user" and isinstance(c.get("parts"), list):
+            texts = [p.get("text") for p in c["parts"] if isinstance(p, dict)]
+            if any(isinstance(t, str) for t in texts):
+                return "".join(t for t in texts if isinstance(t, str))
+    return ""
 
 
 def _content_text(content: Any) -> str:

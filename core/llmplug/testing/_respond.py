@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from contextlib import suppress
 
 from . import _anthropic as anthropic
+from . import _gemini as gemini
 from . import _render as render
 from ._http import LAST_CHUNK, SSE_TYPE, ClientGone, Connection, chunk, response_head
 from ._replies import Error, Fault, Raw, RecordedRequest, Reply
@@ -21,6 +22,8 @@ def _body(reply: Reply, rec: RecordedRequest) -> bytes:
         return render.chat_json(reply, rec)
     if rec.api == "anthropic":
         return anthropic.messages_json(reply, rec)
+    if rec.api == "gemini":
+        return gemini.generate_json(reply, rec)
     return render.responses_json(reply, rec)
 
 
@@ -30,17 +33,38 @@ def _events(reply: Reply, rec: RecordedRequest) -> list[bytes]:
         return render.chat_events(reply, rec)
     if rec.api == "anthropic":
         return anthropic.messages_events(reply, rec)
+    if rec.api == "gemini":
+        return gemini.generate_events(reply, rec)
     return render.responses_events(reply, rec)
 
 
-def _text_stream(rec: RecordedRequest) -> render.TextStream | anthropic.MessagesTextStream:
+def render_events(reply: Reply, rec: RecordedRequest) -> list[bytes]:
+    """The SSE events (bytes) the server streams for `reply` to `rec`, in its API's shape: for
+    a test that sends them cut or split its own way (``Raw(chunks=...)``)."""
+    return _events(reply, rec)
+
+
+def _text_stream(
+    rec: RecordedRequest,
+) -> render.TextStream | anthropic.MessagesTextStream | gemini.GeminiTextStream:
     if rec.api == "anthropic":
         return anthropic.MessagesTextStream(rec)
+    if rec.api == "gemini":
+        return gemini.GeminiTextStream(rec)
     return render.TextStream(rec.api, rec)
 
 
+def error_body(err: Error, rec: RecordedRequest) -> bytes:
+    """An error body in the shape of the request's API."""
+    return _error_body(err, rec)
+
+
 def _error_body(err: Error, rec: RecordedRequest) -> bytes:
-    return anthropic.error_body(err) if rec.api == "anthropic" else render.error_body(err)
+    if rec.api == "anthropic":
+        return anthropic.error_body(err)
+    if rec.api == "gemini":
+        return gemini.error_body(err)
+    return render.error_body(err)
 
 
 class ResponseWriter:

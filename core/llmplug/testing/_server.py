@@ -17,7 +17,8 @@ import msgspec
 from . import _render as render
 from ._http import ClientGone, Connection, HttpError, HttpRequest, response_head
 from ._replies import Api, Error, Fault, Raw, RecordedRequest, Reply
-from ._respond import JSON_TYPE, ResponseWriter
+from ._respond import JSON_TYPE, ResponseWriter, error_body
+from ._validate import malformed
 
 __all__ = ["Handler", "LLMTestServer", "ReplyLike", "Responder", "echo"]
 
@@ -34,6 +35,14 @@ _decode = msgspec.json.Decoder().decode
 def echo(request: RecordedRequest) -> Reply:
     """The initial default: ``Reply(text="echo: " + <last user message text>)``."""
     return Reply(text="echo: " + request.last_user_text)
+
+
+def _query_key(query: str) -> str | None:
+    """A ``key=`` query parameter (Gemini's other place for the key)."""
+    from urllib.parse import parse_qs
+
+    keys = parse_qs(query).get("key") if query else None
+    return keys[0] if keys else None
 
 
 def _set_done(fut: asyncio.Future[None]) -> None:
@@ -371,6 +380,8 @@ class LLMTestServer:
             api = "responses"
         elif path.endswith("/messages"):
             api = "anthropic"
+        elif path.endswith((":generateContent", ":streamGenerateContent")):
+            api = "gemini"
         data: Any = None
         valid = True
         if request.body:
@@ -381,7 +392,10 @@ class LLMTestServer:
         auth = request.headers.get("authorization", "")
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else None
         key = key or request.headers.get("x-api-key") or request.headers.get("api-key")
+        key = key or request.headers.get("x-goog-api-key") or _query_key(query)
         stream = isinstance(data, dict) and data.get("stream") is True
+        if api == "gemini":
+            stream = path.endswith(":streamGenerateContent")
         rec = RecordedRequest(
             method=request.method,
             path=path,
@@ -416,6 +430,11 @@ class LLMTestServer:
             return await self._out.send(conn, 405, body, JSON_TYPE, keep)
         if not valid:
             body = render.simple_error(400, "Invalid JSON body", "invalid_request_error")
+            return await self._out.send(conn, 400, body, JSON_TYPE, keep)
+        problem = malformed(rec)
+        if problem is not None:
+            # Refused as the wire's server would refuse it: a client bug shows as a 400.
+            body = error_body(Error(status=400, message=problem), rec)
             return await self._out.send(conn, 400, body, JSON_TYPE, keep)
         reply = self._resolve(rec)
         conn.completed = False

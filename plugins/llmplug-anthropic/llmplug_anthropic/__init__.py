@@ -12,6 +12,7 @@ from ._request import (
     ANTHROPIC_VERSION,
     DEFAULT_MAX_TOKENS,
     THINKING_BUDGETS,
+    WIRE,
     build_messages_request,
 )
 
@@ -28,7 +29,8 @@ __all__ = [
     "rate_limits",
 ]
 
-WIRE = "anthropic-messages"
+#: What `llmplug plugins` lists as this plugin's names.
+SERVES = {"wire": [WIRE]}
 
 
 class AnthropicCompatible(LLMInterface):

@@ -10,6 +10,8 @@ import msgspec
 from llmplug import (
     Call,
     Completion,
+    ErrorInfo,
+    ErrorKind,
     RateLimits,
     ReasoningDelta,
     ResponseError,
@@ -21,12 +23,22 @@ from llmplug import (
     ToolCallDelta,
     Usage,
 )
-from llmplug.wire import JSON_ERRORS, count, decode_body, decode_event, seconds, text_of
+from llmplug.wire import (
+    JSON_ERRORS,
+    classify_openai,
+    count,
+    decode_body,
+    decode_event,
+    kind_by_status,
+    provider_data,
+    seconds,
+    text_of,
+)
 
 from . import _shapes as s
-from ._request import answer_tool_name
+from ._request import WIRE, answer_tool_name
 
-__all__ = ["MessagesParser", "RateLimits", "rate_limits"]
+__all__ = ["ERROR_KIND", "MessagesParser", "RateLimits", "classify_error", "rate_limits"]
 
 # The Chat finish reasons, so code above the wire cannot tell the wires apart.
 _FINISH = {
@@ -51,6 +63,67 @@ ERROR_STATUS = {
     "timeout_error": 504,
     "overloaded_error": 529,
 }
+
+# What each error type means to the retry policy and to model groups.
+ERROR_KIND: dict[str, ErrorKind] = {
+    "invalid_request_error": "bad_request",
+    "authentication_error": "auth",
+    "billing_error": "quota",
+    "permission_error": "auth",
+    "not_found_error": "bad_request",
+    "request_too_large": "bad_request",
+    "rate_limit_error": "rate_limit",
+    "api_error": "server",
+    "timeout_error": "server",
+    "overloaded_error": "server",
+}
+# Anthropic says some things in words only, as an invalid_request_error: "prompt is too long:
+# 210000 tokens > 200000 maximum", "Your credit balance is too low to access the Anthropic API".
+_TOO_LONG = "prompt is too long"
+_NO_CREDIT = "credit balance is too low"
+
+
+def error_kind(etype: str | None, message: str, status: int | None) -> ErrorKind | None:
+    """The kind of an Anthropic error of type ``etype`` (None: unknown, judged by status)."""
+    kind = ERROR_KIND.get(etype or "")
+    if kind in (None, "bad_request"):
+        words = message.lower()
+        if _TOO_LONG in words:
+            return "context_length"
+        if _NO_CREDIT in words:
+            return "quota"
+    if kind is None and status is not None:
+        return kind_by_status(status)
+    return kind
+
+
+class _ErrorBody(msgspec.Struct):
+    error: s.Error | None = None
+
+
+_error_body = msgspec.json.Decoder(_ErrorBody)
+
+
+def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
+    """An Anthropic error response (``{"type": "error", "error": {"type", "message"}}``)
+    classified by its error type; a body of another shape (a proxy's) as OpenAI's."""
+    try:
+        err = _error_body.decode(body).error
+    except (*JSON_ERRORS, msgspec.ValidationError):
+        err = None
+    etype = err.type if err is not None and isinstance(err.type, str) else None
+    if err is None or etype is None:
+        return classify_openai(status, headers, body)
+    base = classify_openai(status, headers, body)
+    message = text_of(err.message) or base.message
+    return ErrorInfo(
+        kind=error_kind(etype, message, status) or base.kind,
+        message=message,
+        code=etype,
+        type=etype,
+        retry_after=base.retry_after,
+    )
+
 
 _Strict = Callable[[msgspec.json.Decoder[Any], bytes], Any]
 
@@ -101,6 +174,36 @@ def _pick(raw: msgspec.Raw, tags: frozenset[str], decoder: Any, strict: _Strict)
     return strict(decoder, data)
 
 
+class _Thinking:
+    """A thinking block as the API wants it back before the turn's tool use: its text and
+    signature (or a redacted block's data)."""
+
+    __slots__ = ("data", "pieces", "signature")
+
+    def __init__(self, block: s.ThinkingBlock | s.RedactedThinkingBlock) -> None:
+        self.pieces: list[str] = []
+        self.signature: str | None = None
+        self.data: str | None = None
+        if isinstance(block, s.ThinkingBlock):
+            if block.thinking:
+                self.pieces.append(block.thinking)
+            self.signature = block.signature or None
+        else:
+            self.data = block.data if isinstance(block.data, str) else ""
+
+    def block(self) -> dict[str, Any] | None:
+        if self.data is not None:
+            return {"type": "redacted_thinking", "data": self.data} if self.data else None
+        if not self.signature:
+            return None  # unsigned: the API would refuse it back
+        return {"type": "thinking", "thinking": "".join(self.pieces), "signature": self.signature}
+
+
+def _kept(thinking: list[_Thinking]) -> dict[str, Any] | None:
+    blocks = [b for t in thinking if (b := t.block()) is not None]
+    return provider_data(WIRE, {"thinking": blocks}) if blocks else None
+
+
 class _Tool:
     __slots__ = ("answer", "id", "index", "input", "name", "pieces")
 
@@ -129,6 +232,7 @@ class MessagesParser:
         "_reasoning",
         "_stop",
         "_text",
+        "_thinking",
         "_tools",
         "_usage",
         "done",
@@ -144,6 +248,7 @@ class MessagesParser:
         self._reasoning: list[str] = []
         self._tools: list[_Tool] = []
         self._blocks: dict[int, _Tool] = {}  # content block index -> its tool call
+        self._thinking: dict[int, _Thinking] = {}  # content block index -> its thinking
         self._stop: str | None = None
         self._usage: _Counts | None = None
         self._model: str | None = None
@@ -160,12 +265,14 @@ class MessagesParser:
 
     def _error_fields(self, err: s.Error | None) -> dict[str, Any]:
         etype = err.type if err is not None and isinstance(err.type, str) else None
+        status = ERROR_STATUS.get(etype or "")
         return {
             "provider": self._call.provider,
             "model": self._call.model,
-            "status": ERROR_STATUS.get(etype or ""),
+            "status": status,
             "code": etype,
             "type": etype,
+            "kind": error_kind(etype, text_of(err.message if err else None), status),
         }
 
     # -- streams -------------------------------------------------------------------------------
@@ -188,8 +295,12 @@ class MessagesParser:
                 return self._arguments(ev.index, d.partial_json)
             if isinstance(d, s.ThinkingDelta) and d.thinking:
                 self._reasoning.append(d.thinking)
+                if (t := self._thinking.get(ev.index)) is not None:
+                    t.pieces.append(d.thinking)
                 return [ReasoningDelta(d.thinking)]
-            return []  # signature_delta: the signature has no neutral home
+            if isinstance(d, s.SignatureDelta) and (t := self._thinking.get(ev.index)):
+                t.signature = (t.signature or "") + d.signature  # kept as provider data
+            return []
         if isinstance(ev, s.BlockStart):
             return self._start(ev.index, ev.content_block)
         if isinstance(ev, s.BlockStop):
@@ -246,8 +357,9 @@ class MessagesParser:
                 self._text.append(block.text)
                 return [TextDelta(block.text)]
             return []
-        if isinstance(block, s.ThinkingBlock):
-            if block.thinking:
+        if isinstance(block, s.ThinkingBlock | s.RedactedThinkingBlock):
+            self._thinking[index] = _Thinking(block)
+            if isinstance(block, s.ThinkingBlock) and block.thinking:
                 self._reasoning.append(block.thinking)
                 return [ReasoningDelta(block.thinking)]
             return []
@@ -288,6 +400,7 @@ class MessagesParser:
             self._model,
             None,
             self._id,
+            _kept([self._thinking[i] for i in sorted(self._thinking)]),
         )
 
     def _completion(
@@ -300,6 +413,7 @@ class MessagesParser:
         model: str | None,
         raw: bytes | None,
         response_id: str | None,
+        kept: dict[str, Any] | None,
     ) -> Completion:
         calls = [
             ToolCall(id=t.id or f"call_{t.index}", name=t.name or "", arguments=t.arguments)
@@ -317,6 +431,7 @@ class MessagesParser:
             model=model,
             raw=raw,
             response_id=response_id,
+            provider_data=kept,
         )
 
     # -- whole bodies --------------------------------------------------------------------------
@@ -335,6 +450,7 @@ class MessagesParser:
         text: list[str] = []
         reasoning: list[str] = []
         tools: list[_Tool] = []
+        thinking: list[_Thinking] = []
         answer: _Tool | None = None
         for entry in b.content or ():
             block = (
@@ -344,8 +460,10 @@ class MessagesParser:
             )
             if isinstance(block, s.TextBlock):
                 text.append(block.text)
-            elif isinstance(block, s.ThinkingBlock):
-                reasoning.append(block.thinking)
+            elif isinstance(block, s.ThinkingBlock | s.RedactedThinkingBlock):
+                thinking.append(_Thinking(block))
+                if isinstance(block, s.ThinkingBlock):
+                    reasoning.append(block.thinking)
             elif isinstance(block, s.ToolUseBlock):
                 is_answer = self._answer is not None and block.name == self._answer
                 tool = _Tool(len(tools), block, is_answer)
@@ -362,9 +480,14 @@ class MessagesParser:
             b.model,
             body,
             b.id,
+            _kept(thinking),
         )
 
-    # -- rate limits ---------------------------------------------------------------------------
+    # -- errors and rate limits -----------------------------------------------------------------
+
+    def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
+        """An error response by its Anthropic error type (see :func:`classify_error`)."""
+        return classify_error(status, headers, body)
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
         """The ``anthropic-ratelimit-*`` headers of a response (see :func:`rate_limits`)."""

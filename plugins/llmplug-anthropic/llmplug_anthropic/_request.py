@@ -7,6 +7,10 @@ from typing import Any
 import msgspec
 
 from llmplug import Call, HTTPRequest, ImagePart, Message, TextPart, Tool
+from llmplug.wire import provider_data_of
+
+#: The wire's name, which keys its provider data.
+WIRE = "anthropic-messages"
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -112,7 +116,8 @@ def _messages(messages: list[Message]) -> list[dict[str, Any]]:
                     result["cache_control"] = m.cache_control
             add("user", [result])
         elif role == "assistant":
-            blocks = _blocks(m)
+            # Signed thinking first, as the API gave it: it continues the turn's tool use.
+            blocks = [*_kept_thinking(m), *_blocks(m)]
             for tc in m.tool_calls or ():
                 blocks.append(
                     {
@@ -153,10 +158,18 @@ def answer_tool_name(call: Call) -> str | None:
     return name if isinstance(name, str) and name else "result"
 
 
+def _kept_thinking(m: Message) -> list[dict[str, Any]]:
+    """The thinking blocks this wire kept with an assistant message (its provider data)."""
+    kept = provider_data_of(m, WIRE)
+    blocks = kept.get("thinking") if isinstance(kept, dict) else None
+    return [b for b in blocks if isinstance(b, dict)] if isinstance(blocks, list) else []
+
+
 def _in_tool_loop(messages: list[Message]) -> bool:
+    """Whether the call continues a tool use whose signed thinking the history lacks."""
     for m in reversed(messages):
         if m.role != "tool":
-            return m.role == "assistant" and bool(m.tool_calls)
+            return m.role == "assistant" and bool(m.tool_calls) and not _kept_thinking(m)
     return False
 
 
@@ -170,7 +183,7 @@ def _thinking(params: dict[str, Any], messages: list[Message]) -> dict[str, Any]
         thinking = {"type": "enabled", "budget_tokens": budget}
     if _in_tool_loop(messages) and not isinstance(params.get("thinking"), dict):
         # The API wants the signed thinking block back before a tool_use it continues; a
-        # neutral history has none, so a tool loop's later turns go without thinking.
+        # history without it (from another wire, or written by hand) goes without thinking.
         return None
     return thinking if isinstance(thinking, dict) else None
 

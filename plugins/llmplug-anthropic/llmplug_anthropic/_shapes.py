@@ -54,8 +54,12 @@ class ThinkingBlock(_Block, tag="thinking"):
     signature: str | None = None
 
 
-Block = TextBlock | ToolUseBlock | ThinkingBlock
-BLOCK_TAGS = frozenset(("text", "tool_use", "thinking"))
+class RedactedThinkingBlock(_Block, tag="redacted_thinking"):
+    data: Any = None  # opaque: kept only when it is a string, never refused
+
+
+Block = TextBlock | ToolUseBlock | ThinkingBlock | RedactedThinkingBlock
+BLOCK_TAGS = frozenset(("text", "tool_use", "thinking", "redacted_thinking"))
 
 # -- deltas ----------------------------------------------------------------------------------
 

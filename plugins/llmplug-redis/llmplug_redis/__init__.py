@@ -24,6 +24,9 @@ __all__ = [
     "backend",
 ]
 
+#: What `llmplug plugins` lists as this plugin's names.
+SERVES = {"limiter": ["redis"]}
+
 
 @hookimpl
 def acquire_rate(limiter: object, cost: float) -> Awaitable[None] | None:

@@ -47,6 +47,8 @@ __all__ = ["STRATEGY", "conversation_id", "key_seed", "opening", "ranking", "sco
 
 #: The name this plugin answers ``select_key`` for.
 STRATEGY = "sticky"
+#: What `llmplug plugins` lists as this plugin's names.
+SERVES = {"key_strategy": [STRATEGY]}
 
 _encode = msgspec.json.Encoder().encode
 

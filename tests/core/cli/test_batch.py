@@ -357,7 +357,10 @@ def test_two_batch_runs_with_redis_share_one_budget(server: LLMTestServer, tmp_p
     assert [p.returncode for p in runs] == [0, 0], errors
     assert len(arrivals) == 60
     # One shared budget: 60 requests need (60 - 1) / 20 s; two budgets would take half that.
-    assert max(arrivals) - min(arrivals) >= 59 / 20 - 0.5
+    # The line between the two: the batch's 0.25 s slack and a loaded machine delaying the
+    # first arrival both shorten the span seen here (2.42 s was seen on a busy machine).
+    one, two = 59 / 20, 59 / 40
+    assert max(arrivals) - min(arrivals) >= (one + two) / 2
 
 
 @pytest.mark.parametrize(

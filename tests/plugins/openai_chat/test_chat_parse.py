@@ -232,17 +232,17 @@ async def test_sse_framing_comments_crlf_multiline_and_split_chunks(
     assert c.finish_reason == "stop"
 
 
+@pytest.mark.parametrize("burst", [False, True], ids=["event per chunk", "one chunk"])
 async def test_error_object_mid_stream_raises_with_partial(
-    server: LLMTestServer, make_llm: MakeLLM
+    server: LLMTestServer, make_llm: MakeLLM, burst: bool
 ) -> None:
-    server.push(
-        Raw(
-            chunks=sse(
-                {"choices": [{"index": 0, "delta": {"content": "par"}}]},
-                {"error": {"message": "upstream overloaded", "code": 502}},
-            )
-        )
+    # In one chunk (a proxy that buffers), the events before the error still reach the
+    # caller first: the error is a broken stream, never a retry, either way.
+    chunks = sse(
+        {"choices": [{"index": 0, "delta": {"content": "par"}}]},
+        {"error": {"message": "upstream overloaded", "code": 502}},
     )
+    server.push(Raw(chunks=[b"".join(chunks)] if burst else chunks))
     seen: list[StreamEvent] = []
     with pytest.raises(StreamError, match="upstream overloaded") as info:
         async for e in make_llm().chat_stream("hi"):
@@ -251,6 +251,39 @@ async def test_error_object_mid_stream_raises_with_partial(
     assert info.value.status == 502
     assert info.value.partial is not None and info.value.partial.text == "par"
     assert len(server.requests) == 1  # output reached the caller: never retried
+
+
+async def test_unreadable_event_after_output_in_the_same_chunk_is_a_broken_stream(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    chunks = sse({"choices": [{"index": 0, "delta": {"content": "par"}}]}, b"{not json")
+    server.push(Raw(chunks=[b"".join(chunks)]))
+    seen: list[StreamEvent] = []
+    with pytest.raises(StreamError, match="invalid JSON in a stream event") as info:
+        async for e in make_llm().chat_stream("hi"):
+            seen.append(e)
+    assert seen == [TextDelta("par")]
+    assert info.value.partial is not None and info.value.partial.text == "par"
+    assert len(server.requests) == 1
+
+
+async def test_whole_stream_in_one_chunk_gives_the_events_of_a_chunk_per_event(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    chunks = sse(
+        {"choices": [{"index": 0, "delta": {"role": "assistant"}}]},
+        *({"choices": [{"index": 0, "delta": {"content": w}}]} for w in ("a", "b", "c")),
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 3}},
+        b"[DONE]",
+    )
+    server.push(Raw(chunks=chunks))
+    apart = await collect(make_llm())
+    server.push(Raw(chunks=[b"".join(chunks)]))
+    together = await collect(make_llm())
+    assert together == apart
+    assert [e for e in together if isinstance(e, TextDelta)] == [TextDelta(w) for w in "abc"]
+    assert done(together).usage == Usage(1, 3, 4)
 
 
 async def test_stream_cut_before_done_is_an_error(server: LLMTestServer, make_llm: MakeLLM) -> None:

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["STRATEGIES", "select_member"]
 
 STRATEGIES = ("weighted", "least_loaded", "lowest_latency", "cost")
+#: What `llmplug plugins` lists as this plugin's names.
+SERVES = {"group_strategy": list(STRATEGIES)}
 _INF = float("inf")
 
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
-from llmplug import APIKeyPool, Call, KeyLease, hookimpl
+from llmplug import APIKeyPool, Call, ConfigError, KeyLease, hookimpl
 
-__all__ = ["select_key"]
+__all__ = ["check_key_strategy", "select_key"]
 
 
 def _turn(pool: APIKeyPool) -> int:
@@ -63,9 +64,21 @@ def least_loaded(pool: APIKeyPool) -> KeyLease:
 
 
 STRATEGIES = {"round_robin": round_robin, "least_loaded": least_loaded}
+#: What `llmplug plugins` lists as this plugin's names.
+SERVES = {"key_strategy": list(STRATEGIES)}
 
 
 @hookimpl(trylast=True)
 def select_key(strategy: str, pool: APIKeyPool, call: Call) -> KeyLease | None:
     pick = STRATEGIES.get(strategy)
     return pick(pool) if pick is not None else None
+
+
+@hookimpl(trylast=True)
+def check_key_strategy(strategy: str, settings: dict[str, Any], pool: APIKeyPool) -> bool | None:
+    if strategy not in STRATEGIES:
+        return None
+    if settings:
+        first = sorted(settings)[0]
+        raise ConfigError(f"{strategy} takes no settings, got {first!r}", field=first)
+    return True

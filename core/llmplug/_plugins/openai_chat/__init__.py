@@ -10,6 +10,8 @@ from ._request import build_chat_request
 __all__ = ["WIRE", "ChatParser", "build_request", "parse_stream"]
 
 WIRE = "openai-chat"
+#: What `llmplug plugins` lists as this plugin's names.
+SERVES = {"wire": [WIRE]}
 
 
 @hookimpl(trylast=True)

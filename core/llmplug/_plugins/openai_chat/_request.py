@@ -30,9 +30,25 @@ def build_chat_request(call: Call, key: str) -> HTTPRequest:
     return HTTPRequest.post_json(call.base_url + "/chat/completions", body, call, key)
 
 
+def _kept(m: Message) -> bool:
+    """Whether an assistant message holds provider data, which no Chat server takes."""
+    return m.provider_data is not None or any(
+        c.provider_data is not None for c in m.tool_calls or ()
+    )
+
+
+def _bare(m: Message) -> Message:
+    calls = [msgspec.structs.replace(c, provider_data=None) for c in m.tool_calls or ()]
+    return msgspec.structs.replace(m, provider_data=None, tool_calls=calls or None)
+
+
 def _messages(messages: list[Message]) -> list[Message]:
-    if not any(m.role == "tool" and isinstance(m.content, list) for m in messages):
+    if not any(
+        (m.role == "tool" and isinstance(m.content, list)) or (m.role == "assistant" and _kept(m))
+        for m in messages
+    ):
         return messages  # the common case: sent as they are, no copy
+    # Provider data is another wire's (a history from a group's other member): left out.
     # A Chat tool message carries text only: a tool's images follow the turn's tool results
     # in one user message (a user message between two tool results would be rejected).
     out: list[Message] = []
@@ -44,6 +60,8 @@ def _messages(messages: list[Message]) -> list[Message]:
             pending = []
         if m.role == "assistant":
             names.update((c.id, c.function.name) for c in m.tool_calls or ())
+            if _kept(m):
+                m = _bare(m)  # another wire's data, or none of any Chat server's
         if m.role != "tool" or not isinstance(m.content, list):
             out.append(m)
             continue

@@ -10,6 +10,8 @@ from ._request import build_responses_request
 __all__ = ["WIRE", "ResponsesParser", "build_request", "parse_stream"]
 
 WIRE = "openai-responses"
+#: What `llmplug plugins` lists as this plugin's names.
+SERVES = {"wire": [WIRE]}
 
 
 @hookimpl(trylast=True)

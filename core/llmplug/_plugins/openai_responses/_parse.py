@@ -20,12 +20,39 @@ from llmplug import (
     Usage,
 )
 from llmplug._plugins._openai import Error, OpenAIParser, stream_error_status, usage
-from llmplug.wire import JSON_ERRORS, text_of
+from llmplug.wire import JSON_ERRORS, provider_data, text_of
 
 from . import _shapes as s
 from ._calls import Calls
 
-__all__ = ["ResponsesParser"]
+__all__ = ["ResponsesParser", "kept_reasoning"]
+
+WIRE = "openai-responses"
+
+
+def kept_reasoning(
+    item: s.ReasoningItem | s.AnyReasoning, strict: s.Strict
+) -> dict[str, Any] | None:
+    """A reasoning item as the next request must send it back (``store: false`` with
+    ``include: ["reasoning.encrypted_content"]``), or None when it has no encrypted content
+    (a stored response's items are found by id, server side)."""
+    if not item.encrypted_content:
+        return None
+    summary = []
+    for p in item.summary or ():
+        part = s.reasoning_parts.decode(p, strict) if isinstance(p, msgspec.Raw) else p
+        if isinstance(part, s.SummaryText):
+            summary.append({"type": "summary_text", "text": part.text})
+    out: dict[str, Any] = {"type": "reasoning", "summary": summary}
+    if item.id:
+        out["id"] = item.id
+    out["encrypted_content"] = item.encrypted_content
+    return out
+
+
+def _kept(items: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return provider_data(WIRE, {"reasoning": items}) if items else None
+
 
 # Responses says why it stopped with status and incomplete_details; callers get the same
 # finish_reason vocabulary as on the Chat wire, so decorator code cannot tell them apart.
@@ -56,7 +83,7 @@ class ResponsesParser(OpenAIParser):
 
     api = "Responses API"
 
-    __slots__ = ("_answer", "_calls", "_final")
+    __slots__ = ("_answer", "_calls", "_final", "_kept")
 
     def __init__(self, call: Call) -> None:
         super().__init__(call)
@@ -64,6 +91,8 @@ class ResponsesParser(OpenAIParser):
         self._final: s.Response | None = None
         # The final response read whole, when it is the whole answer: nothing was streamed.
         self._answer: Completion | None = None
+        # Reasoning items with encrypted content, by id: the turn's provider data.
+        self._kept: dict[str, dict[str, Any]] = {}
 
     # -- errors --------------------------------------------------------------------------------
 
@@ -125,8 +154,15 @@ class ResponsesParser(OpenAIParser):
         assert_type(ev, s.ErrorEvent)
         raise self._stream_error("error event in the stream", ev.code, ev.message)
 
-    def _function_call(self, item: s.FunctionCall | None, at: int | None) -> list[StreamEvent]:
+    def _function_call(
+        self, item: s.FunctionCall | s.ReasoningItem | None, at: int | None
+    ) -> list[StreamEvent]:
         if item is None:
+            return []
+        if isinstance(item, s.ReasoningItem):
+            kept = kept_reasoning(item, self._strict_event)
+            if kept is not None:
+                self._kept[item.id or str(at)] = kept
             return []
         return self._calls.item(item.id, item.call_id, item.name, item.arguments, at)
 
@@ -150,7 +186,7 @@ class ResponsesParser(OpenAIParser):
             return self._answer
         final = self._final
         calls = self._calls.result()
-        return self._streamed(
+        c = self._streamed(
             calls,
             _finish(
                 final.status if final else None,
@@ -161,6 +197,9 @@ class ResponsesParser(OpenAIParser):
             final.model if final else None,
             final.id if final else None,
         )
+        if self._kept:
+            c = msgspec.structs.replace(c, provider_data=_kept(list(self._kept.values())))
+        return c
 
     # -- whole bodies --------------------------------------------------------------------------
 
@@ -189,6 +228,7 @@ class ResponsesParser(OpenAIParser):
         refusal: list[str] = []
         reasoning: list[str] = []
         calls: list[ToolCall] = []
+        kept: list[dict[str, Any]] = []
         for entry in r.output or ():
             item = s.items.decode(entry, strict) if isinstance(entry, msgspec.Raw) else entry
             if isinstance(item, s.AnyMessage):
@@ -207,6 +247,8 @@ class ResponsesParser(OpenAIParser):
                     )
                 )
             elif isinstance(item, s.AnyReasoning):
+                if (k := kept_reasoning(item, strict)) is not None:
+                    kept.append(k)
                 for p in (*(item.summary or ()), *(item.content or ())):
                     rpart = s.reasoning_parts.decode(p, strict) if isinstance(p, msgspec.Raw) else p
                     if rpart is not None and rpart.text:
@@ -221,4 +263,5 @@ class ResponsesParser(OpenAIParser):
             model=r.model,
             raw=raw,
             response_id=r.id,
+            provider_data=_kept(kept),
         )

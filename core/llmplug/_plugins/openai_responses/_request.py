@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmplug import Call, HTTPRequest, ImagePart, Message, TextPart, Tool
+from llmplug.wire import provider_data_of
 
 __all__ = ["build_responses_request"]
 
@@ -41,6 +42,10 @@ def _input(messages: list[Message]) -> tuple[str | None, list[dict[str, Any]]]:
                 {"type": "function_call_output", "call_id": m.tool_call_id or "", "output": output}
             )
         elif role == "assistant":
+            # The turn's reasoning goes back before its output, as the API gave it.
+            kept = provider_data_of(m, "openai-responses")
+            if isinstance(kept, dict) and isinstance(kept.get("reasoning"), list):
+                items.extend(r for r in kept["reasoning"] if isinstance(r, dict))
             if m.content:
                 parts = (
                     [{"type": "output_text", "text": m.content}]

@@ -128,12 +128,14 @@ class MessageItem(_Item, tag="message"):
 class ReasoningItem(_Item, tag="reasoning"):
     summary: list[msgspec.Raw] | None = None
     content: list[msgspec.Raw] | None = None
+    encrypted_content: str | None = None
 
 
 Item = FunctionCall | MessageItem | ReasoningItem
 items: ByType[Item] = ByType(Item)
-#: A stream takes only function calls from its items: text and reasoning come as deltas.
-stream_items: ByType[FunctionCall] = ByType(FunctionCall)
+#: A stream takes function calls from its items (text and reasoning come as deltas), and
+#: reasoning items for their encrypted_content.
+stream_items: ByType[FunctionCall | ReasoningItem] = ByType(FunctionCall | ReasoningItem)
 
 
 # The same items with every part of our types, for a body's first try: one pass when the whole
@@ -145,6 +147,7 @@ class _KnownMessage(_Item, tag="message"):
 class _KnownReasoning(_Item, tag="reasoning"):
     summary: list[SummaryText | ReasoningText] | None = None
     content: list[SummaryText | ReasoningText] | None = None
+    encrypted_content: str | None = None
 
 
 # -- the response object ---------------------------------------------------------------------

@@ -8,6 +8,9 @@ from llmplug import TokenBucket, hookimpl
 
 __all__ = ["acquire_rate"]
 
+#: What `llmplug plugins` lists as this plugin's names.
+SERVES = {"limiter": ["token_bucket"]}
+
 
 @hookimpl(trylast=True)
 def acquire_rate(limiter: object, cost: float) -> Awaitable[None] | None:

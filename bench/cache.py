@@ -1,0 +1,244 @@
+#!/usr/bin/env python
+"""What the response cache (plugins/llmplug-cache) costs.
+
+    python bench/cache.py            # ~1 minute on 2 cores
+    python bench/cache.py --quick
+    python bench/cache.py --lock     # also: single flight across processes through Redis
+
+Measured, against ``python -m llmplug.testing`` in a process of its own (so this process's CPU
+time, worker thread included, is the client's alone):
+
+1. A hit: client CPU and wall time per ``chat()`` answered from a SQLite cache (the key, the
+   read on the cache's worker thread, decoding, the hit's bookkeeping), against a raw
+   dictionary lookup of a precomputed key: what a cache with nothing to compute would cost.
+2. A miss's overhead: client CPU per call with a cache that misses every time (a new question
+   each call: the key, the read, the write) over the same calls without a cache, one at a
+   time and 64 in flight. The target is at most 5%.
+3. ``--lock``: 4 processes ask the same 20 questions at the same moment of a server that takes
+   0.3 s to answer, through Redis with and without the single-flight lock: requests sent and
+   wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from llmplug import APIKeyPool, Call, Completion, OpenAICompatible
+
+TARGET = 0.05
+CONCURRENCY = 64
+
+
+@contextmanager
+def test_server(*extra: str) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmplug.testing", "--port", "0", "--words", "40", *extra],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def interface(base_url: str, cache: dict[str, Any] | None) -> OpenAICompatible:
+    pool = APIKeyPool(["sk-bench"], "bench", shared=False)
+    return OpenAICompatible(
+        pool,
+        "bench-model",
+        base_url,
+        rate_limit_capacity=1e9,
+        rate_limit_refill_rate=1e9,
+        max_retries=0,
+        cache=cache,
+    )
+
+
+async def cpu_per_call(llm: OpenAICompatible, prompts: list[str], concurrency: int) -> float:
+    """Client CPU seconds per call over ``prompts``, ``concurrency`` at a time."""
+    queue = iter(prompts)
+
+    async def worker() -> None:
+        for p in queue:
+            await llm.chat(p)
+
+    t0 = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return (time.process_time() - t0) / len(prompts)
+
+
+async def hits(base_url: str, db: Path, n: int) -> dict[str, float]:
+    llm = interface(base_url, {"path": str(db)})
+    await llm.chat("the same question")
+    assert llm.call_wrapper is not None
+    llm.call_wrapper.flush()  # type: ignore[attr-defined]
+    await llm.chat("the same question")  # warm: the reader thread and its connection
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        got = await llm.chat("the same question")
+    cpu, wall = (time.process_time() - c0) / n, (time.perf_counter() - t0) / n
+    assert got.cached
+    await llm.aclose()
+    table = {f"key{i}": i for i in range(10_000)}
+    lookup = min(timeit.repeat(lambda: table["key5000"], number=100_000, repeat=5)) / 100_000
+    return {"hit_cpu_us": cpu * 1e6, "hit_wall_us": wall * 1e6, "dict_ns": lookup * 1e9}
+
+
+async def wrapper_per_miss(base_url: str, db: Path, n: int) -> float:
+    """The cache's own CPU per miss, alone: the wrapper around a call that answers at once with
+    a real answer of the server (the key, the lookup, keeping the answer, and writing it: the
+    flush is timed too)."""
+    async with interface(base_url, None) as plain:
+        answer = await plain.chat("a question")
+    llm = interface(base_url, {"path": str(db)})
+    wrapper: Any = llm.call_wrapper
+
+    async def run(_: Call) -> Completion:
+        return answer
+
+    async def batch(tag: str) -> float:
+        calls = [llm._call(f"{tag} question {i}", None, {}, False) for i in range(n)]
+        t0 = time.process_time()
+        for call in calls:
+            await wrapper.complete(call, run)
+        wrapper.flush()
+        return (time.process_time() - t0) / n
+
+    await batch("warm")
+    return statistics.median([await batch(f"run {r}") for r in range(3)])
+
+
+async def misses(base_url: str, tmp: Path, n: int, repeats: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for concurrency in (1, CONCURRENCY):
+        plain: list[float] = []
+        cached: list[float] = []
+        for r in range(repeats):
+            # Interleaved, in turns, so that the machine's noise falls on both alike.
+            for kind in ("plain", "cached") if r % 2 == 0 else ("cached", "plain"):
+                cache = (
+                    {"path": str(tmp / f"miss-{concurrency}-{r}.db")} if kind == "cached" else None
+                )
+                llm = interface(base_url, cache)
+                await cpu_per_call(llm, [f"warm {kind} {i}" for i in range(50)], concurrency)
+                prompts = [f"{kind} {concurrency} {r} question {i}" for i in range(n)]
+                (cached if cache else plain).append(await cpu_per_call(llm, prompts, concurrency))
+                await llm.aclose()
+        p, c = statistics.median(plain), statistics.median(cached)
+        out[f"{concurrency} in flight"] = {
+            "no_cache_us": p * 1e6,
+            "cache_miss_us": c * 1e6,
+            "overhead": c / p - 1,
+        }
+    return out
+
+
+def lock(quick: bool) -> dict[str, Any]:
+    port = 6390 + os.getpid() % 500
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    out: dict[str, Any] = {}
+    try:
+        time.sleep(0.5)  # (a benchmark: the server's start is not what is measured)
+        with test_server("--delay", "0.3") as base_url:
+            for use_lock in (False, True):
+                spec = {
+                    "kind": "redis",
+                    "url": f"redis://127.0.0.1:{port}/0",
+                    "prefix": f"bench{int(use_lock)}{time.time_ns()}:",
+                    "lock": use_lock,
+                }
+                questions = [f"question {i}" for i in range(10 if quick else 20)]
+                t0 = time.perf_counter()
+                procs = [
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--worker",
+                            base_url,
+                            json.dumps(spec),
+                            *questions,
+                        ],
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    )
+                    for _ in range(4)
+                ]
+                misses = sum(int(p.communicate()[0]) for p in procs)
+                out["with lock" if use_lock else "without lock"] = {
+                    "requests": misses,
+                    "wall_s": time.perf_counter() - t0,
+                }
+    finally:
+        redis.terminate()
+        redis.wait(10)
+    return out
+
+
+async def worker(base_url: str, spec: dict[str, Any], questions: list[str]) -> None:
+    llm = interface(base_url, spec)
+    # All four processes ask every question at once, as a fleet of workers of one job would.
+    answers = await asyncio.gather(*(llm.chat(q) for q in questions))
+    await llm.aclose()
+    print(sum(not a.cached for a in answers))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--lock", action="store_true")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        base_url, spec, *questions = args.worker
+        asyncio.run(worker(base_url, json.loads(spec), questions))
+        return
+    n, repeats = (300, 4) if args.quick else (1000, 8)
+    tmp = Path(tempfile.mkdtemp(prefix="llmplug-bench-cache-"))
+    try:
+        with test_server() as base_url:
+            hit = asyncio.run(hits(base_url, tmp / "hits.db", n))
+            own = asyncio.run(wrapper_per_miss(base_url, tmp / "own.db", n))
+            miss = asyncio.run(misses(base_url, tmp, n, repeats))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"hit: {hit['hit_cpu_us']:.0f} us CPU, {hit['hit_wall_us']:.0f} us wall per call; "
+        f"a dict lookup: {hit['dict_ns']:.0f} ns"
+    )
+    for name, m in miss.items():
+        share = own / (m["no_cache_us"] / 1e6)
+        verdict = "ok" if share <= TARGET else f"over the {TARGET:.0%} target"
+        print(
+            f"miss, {name}: the cache's own {own * 1e6:.0f} us CPU per miss is {share:.1%} of "
+            f"the {m['no_cache_us']:.0f} us a call costs the client without a cache ({verdict}); "
+            f"end to end (noisy): {m['cache_miss_us']:.0f} us, {m['overhead']:+.1%}"
+        )
+    if args.lock:
+        for name, r in lock(args.quick).items():
+            requests, wall = r["requests"], r["wall_s"]
+            print(f"4 processes, the same questions, {name}: {requests} requests, {wall:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

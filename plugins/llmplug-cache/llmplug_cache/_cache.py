@@ -1,0 +1,373 @@
+"""The response cache: what wraps each call of an interface or a group.
+
+A hit answers without calling ``run``: no rate-limit token, no key lease, no request. A miss
+runs the call and keeps its answer; an error or a stream that did not reach ``Done`` keeps
+nothing. Identical calls running at once in this process make one request (single flight): the
+first runs it, the others wait and get its answer as a hit (or, should it fail, one of them
+runs it). With Redis, other processes do the same through a short lock.
+
+Whatever goes wrong with the store (a damaged or locked file, a full disk, Redis down), the call
+goes on without the cache and one warning says so (one per outage, not one per call); the
+store is left alone for a moment after a failure, so an outage costs the calls nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from typing import Any
+
+import msgspec
+
+from llmplug import Call, Completion, Done, Registry, StreamEvent, default_registry, redact_urls
+
+from ._entry import VERSION, Delta, Entry, decode, encode, replay
+from ._key import cache_key
+from ._redis import RedisStore
+from ._settings import Settings
+from ._sqlite import SQLiteStore
+
+__all__ = ["ResponseCache", "Stats", "store_for"]
+
+log = logging.getLogger("llmplug.cache")
+
+Store = SQLiteStore | RedisStore
+Complete = Callable[[Call], Awaitable[Completion]]
+Stream = Callable[[Call], AsyncGenerator[StreamEvent, None]]
+#: The answer of a call in flight (None: it failed, and a follower asks again).
+Flight = concurrent.futures.Future[Entry | None]
+
+#: After a failure, how long the store is left alone (calls go uncached at no cost), doubled
+#: for each failure in a row up to MAX_REST.
+REST = 1.0
+MAX_REST = 60.0
+#: How often a call waits for another process's answer under the Redis lock, at most.
+_POLL_MAX = 0.05
+
+
+class Stats:
+    """This process's counts for one cache: ``hits``, ``misses``, ``saved`` (money)."""
+
+    __slots__ = ("hits", "misses", "saved")
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.saved = 0.0
+
+    def __repr__(self) -> str:
+        return f"Stats(hits={self.hits}, misses={self.misses}, saved={self.saved!r})"
+
+
+class _Shared:
+    """One store per file or Redis, per process: its worker thread, its health and its
+    in-flight calls are shared by every interface and group that uses it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.flights: dict[str, Flight] = {}
+        self.lock = threading.Lock()
+        self.down_until = 0.0
+        self.rest = REST
+        self.warned = False
+        if isinstance(store, SQLiteStore):
+            store.on_write = self.wrote
+
+    def up(self) -> bool:
+        return self.down_until == 0.0 or time.monotonic() >= self.down_until
+
+    def failed(self, exc: BaseException, doing: str) -> None:
+        # Each failure in a row rests the store twice as long (up to a minute): a store that
+        # stays broken costs the calls one failed try a minute.
+        self.down_until = time.monotonic() + self.rest
+        self.rest = min(self.rest * 2, MAX_REST)
+        if not self.warned:
+            self.warned = True
+            log.warning(
+                "llmplug cache at %s failed while %s (%s: %s): calls go on without the cache",
+                self.store.where,
+                doing,
+                type(exc).__name__,
+                redact_urls(str(exc)),  # a client's error may quote the URL it was given
+            )
+
+    def ok(self) -> None:
+        if self.warned:
+            self.warned = False
+            log.warning("llmplug cache at %s works again", self.store.where)
+        self.down_until = 0.0
+        self.rest = REST
+
+    def wrote(self, exc: BaseException | None) -> None:
+        if exc is None:
+            if self.down_until:
+                self.ok()
+        else:
+            self.failed(exc, "storing an answer")
+
+
+_shared: dict[tuple[Any, ...], _Shared] = {}
+_shared_lock = threading.Lock()
+
+
+def store_for(settings: Settings) -> _Shared:
+    if settings.kind == "sqlite":
+        ident: tuple[Any, ...] = ("sqlite", settings.where)
+    else:
+        ident = ("redis", settings.url, settings.prefix)
+    with _shared_lock:
+        shared = _shared.get(ident)
+        if shared is None:
+            store: Store = (
+                SQLiteStore(settings.path, settings.max_bytes, settings.busy_timeout)
+                if settings.kind == "sqlite"
+                else RedisStore(
+                    settings.url or "", settings.prefix, settings.timeout, settings.where
+                )
+            )
+            shared = _shared[ident] = _Shared(store)
+        elif isinstance(shared.store, SQLiteStore):
+            shared.store.max_bytes = min(shared.store.max_bytes, settings.max_bytes)
+    return shared
+
+
+class ResponseCache:
+    """The ``CallWrapper`` of one interface or group (``owner``)."""
+
+    def __init__(self, settings: Settings, owner: Any) -> None:
+        self.settings = settings
+        self.owner = owner
+        self.shared = store_for(settings)
+        #: This process's hits and misses through this owner.
+        self.stats = Stats()
+        self._registry: Registry | None = None
+
+    def __repr__(self) -> str:
+        return f"ResponseCache({self.settings.kind} at {self.shared.store.where})"
+
+    def flush(self) -> None:
+        """Write the answers still waiting to be written, now (SQLite gathers them for a moment
+        and writes them together; they are written at exit in any case). Blocks: not for an
+        event loop."""
+        if isinstance(self.shared.store, SQLiteStore):
+            self.shared.store.flush()
+
+    # -- the key and the store, each failure the call's no concern -------------------------------
+
+    def _key(self, call: Call) -> str | None:
+        if self._registry is None:
+            owner = self.owner
+            self._registry = (
+                owner.pipeline.registry if hasattr(owner, "pipeline") else owner.registry
+            ) or default_registry()
+        try:
+            return cache_key(call, self._registry)
+        except Exception as exc:  # the wire refused the call: the real attempt will say why
+            log.debug("llmplug cache: no key for this call (%s: %s)", type(exc).__name__, exc)
+            return None
+
+    async def _lookup(self, key: str) -> Entry | None:
+        shared = self.shared
+        if not shared.up():
+            return None
+        try:
+            body = await shared.store.get(key)
+        except Exception as exc:
+            shared.failed(exc, "reading an answer")
+            return None
+        if shared.down_until:
+            shared.ok()
+        return None if body is None else decode(body)  # undecodable: a miss, overwritten
+
+    async def _keep(self, key: str, entry: Entry, ttl: float | None) -> None:
+        shared = self.shared
+        self.stats.misses += 1
+        if not shared.up():
+            return
+        try:
+            await shared.store.put(key, encode(entry.completion, entry.events), ttl)
+        except Exception as exc:
+            shared.failed(exc, "storing an answer")
+
+    def _hit(self, key: str, entry: Entry) -> Completion:
+        c = entry.completion
+        saved = c.cost
+        pricing = getattr(self.owner, "pricing", None)
+        if pricing is not None and c.usage is not None:
+            saved = pricing.cost(c.usage)
+        self.stats.hits += 1
+        self.stats.saved += saved or 0.0
+        if self.shared.up():
+            try:
+                self.shared.store.touch(key, saved)
+            except Exception as exc:
+                self.shared.failed(exc, "counting a hit")
+        return msgspec.structs.replace(c, cached=True, cost=0.0, saved_cost=saved)
+
+    # -- single flight -----------------------------------------------------------------------------
+
+    def _join(self, key: str) -> tuple[Flight, bool]:
+        """The flight of ``key`` and whether this call leads it (makes the request)."""
+        with self.shared.lock:
+            flight = self.shared.flights.get(key)
+            if flight is not None:
+                return flight, False
+            flight = self.shared.flights[key] = concurrent.futures.Future()
+            return flight, True
+
+    def _land(self, key: str, flight: Flight, got: Entry | None) -> None:
+        with self.shared.lock:
+            if self.shared.flights.get(key) is flight:
+                del self.shared.flights[key]
+        if not flight.done():
+            flight.set_result(got)
+
+    @staticmethod
+    async def _follow(flight: Flight) -> Entry | None:
+        # Not asyncio.wrap_future: a follower that is cancelled must not cancel the flight.
+        loop = asyncio.get_running_loop()
+        mine: asyncio.Future[Entry | None] = loop.create_future()
+
+        def landed(f: Flight) -> None:
+            def settle() -> None:
+                if not mine.done():
+                    mine.set_result(f.result())
+
+            with contextlib.suppress(RuntimeError):  # the follower's loop has ended
+                loop.call_soon_threadsafe(settle)
+
+        flight.add_done_callback(landed)
+        return await mine
+
+    async def _from_others(self, key: str) -> tuple[Entry | None, str | None]:
+        """Redis only: take the lock of ``key``, or wait for the process holding it to store
+        its answer. Returns (the answer, None) or (None, the lock's token or None)."""
+        store = self.shared.store
+        if not (self.settings.lock and isinstance(store, RedisStore) and self.shared.up()):
+            return None, None
+        deadline = time.monotonic() + self.settings.lock_ttl
+        pause = 0.01
+        try:
+            while True:
+                token = await store.lock(key, self.settings.lock_ttl)
+                if token is not None:
+                    # The holder before us may have stored its answer and let go just now.
+                    entry = await self._lookup(key)
+                    if entry is not None:
+                        await self._unlock(key, token)
+                        return entry, None
+                    return None, token
+                # Another process is asking: its answer or the end of its lock, whichever first.
+                while await store.locked(key):
+                    if time.monotonic() >= deadline:
+                        return None, None
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _POLL_MAX)
+                    entry = await self._lookup(key)
+                    if entry is not None:
+                        return entry, None
+                entry = await self._lookup(key)
+                if entry is not None:
+                    return entry, None
+        except Exception as exc:
+            self.shared.failed(exc, "taking the single-flight lock")
+            return None, None
+
+    async def _unlock(self, key: str, token: str | None) -> None:
+        if token is not None and isinstance(self.shared.store, RedisStore):
+            try:
+                await self.shared.store.unlock(key, token)
+            except Exception as exc:
+                self.shared.failed(exc, "releasing the single-flight lock")
+
+    # -- the two ways to call ----------------------------------------------------------------------
+
+    async def complete(self, call: Call, run: Complete) -> Completion:
+        if call.cache is False:
+            return await run(call)
+        key = self._key(call)
+        if key is None:
+            return await run(call)
+        ttl = call.cache_ttl or self.settings.ttl
+        if call.cache == "refresh":
+            c = await run(call)
+            await self._keep(key, Entry(VERSION, c), ttl)
+            return c
+        while True:
+            flight, leads = self._join(key)
+            if not leads:
+                entry = await self._follow(flight)
+                if entry is not None:
+                    return self._hit(key, entry)
+                continue  # the leader failed: one of its followers asks now
+            got: Entry | None = None
+            token = None
+            try:
+                entry = await self._lookup(key)
+                if entry is None:
+                    entry, token = await self._from_others(key)
+                if entry is not None:
+                    got = entry
+                    return self._hit(key, entry)
+                c = await run(call)
+                got = Entry(VERSION, c)
+                await self._keep(key, got, ttl)
+                return c
+            finally:
+                self._land(key, flight, got)
+                await self._unlock(key, token)
+
+    async def stream(self, call: Call, run: Stream) -> AsyncGenerator[StreamEvent, None]:
+        if call.cache is False or (key := self._key(call)) is None:
+            async with aclosing(run(call)) as events:
+                async for event in events:
+                    yield event
+            return
+        ttl = call.cache_ttl or self.settings.ttl
+        refresh = call.cache == "refresh"
+        while True:
+            if refresh:
+                flight, leads = None, True
+            else:
+                flight, leads = self._join(key)
+            if not leads:
+                assert flight is not None
+                entry = await self._follow(flight)
+                if entry is not None:
+                    for event in replay(entry, self._hit(key, entry)):
+                        yield event
+                    return
+                continue
+            got: Entry | None = None
+            token = None
+            try:
+                entry = None if refresh else await self._lookup(key)
+                if entry is None and not refresh:
+                    entry, token = await self._from_others(key)
+                if entry is not None:
+                    got = entry
+                    hit = self._hit(key, entry)
+                    for event in replay(entry, hit):
+                        yield event
+                    return
+                deltas: list[Delta] = []
+                async with aclosing(run(call)) as events:
+                    async for event in events:
+                        if isinstance(event, Done):
+                            # Kept before the caller sees Done: a caller that stops reading
+                            # there has had the whole answer.
+                            got = Entry(VERSION, event.completion, deltas)
+                            await self._keep(key, got, ttl)
+                        else:
+                            deltas.append(event)
+                        yield event
+                return
+            finally:
+                if flight is not None:
+                    self._land(key, flight, got)
+                await self._unlock(key, token)

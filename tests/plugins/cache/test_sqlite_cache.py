@@ -1,0 +1,196 @@
+"""The SQLite cache on a real file: hits, keys, per-call options, streams, single flight."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from llmplug import Done, LLMInterface, Pricing, StreamError, TextDelta
+from llmplug.testing import Error, Fault, LLMTestServer, Reply
+
+from .conftest import Cached
+
+PRICING = Pricing(input=1.0, output=2.0)
+
+
+async def test_a_second_identical_call_is_answered_from_the_cache(
+    server: LLMTestServer, cached: Cached, db: Path
+) -> None:
+    # One request token, and the next in an hour: a hit that needed one would wait for it.
+    llm = cached(pricing=PRICING, rate_limit_capacity=1, rate_limit_refill_rate=1 / 3600)
+    server.push(Reply(text="Paris", usage={"prompt_tokens": 10, "completion_tokens": 3}))
+    first = await llm.chat("capital of France?", temperature=0)
+    again = await llm.chat("capital of France?", temperature=0, total_timeout=30)
+
+    assert len(server.requests) == 1
+    assert (first.cached, again.cached) == (False, True)
+    assert again.text == "Paris" and again.usage == first.usage
+    assert first.cost == pytest.approx(16e-6)
+    assert again.cost == 0 and again.saved_cost == pytest.approx(16e-6)
+    # A hit leases no key and is not the interface's spending.
+    assert [k["requests"] for k in llm.key_pool.status()] == [1]
+    assert llm.usage.calls == 1
+    await flushed(llm)
+    assert db.exists()  # noqa: ASYNC240
+
+
+async def test_the_key_ignores_dict_order_and_the_api_key_and_never_stores_the_key(
+    server: LLMTestServer, cached: Cached, db: Path
+) -> None:
+    one = cached(keys=("sk-secret-one",))
+    other = cached(keys=("sk-secret-two",))
+    server.push(Reply(text="a"))
+    await one.chat([{"role": "user", "content": "q"}], temperature=0.5, max_tokens=9, user="u1")
+    hit = await other.chat([{"content": "q", "role": "user"}], max_tokens=9, temperature=0.5)
+    assert hit.cached and len(server.requests) == 1
+    await flushed(one)
+    raw = b"".join(p.read_bytes() for p in db.parent.iterdir())
+    assert b"sk-secret" not in raw
+
+
+async def test_what_changes_the_answer_changes_the_key(
+    server: LLMTestServer, cached: Cached
+) -> None:
+    llm = cached()
+    tool = {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "int"}}}}
+    changed = {**tool, "parameters": {"type": "object", "properties": {"y": {"type": "int"}}}}
+    for _ in range(5):
+        server.push(Reply(text="x"))
+    await llm.chat("q")
+    await llm.chat("q", temperature=1)
+    await llm.chat("q", tools=[tool])
+    await llm.chat("q", tools=[changed])
+    await llm.chat("q", response_format={"type": "json_object"})
+    assert len(server.requests) == 5
+    assert (await llm.chat("q", tools=[tool])).cached
+
+
+async def test_per_call_options_are_honoured_and_never_sent(
+    server: LLMTestServer, cached: Cached
+) -> None:
+    llm = cached(api_params={"cache_ttl": 60})
+    for text in ("one", "two", "three"):
+        server.push(Reply(text=text))
+    assert (await llm.chat("q")).text == "one"
+    off = await llm.chat("q", cache=False)
+    assert off.text == "two" and not off.cached
+    assert (await llm.chat("q")).text == "one"  # cache=False did not write either
+    fresh = await llm.chat("q", cache="refresh")
+    assert fresh.text == "three" and not fresh.cached
+    assert (await llm.chat("q")).text == "three"
+    assert len(server.requests) == 3
+    for req in server.requests:
+        assert not {"cache", "cache_ttl"} & set(req.json)
+
+
+async def test_an_expired_answer_is_asked_again(server: LLMTestServer, cached: Cached) -> None:
+    llm = cached()
+    server.push(Reply(text="old"), Reply(text="new"))
+    await llm.chat("q", cache_ttl=0.001)
+    await asyncio.sleep(0.01)  # the entry's clock, not a wait for an event: the ttl must pass
+    assert (await llm.chat("q")).text == "new"
+
+
+async def test_errors_are_never_cached(server: LLMTestServer, cached: Cached) -> None:
+    llm = cached(max_retries=0)
+    server.push(Error(status=400, message="bad"), Reply(text="ok"))
+    with pytest.raises(Exception, match="bad"):
+        await llm.chat("q")
+    assert (await llm.chat("q")).text == "ok"
+    assert len(server.requests) == 2
+
+
+async def test_a_stream_replays_event_for_event(server: LLMTestServer, cached: Cached) -> None:
+    llm = cached()
+    server.push(Reply(text="one two three", reasoning="hmm, so", chunks=["one", " two", " three"]))
+    original = [e async for e in llm.chat_stream("q")]
+    replayed = [e async for e in llm.chat_stream("q")]
+    assert len(server.requests) == 1
+    assert replayed[:-1] == original[:-1]
+    assert [type(e) for e in replayed] == [type(e) for e in original]
+    done, first = replayed[-1], original[-1]
+    assert isinstance(done, Done) and isinstance(first, Done)
+    assert done.completion.cached and done.completion.text == first.completion.text
+    assert done.completion.usage == first.completion.usage
+    # chat() and chat_stream() ask the same question: one answer serves both.
+    assert (await llm.chat("q")).cached
+
+
+async def test_a_stream_that_breaks_or_is_left_stores_nothing(
+    server: LLMTestServer, cached: Cached
+) -> None:
+    llm = cached(max_retries=0)
+    server.push(Fault("cut_stream", after=2))
+    with pytest.raises(StreamError):
+        async for _ in llm.chat_stream("q"):
+            pass
+    server.push(Reply(text="a b c d"))
+    async for event in llm.chat_stream("q"):
+        assert isinstance(event, TextDelta)
+        break  # the caller leaves before Done
+    server.push(Reply(text="whole"))
+    got = await llm.chat("q")
+    assert got.text == "whole" and not got.cached
+    assert len(server.requests) == 3
+
+
+async def test_concurrent_identical_calls_reach_the_server_once(
+    server: LLMTestServer, cached: Cached
+) -> None:
+    llm = cached()
+    server.push(Fault("stall_after_headers"))
+    calls = [asyncio.ensure_future(llm.chat("same question")) for _ in range(5)]
+    streams = [asyncio.ensure_future(_collect(llm, "same question")) for _ in range(2)]
+    await server.requests_arrived(1)
+    server.release_stalls()
+    answers = await asyncio.gather(*calls)
+    replays = await asyncio.gather(*streams)
+    assert len(server.requests) == 1
+    assert len({a.text for a in answers}) == 1
+    assert sum(a.cached for a in answers) == 4
+    assert all(r[-1].completion.text == answers[0].text for r in replays)
+
+
+async def test_when_the_one_asking_fails_a_waiting_call_asks(
+    server: LLMTestServer, cached: Cached
+) -> None:
+    llm = cached(max_retries=0)
+    server.push(Fault("stall_after_headers"))
+    leader = asyncio.ensure_future(llm.chat("q"))
+    await server.requests_arrived(1)
+    follower = asyncio.ensure_future(llm.chat("q"))
+    await asyncio.sleep(0)  # let it join the flight
+    leader.cancel()
+    server.push(Reply(text="asked again"))
+    assert (await follower).text == "asked again"
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+
+
+async def _collect(llm: object, text: str) -> list[Done]:
+    events = [e async for e in llm.chat_stream(text)]  # type: ignore[attr-defined]
+    return [e for e in events if isinstance(e, Done)]
+
+
+async def test_an_answer_that_no_longer_decodes_is_a_miss_and_is_overwritten(
+    server: LLMTestServer, cached: Cached, db: Path
+) -> None:
+    llm = cached()
+    server.push(Reply(text="first"), Reply(text="second"))
+    await llm.chat("q")
+    await flushed(llm)
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE entries SET body = x'c1c1c1'")
+    assert (await llm.chat("q")).text == "second"
+    again = await llm.chat("q")
+    assert again.cached and again.text == "second"
+
+
+async def flushed(llm: LLMInterface) -> None:
+    """Write what the cache gathered, now (it writes every moment, and at exit, on its own)."""
+    wrapper = llm.call_wrapper
+    assert wrapper is not None
+    await asyncio.to_thread(wrapper.flush)  # type: ignore[attr-defined]
