@@ -7,11 +7,23 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from llmplug import APIKeyPool, LLMInterface, OpenAICompatible
 from llmplug.testing import LLMTestServer, RecordedRequest
 
 MakeLLM = Callable[..., OpenAICompatible]
+
+# ``pytest --hypothesis-profile=soak tests/core/test_chaos.py tests/plugins/redis/test_chaos.py``:
+# the chaos tests for about ten minutes (their default budget is a few seconds). Other
+# hypothesis tests run under it too, with as many examples.
+settings.register_profile(
+    "soak",
+    max_examples=300,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 @pytest.fixture(scope="session")

@@ -242,3 +242,34 @@ def test_a_group_shared_by_threads_keeps_its_books(
     settled(a)
     settled(b)
     assert loop_errors == []
+
+
+def test_sync_calls_from_16_threads_on_a_fresh_interface_build_one_tls_context(
+    server: LLMTestServer, make_llm: MakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each thread's loop gets a client of its own, and every client of an interface shares
+    one TLS context (loading the CA store costs ~50 ms of CPU, GIL held): 16 threads that
+    arrive together must not each build one. Found by the combination matrix, where that
+    burst alone spent a stalled call's whole 0.5 s total_timeout before it was sent."""
+    import httpx2
+
+    built: list[object] = []
+    create = httpx2.create_ssl_context
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        built.append(object())
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(httpx2, "create_ssl_context", counted)
+    llm = make_llm(total_timeout=CALL_LIMIT)
+    start = threading.Barrier(16)
+
+    def call(i: int) -> str:
+        start.wait(HANG)
+        return asyncio.run(llm.chat(f"t{i}")).text
+
+    with ThreadPoolExecutor(16) as pool:
+        texts = list(pool.map(call, range(16), timeout=HANG))
+    assert texts == [f"echo: t{i}" for i in range(16)]
+    assert len(built) == 1
+    settled(llm)

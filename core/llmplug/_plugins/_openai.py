@@ -13,7 +13,24 @@ import msgspec
 from llmplug import Call, Completion, ToolCall, Usage
 from llmplug.wire import count, decode_body, decode_event, openai_rate_limits
 
-__all__ = ["NO_COUNT", "Error", "OpenAIParser", "RawCount", "TokenDetails", "usage"]
+__all__ = [
+    "NO_COUNT",
+    "Error",
+    "OpenAIParser",
+    "RawCount",
+    "TokenDetails",
+    "stream_error_status",
+    "usage",
+]
+
+#: The HTTP status each of OpenAI's error names stands for (a Responses ``error`` event's or
+#: ``response.failed``'s ``code``, a Chat error object's ``type``).
+_STATUS_OF_NAME = {
+    "invalid_request_error": 400,
+    "invalid_prompt": 400,
+    "rate_limit_exceeded": 429,
+    "server_error": 500,
+}
 
 
 class Error(msgspec.Struct):
@@ -22,6 +39,19 @@ class Error(msgspec.Struct):
     message: Any = None
     type: Any = None
     code: Any = None
+
+
+def stream_error_status(code: Any, type_: Any = None) -> int | None:
+    """The HTTP status an error inside a stream stands for: a numeric ``code`` (OpenRouter
+    puts the status it would have sent there), else OpenAI's name for it in ``code`` or
+    ``type``. An error before any output is then retried exactly as ``chat()`` retries that
+    status, and a group moves it on the same way; None (unknown) is never retried."""
+    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600:
+        return code
+    for name in (code, type_):
+        if isinstance(name, str) and name in _STATUS_OF_NAME:
+            return _STATUS_OF_NAME[name]
+    return None
 
 
 #: A token count as the server wrote it (any JSON: 12, 1e999, "12", -5), read by

@@ -117,11 +117,18 @@ class RedisKeyHealth:
             self._keep_renewing()
 
     def _republish(self) -> None:
-        """Everything this process knows goes to Redis again: its leases (renewed), the pool's
+        """Everything this process knows goes to Redis again: exactly the leases it holds
+        (renewed; any other of its names is a release lost with an outage that Redis outlived,
+        a phantom in flight for every process until its ``lease_ttl``, and goes), the pool's
         live cooldowns (another process may have learned them from a Redis that lost them)."""
         with self._lock:
-            ops = [
-                self._lease_op(fp, list(members)) for fp, members in self._own.items() if members
+            ops: list[Op] = [
+                (
+                    _HEALTH,
+                    self._keys[fp],
+                    ["own", fp, int(self.lease_ttl * 1e6), self.prefix, *members],
+                )
+                for fp, members in self._own.items()
             ]
             ops += [
                 self._cool_op(

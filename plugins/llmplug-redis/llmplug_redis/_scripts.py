@@ -120,6 +120,30 @@ elseif op == 'release' then
     redis.call('ZREM', KEYS[3], ARGV[i])
   end
   return 1
+elseif op == 'own' then
+  -- ARGV: op, fp, ttl, this process's prefix, the leases it holds. Its other names here are
+  -- releases that never arrived (lost while Redis was out of reach though it kept the lease):
+  -- gone now, the held ones renewed.
+  local held = {}
+  for i = 5, #ARGV do held[ARGV[i]] = true end
+  local mine = redis.call('ZRANGEBYLEX', KEYS[3], '[' .. ARGV[4], '[' .. ARGV[4] .. '\255')
+  for _, m in ipairs(mine) do
+    if not held[m] then
+      redis.call('ZREM', KEYS[2], m)
+      redis.call('ZREM', KEYS[3], m)
+    end
+  end
+  if #ARGV >= 5 then
+    local untl = string.format('%.0f', now + tonumber(ARGV[3]))
+    for i = 5, #ARGV do
+      redis.call('ZADD', KEYS[2], untl, ARGV[i])
+      redis.call('ZADD', KEYS[3], 0, ARGV[i])
+    end
+    local ttl = math.ceil(tonumber(ARGV[3]) / 1000) + 1
+    redis.call('PEXPIRE', KEYS[2], ttl)
+    redis.call('PEXPIRE', KEYS[3], ttl)
+  end
+  return 1
 end
 return 0
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import msgspec
@@ -10,6 +11,7 @@ import pytest
 from llmplug import (
     Completion,
     Done,
+    LLMError,
     LLMInterface,
     OpenAICompatible,
     OpenAIResponsesCompatible,
@@ -314,3 +316,55 @@ async def test_json_body_starting_with_a_bom(server: LLMTestServer, llm: LLMInte
     )
     c = await llm.chat("hi")
     assert (c.text, c.finish_reason) == ("ok", "stop")
+
+
+@pytest.mark.parametrize("cls", [OpenAICompatible, OpenAIResponsesCompatible])
+@pytest.mark.parametrize(
+    ("error", "sent", "status"),
+    [
+        # OpenAI's names for a server failure: retried, as chat() retries the 500 it gets.
+        (Error(status=500, message="boom", code="server_error", type="server_error"), 2, 500),
+        (
+            Error(
+                status=500, message="boom", code="server_error", responses_event="response.failed"
+            ),
+            2,
+            500,
+        ),
+        (Error(status=429, message="slow", code="rate_limit_exceeded"), 2, 429),
+        # A bad request is the request's: raised at once, as chat() raises its 400.
+        (
+            Error(status=400, message="bad", code="invalid_prompt", type="invalid_request_error"),
+            1,
+            400,
+        ),
+    ],
+)
+async def test_an_error_event_before_any_output_is_retried_as_its_status_is(
+    server: LLMTestServer,
+    make_llm: MakeLLM,
+    cls: type[LLMInterface],
+    error: Error,
+    sent: int,
+    status: int,
+) -> None:
+    llm = make_llm(interface=cls)
+    failing = dataclasses.replace(error, in_stream_after=0)
+    server.push(failing, "fine")
+    if sent == 2:
+        assert done(await collect(llm)).text == "fine"
+    else:
+        with pytest.raises(StreamError) as streamed:
+            await collect(llm)
+        assert streamed.value.status == status
+    assert len(server.requests) == sent
+    # chat() decides the same on the same failure, sent as an HTTP status.
+    server.clear()
+    server.push(failing, "fine")
+    if sent == 2:
+        assert (await llm.chat("hi")).text == "fine"
+    else:
+        with pytest.raises(LLMError) as plain:
+            await llm.chat("hi")
+        assert plain.value.status == status
+    assert len(server.requests) == sent

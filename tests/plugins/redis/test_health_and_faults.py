@@ -283,3 +283,54 @@ def test_a_dropped_interface_never_affects_a_live_one(
         return [r.text for r in replies]
 
     assert asyncio.run(main()) == [f"echo: b{i}" for i in range(30)]
+
+
+async def test_a_release_lost_while_redis_was_out_of_reach_leaves_no_phantom_lease(
+    redis_server: RedisServer, prefix: str, server: LLMTestServer
+) -> None:
+    """Redis kept the lease through a short outage (a slow command, a network blip), but the
+    release sent meanwhile was lost: once Redis answers again, this process's leases there
+    are exactly the ones it holds, not a phantom in flight for every other process until its
+    lease_ttl. (Found by the chaos test, which restarts Redis under calls in flight.)"""
+    from llmplug.testing import Fault
+
+    llm = OpenAICompatible(
+        APIKeyPool(["sk-a"], "prov", shared=False),
+        "m",
+        server.base_url,
+        rate_limit_capacity=1000,
+        rate_limit_refill_rate=1000.0,
+        rate_limit_backend={
+            "kind": "redis",
+            "url": redis_server.url,
+            "prefix": prefix,
+            "timeout": 0.1,
+            "retry_interval": 0.5,
+            "on_unavailable": "local",
+        },
+    )
+    health = llm.key_pool.health
+    assert isinstance(health, RedisKeyHealth)
+    leases = health.lease_keys[0]
+    await llm.chat("warm")  # connected
+    server.push(Fault("stall_after_headers"))
+    held = asyncio.create_task(llm.chat("held"))
+    await server.requests_arrived(2)
+    await publish(llm)
+    assert redis_server.cli("zcard", leases).strip() == "1"
+    sleeper = await asyncio.create_subprocess_exec(
+        "redis-cli", "-p", str(redis_server.port), "debug", "sleep", "0.3",
+        stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await asyncio.sleep(0.05)  # DEBUG SLEEP has begun
+    assert (await llm.chat("during")).text == "echo: during"  # timed out: local, Redis rests
+    await sleeper.wait()
+    server.release_stalls()
+    assert (await held).text == "a b c"  # its release goes while the connection rests
+    await publish(llm)
+    await asyncio.sleep(0.55)  # past retry_interval: the rest itself is what is under test
+    await llm.chat("after")  # Redis answers again
+    await publish(llm)
+    assert redis_server.cli("zcard", leases).strip() == "0"
+    await llm.aclose()
+    await rl(llm).conn.aclose()

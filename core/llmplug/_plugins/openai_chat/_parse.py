@@ -26,6 +26,7 @@ from llmplug._plugins._openai import (
     OpenAIParser,
     RawCount,
     TokenDetails,
+    stream_error_status,
     usage,
 )
 from llmplug.wire import JSON_ERRORS, decode_body, decode_event, text_of
@@ -139,11 +140,6 @@ def _usage(u: _Usage) -> Usage:
     )
 
 
-def _status_of(code: Any) -> int | None:
-    # OpenRouter puts the HTTP status it would have sent in a numeric code.
-    return code if isinstance(code, int) and 400 <= code < 600 else None
-
-
 class ChatParser(OpenAIParser):
     """One response's parser (see :class:`llmplug.StreamParser`)."""
 
@@ -168,7 +164,7 @@ class ChatParser(OpenAIParser):
             partial=self.result(),
             provider=self._call.provider,
             model=self._call.model,
-            status=_status_of(err.code),
+            status=stream_error_status(err.code, err.type),
             code=err.code if isinstance(err.code, (str, int)) else None,
             type=err.type if isinstance(err.type, str) else None,
         )

@@ -19,7 +19,7 @@ from llmplug import (
     ToolCall,
     Usage,
 )
-from llmplug._plugins._openai import Error, OpenAIParser, usage
+from llmplug._plugins._openai import Error, OpenAIParser, stream_error_status, usage
 from llmplug.wire import JSON_ERRORS, provider_data, text_of
 
 from . import _shapes as s
@@ -102,6 +102,7 @@ class ResponsesParser(OpenAIParser):
             partial=self.result(),
             provider=self._call.provider,
             model=self._call.model,
+            status=stream_error_status(code, etype),
             code=code if isinstance(code, (str, int)) else None,
             type=etype if isinstance(etype, str) else None,
         )
