@@ -7,6 +7,7 @@ skipped locally, but fail in CI (``CI=true``), so CI can never silently skip the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -93,6 +94,29 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     """llama-server on a port of its own choosing, serving the tiny model as ``tiny`` with the
     key ``LLAMA_KEY``; stopped after the session. ``scripts/test`` builds the binary (see
     tests/servers/llama/build.sh); without it the tests skip locally and fail in CI."""
+    with _run_llama(tmp_path_factory, 0) as server:
+        yield server
+
+
+def llama_litellm_port() -> int:
+    """The fixed port of the llama-server behind LiteLLM's ``llama-*`` models: the proxy reads
+    its config once, at start, so the address must be known before any test runs.
+    tests/servers/litellm/start.sh writes the same port into the config it starts with."""
+    return int(os.environ.get("LLMPLUG_LLAMA_LITELLM_PORT", "").strip() or "4012")
+
+
+@pytest.fixture(scope="session")
+def llama_behind_litellm(
+    litellm_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LlamaServer]:
+    """llama-server on ``llama_litellm_port()``, the upstream of LiteLLM's ``llama-gemini``
+    model (see tests/servers/litellm/config_customauth.yaml); stopped after the session."""
+    with _run_llama(tmp_path_factory, llama_litellm_port()) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _run_llama(tmp_path_factory: pytest.TempPathFactory, port: int) -> Iterator[LlamaServer]:
     binary = _llama_binary()
     template = binary.parent / "Qwen-Qwen2.5-7B-Instruct.jinja"
     if not (binary.is_file() and template.is_file()):
@@ -109,7 +133,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     args = [
         str(binary), "-m", str(model), "-a", LLAMA_MODEL, "--api-key", LLAMA_KEY,
         "--jinja", "--chat-template-file", str(template), "--no-webui", "-c", "2048",
-        "--host", "127.0.0.1", "--port", "0", "--threads", "1",
+        "--host", "127.0.0.1", "--port", str(port), "--threads", "1",
     ]  # fmt: skip
     proc = subprocess.Popen(
         args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -135,7 +159,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     reader.start()
     try:
         if not ready.wait(120) or not listening:
-            pytest.fail("llama-server did not start:\n" + "".join(log[-40:]))
+            pytest.fail(f"llama-server did not start on port {port}:\n" + "".join(log[-40:]))
         base = listening[0]
         with urllib.request.urlopen(f"{base}/health", timeout=10) as health:
             assert health.status == 200, health.status

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install (once, cached outside the tree) and start the LiteLLM proxy the integration tests talk
-# to: mock models only, no database, no upstream, nothing fetched at run time.
+# to: mock models, and llama-* models backed by a llama-server the tests start; no database,
+# nothing fetched at run time.
 # usage: start.sh RUNDIR PORT   (writes RUNDIR/litellm.pid and RUNDIR/litellm.log)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -13,8 +14,12 @@ if [ ! -x "$VENV/bin/litellm" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check "litellm[proxy]==$VERSION"
 fi
 cp "$HERE/custom_auth.py" "$RUN/"
-# The fake-resp* bridge models call back into this same proxy, so point them at $PORT.
-sed "s#127.0.0.1:4000#127.0.0.1:$PORT#" "$HERE/config_customauth.yaml" > "$RUN/config.yaml"
+# The fake-resp* bridge models call back into this same proxy, so point them at $PORT; the
+# llama-* models at the llama-server the tests start on $LLMPLUG_LLAMA_LITELLM_PORT (the same
+# default as tests/integration/conftest.py's llama_litellm_port).
+LLAMA_PORT=${LLMPLUG_LLAMA_LITELLM_PORT:-4012}
+sed -e "s#127.0.0.1:4000#127.0.0.1:$PORT#" -e "s#127.0.0.1:4012#127.0.0.1:$LLAMA_PORT#" \
+  "$HERE/config_customauth.yaml" > "$RUN/config.yaml"
 cd "$RUN"
 export LITELLM_LOCAL_MODEL_COST_MAP=True   # no fetch of the price map (offline, and ~8 s faster)
 export PYTHONPATH="$RUN${PYTHONPATH:+:$PYTHONPATH}"   # so custom_auth.py is importable
