@@ -145,14 +145,14 @@ async def test_real_inference_takes_a_tool_declaration(llama_gemini: GeminiCompa
     # through the proxy to llama-server as a Chat Completions tool, and the call came back as a
     # Gemini functionCall.
     ask = "What is the lucky number of 3?"
-    c = await llama_gemini.chat(ask, tools=[LUCKY], max_tokens=64)
+    c = await llama_gemini.chat(ask, tools=[LUCKY], max_tokens=128)
     assert c.finish_reason == "tool_calls", c
     [call] = c.tool_calls
     assert call.name == "lucky_number"
     args = call.parsed_arguments()
     assert list(args) == ["digit"] and isinstance(args["digit"], int), call.arguments
     assert c.usage is not None and c.usage.input_tokens > 0 and c.usage.output_tokens > 0
-    events = [e async for e in llama_gemini.chat_stream(ask, tools=[LUCKY], max_tokens=64)]
+    events = [e async for e in llama_gemini.chat_stream(ask, tools=[LUCKY], max_tokens=128)]
     done = events[-1]
     assert isinstance(done, Done) and done.completion.finish_reason == "tool_calls"
     [streamed] = done.completion.tool_calls
