@@ -87,7 +87,7 @@ def run_child(args: list[str]) -> tuple[float, float]:
 def wake_burst(capacity: float, rate: float) -> int:
     """How many requests the batch's token bucket admits on one wake-up at ``rate``: those
     whose turns fall within its slack, as far as a bucketful (less 20 ms of refill) goes."""
-    from llmplug._bucket import _LATE
+    from llmplug._limits._bucket import _LATE
     from llmplug.cli.batch import WAKE_SLACK
 
     by_slack = int(WAKE_SLACK * rate) + 1

@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from llmplug import APIKeyPool, Call, ChatDone, Message, OpenAICompatible, fingerprint, llm_chat
-from llmplug._registry import default_registry
+from llmplug._engine._registry import default_registry
 from llmplug.testing import LLMTestServer
 from llmplug_sticky import conversation_id, ranking
 

@@ -1,12 +1,52 @@
 """llmplug: one small, fast, correct interface to every LLM provider, open to plugins."""
 
-from ._bucket import TokenBucket
-from ._call import Call, HTTPRequest
-from ._chat import async_llm_chat, llm_chat
-from ._chat_agent import ChatAgent, HistoryList
-from ._classify import ERROR_KINDS, ErrorInfo, ErrorKind
-from ._compact import Compaction
-from ._errors import (
+from ._decorators._chat import async_llm_chat, llm_chat
+from ._decorators._chat_agent import ChatAgent, HistoryList
+from ._decorators._compact import Compaction
+from ._decorators._events import (
+    AssistantReply,
+    ChatDone,
+    ChatEvent,
+    CompactionEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from ._decorators._function import OutputValidationError, async_llm_function, llm_function
+from ._decorators._multimodal import (
+    ImgPath,
+    ImgUrl,
+    MultimodalContent,
+    MultimodalList,
+    Text,
+    UserChatMessage,
+)
+from ._decorators._tool import ToolFunction, ToolResult, tool
+from ._decorators._turns import ToolLoopError
+from ._engine._hookspecs import hookimpl
+from ._engine._observe import AttemptInfo, CallInfo, RunInfo, ToolInfo
+from ._engine._registry import (
+    PluginInfo,
+    PluginLoadWarning,
+    Registry,
+    default_plugins,
+    default_registry,
+    set_default_registry,
+)
+from ._engine._wrap import CallWrapper
+from ._interfaces._group import GroupCall, Member, ModelGroup, NoMemberAvailableError
+from ._interfaces._group_config import Models
+from ._interfaces._interface import (
+    DEFAULT_CONTEXT_WINDOW,
+    LLM_Interface,
+    LLMInterface,
+    OpenAICompatible,
+    OpenAIResponsesCompatible,
+)
+from ._limits._bucket import TokenBucket
+from ._limits._keys import APIKeyPool, KeyHealth, KeyLease, SharedKeyState, fingerprint
+from ._vocab._call import Call, HTTPRequest
+from ._vocab._classify import ERROR_KINDS, ErrorInfo, ErrorKind
+from ._vocab._errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -24,52 +64,10 @@ from ._errors import (
     StreamError,
     UnprocessableEntityError,
 )
-from ._events import (
-    AssistantReply,
-    ChatDone,
-    ChatEvent,
-    CompactionEvent,
-    ToolCallEvent,
-    ToolResultEvent,
-)
-from ._function import OutputValidationError, async_llm_function, llm_function
-from ._group import GroupCall, Member, ModelGroup, NoMemberAvailableError
-from ._group_config import Models
-from ._hookspecs import hookimpl
-from ._interface import (
-    DEFAULT_CONTEXT_WINDOW,
-    LLM_Interface,
-    LLMInterface,
-    OpenAICompatible,
-    OpenAIResponsesCompatible,
-)
-from ._keys import APIKeyPool, KeyHealth, KeyLease, SharedKeyState, fingerprint
-from ._multimodal import (
-    ImgPath,
-    ImgUrl,
-    MultimodalContent,
-    MultimodalList,
-    Text,
-    UserChatMessage,
-)
-from ._ndjson import NDJSONDecoder
-from ._observe import AttemptInfo, CallInfo, RunInfo, ToolInfo
-from ._parser import Framing, StreamParser
-from ._pricing import Pricing
-from ._ratelimits import RateLimits
-from ._redact import redact_url, redact_urls
-from ._registry import (
-    PluginInfo,
-    PluginLoadWarning,
-    Registry,
-    default_plugins,
-    default_registry,
-    set_default_registry,
-)
-from ._sse import SSEDecoder, SSEEvent
-from ._tool import ToolFunction, ToolResult, tool
-from ._turns import ToolLoopError
-from ._types import (
+from ._vocab._pricing import Pricing
+from ._vocab._ratelimits import RateLimits
+from ._vocab._redact import redact_url, redact_urls
+from ._vocab._types import (
     Completion,
     ContentPart,
     Done,
@@ -88,8 +86,10 @@ from ._types import (
     ToolCallDelta,
     Usage,
 )
-from ._usage import UsageTracker
-from ._wrap import CallWrapper
+from ._vocab._usage import UsageTracker
+from ._wire._ndjson import NDJSONDecoder
+from ._wire._parser import Framing, StreamParser
+from ._wire._sse import SSEDecoder, SSEEvent
 
 __version__ = "0.1.0"
 """The installed llmplug's version."""

@@ -14,13 +14,13 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ._call import Call
-from ._classify import classify_openai, kind_by_status
-from ._errors import ResponseError, StreamError
-from ._numbers import MAX_COUNT, MAX_SECONDS, count, seconds
-from ._per_loop import PerLoop
-from ._ratelimits import RateLimits, openai_rate_limits
-from ._types import Completion
+from ._vocab._call import Call
+from ._vocab._classify import classify_openai, kind_by_status
+from ._vocab._errors import ResponseError, StreamError
+from ._vocab._numbers import MAX_COUNT, MAX_SECONDS, count, seconds
+from ._vocab._ratelimits import RateLimits, openai_rate_limits
+from ._vocab._types import Completion
+from ._wire._per_loop import PerLoop
 
 __all__ = [
     "JSON_ERRORS",

@@ -30,7 +30,7 @@ from llmplug import (
     ModelGroup,
     StreamError,
 )
-from llmplug._errors import status_error_class
+from llmplug._vocab._errors import status_error_class
 from llmplug.testing import Error, Fault, LLMTestServer, RecordedRequest
 from llmplug.testing._server import ReplyLike
 

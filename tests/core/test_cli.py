@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import llmplug
-from llmplug._cli import main
+from llmplug.cli._main import main
 
 SCRIPT = Path(sys.executable).with_name("llmplug")
 COMMANDS = {"module": [sys.executable, "-m", "llmplug"], "script": [str(SCRIPT)]}

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from llmplug._deadline import Deadline
+from llmplug._engine._deadline import Deadline
 
 #: Past every deadline below; a hang guard, not a speed check.
 LONG = 10.0

@@ -357,7 +357,7 @@ async def test_invalid_json_in_a_stream_is_not_retried(
 async def test_an_sse_event_over_the_size_limit_is_refused(
     server: LLMTestServer, make_llm: MakeLLM
 ) -> None:
-    from llmplug._sse import DEFAULT_MAX_EVENT_BYTES
+    from llmplug._wire._sse import DEFAULT_MAX_EVENT_BYTES
 
     mib = b"x" * (1 << 20)
     # One data line that never ends, ~2.5x the decoder's limit: the client must give up partway.

@@ -31,11 +31,11 @@ from llmplug import (
     StreamEvent,
     StreamParser,
     ToolInfo,
-    _hookspecs,
     hookimpl,
     llm_chat,
 )
-from llmplug._observe import observed_run
+from llmplug._engine import _hookspecs
+from llmplug._engine._observe import observed_run
 from llmplug.testing import LLMTestServer, Raw, Reply, ToolCallReply
 from tests.core._wires import OLLAMA, Ollama, OllamaParser, ndjson
 

@@ -28,7 +28,7 @@ LAZY = (
     "concurrent.futures",
     "email.utils",
     "hashlib",
-    "llmplug._transport",
+    "llmplug._engine._transport",
     "llmplug._plugins",
     "llmplug._plugins.openai_chat",
     "llmplug._plugins.openai_responses",

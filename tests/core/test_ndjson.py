@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmplug import NDJSONDecoder, SSEEvent
-from llmplug._sse import SSETooLarge
+from llmplug._wire._sse import SSETooLarge
 
 STREAM = b'\xef\xbb\xbf{"a": 1}\r\n\n  \n{"b": "x\\ny"}\n{"c": 3}'
 LINES = [SSEEvent("", b'{"a": 1}'), SSEEvent("", b'{"b": "x\\ny"}'), SSEEvent("", b'{"c": 3}')]

@@ -34,7 +34,7 @@ from llmplug import (
 )
 from llmplug._plugins.openai_chat import ChatParser
 from llmplug._plugins.openai_responses import ResponsesParser
-from llmplug._sse import SSETooLarge
+from llmplug._wire._sse import SSETooLarge
 
 # Deterministic (no database, derandomized) and free of wall-clock deadlines.
 FAST = settings(

@@ -11,7 +11,7 @@ import msgspec
 import pydantic
 import pytest
 
-from llmplug._schema import OutputType
+from llmplug._decorators._schema import OutputType
 
 
 class Color(enum.Enum):

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmplug import SSEDecoder, SSEEvent
-from llmplug._sse import SSETooLarge
+from llmplug._wire._sse import SSETooLarge
 
 STREAM = (
     b": comment\n\n"

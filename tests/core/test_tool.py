@@ -21,7 +21,7 @@ from llmplug import (
     ToolFunction,
     tool,
 )
-from llmplug._tool import Toolkit
+from llmplug._decorators._tool import Toolkit
 from llmplug.testing import LLMTestServer, Reply
 
 MakeLLM = Callable[..., LLMInterface]

@@ -126,7 +126,7 @@ async def test_every_request_goes_to_its_own_url_however_many_there_are(
     server: LLMTestServer, module: Any
 ) -> None:
     from llmplug import HTTPRequest
-    from llmplug._transport import Transport
+    from llmplug._engine._transport import Transport
 
     async with module.AsyncClient(base_url="http://127.0.0.1:9/ignored/") as client:
         transport = Transport(client)

@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 
-from llmplug._errors import LLMError
-from llmplug._redact import redact_urls
+from llmplug._vocab._errors import LLMError
+from llmplug._vocab._redact import redact_urls
 
 __all__ = [
     "URL_OF_WIRE",

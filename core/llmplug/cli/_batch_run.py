@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from llmplug._errors import LLMError
-from llmplug._types import Completion, Usage
+from llmplug._vocab._errors import LLMError
+from llmplug._vocab._types import Completion, Usage
 
 from ._batch_lines import (
     BadLine,
@@ -25,8 +25,8 @@ from ._batch_lines import (
 )
 
 if TYPE_CHECKING:
-    from llmplug._group import ModelGroup
-    from llmplug._interface import LLMInterface
+    from llmplug._interfaces._group import ModelGroup
+    from llmplug._interfaces._interface import LLMInterface
 
     from ._batch_output import Output
 

@@ -9,10 +9,10 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, cast
 
-from llmplug._group import ModelGroup
+from llmplug._interfaces._group import ModelGroup
 
 if TYPE_CHECKING:
-    from llmplug._interface import LLMInterface
+    from llmplug._interfaces._interface import LLMInterface
 
     from ._batch_run import Stats
 

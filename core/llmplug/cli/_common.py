@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 
-from llmplug._errors import ConfigError
-from llmplug._redact import redact_urls
+from llmplug._vocab._errors import ConfigError
+from llmplug._vocab._redact import redact_urls
 
 if TYPE_CHECKING:
     import argparse
 
-    from llmplug._group import ModelGroup
-    from llmplug._group_config import Models
-    from llmplug._interface import LLMInterface
+    from llmplug._interfaces._group import ModelGroup
+    from llmplug._interfaces._group_config import Models
+    from llmplug._interfaces._interface import LLMInterface
 
 __all__ = [
     "EXIT_CALL",
@@ -67,7 +67,7 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
 def load_models(path: str, redis: str | None = None) -> Models[LLMInterface]:
     """The models of ``path``; with ``redis``, each model without a ``rate_limit_backend`` of its
     own shares its budget and key health through that Redis (llmplug-redis)."""
-    from llmplug._interface import OpenAICompatible
+    from llmplug._interfaces._interface import OpenAICompatible
 
     if not os.path.exists(path):
         fail(f"{path}: no such provider file (give one with -c)", EXIT_CONFIG)

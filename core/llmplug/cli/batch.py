@@ -12,7 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from llmplug._observe import RunInfo, observed_run
+from llmplug._engine._observe import RunInfo, observed_run
 
 from ._batch_input import check_unique, lines, spool_stdin
 from ._batch_output import Output, done_ids
@@ -31,8 +31,8 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from llmplug._group import ModelGroup
-    from llmplug._interface import LLMInterface
+    from llmplug._interfaces._group import ModelGroup
+    from llmplug._interfaces._interface import LLMInterface
 
 __all__ = ["add_parser", "run"]
 
@@ -154,7 +154,7 @@ def _run(
 def _interfaces(llm: LLMInterface | ModelGroup) -> list[LLMInterface]:
     """The interfaces a call to ``llm`` may reach: itself, or a group's members and fallbacks
     (groups within it included)."""
-    from llmplug._group import ModelGroup
+    from llmplug._interfaces._group import ModelGroup
 
     found: list[LLMInterface] = []
     todo: list[LLMInterface | ModelGroup] = [llm]
@@ -170,7 +170,7 @@ def _interfaces(llm: LLMInterface | ModelGroup) -> list[LLMInterface]:
 def _gather_wakeups(llm: LLMInterface | ModelGroup) -> None:
     """A batch wants throughput, not one request's latency: let its token buckets admit the
     requests whose turns are close together on one wake-up. Other limiters are left alone."""
-    from llmplug._bucket import TokenBucket
+    from llmplug._limits._bucket import TokenBucket
 
     for one in _interfaces(llm):
         for limiter in (one.rate_limiter, one.token_limiter):

@@ -21,9 +21,9 @@ from llmplug.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from llmplug._group import ModelGroup
-    from llmplug._interface import LLMInterface
-    from llmplug._types import Completion
+    from llmplug._interfaces._group import ModelGroup
+    from llmplug._interfaces._interface import LLMInterface
+    from llmplug._vocab._types import Completion
 
 __all__ = ["add_parser", "run"]
 
@@ -100,7 +100,7 @@ class _Printer:
 async def _stream(
     llm: LLMInterface | ModelGroup, messages: list[Any], params: dict[str, Any]
 ) -> Completion:
-    from llmplug._types import Done, ReasoningDelta, TextDelta
+    from llmplug._vocab._types import Done, ReasoningDelta, TextDelta
 
     out = _Printer()
     async for event in llm.chat_stream(messages, **params):
@@ -144,7 +144,7 @@ def _interactive(llm: LLMInterface | ModelGroup, history: list[Any], params: dic
     so Ctrl-C there ends the chat at once; Ctrl-C during a reply cancels only that reply."""
     import contextlib
 
-    from llmplug._errors import LLMError
+    from llmplug._vocab._errors import LLMError
 
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmplug._types import ToolCallDelta
+from llmplug._vocab._types import ToolCallDelta
 
 __all__ = ["ArgumentDeltas"]
 

@@ -16,14 +16,14 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
-from llmplug._chat import llm_chat as native_llm_chat
-from llmplug._chat_plan import ChatPlan, plan_of
-from llmplug._errors import ConfigError
-from llmplug._function import _REPAIR, _Runner
-from llmplug._keywords import check_decorator_keywords, new_trace_id
-from llmplug._tool import PromptInjectionBuilder, ToolFunction
-from llmplug._tool import tool as native_tool
-from llmplug._types import Message
+from llmplug._decorators._chat import llm_chat as native_llm_chat
+from llmplug._decorators._chat_plan import ChatPlan, plan_of
+from llmplug._decorators._function import _REPAIR, _Runner
+from llmplug._decorators._keywords import check_decorator_keywords, new_trace_id
+from llmplug._decorators._tool import PromptInjectionBuilder, ToolFunction
+from llmplug._decorators._tool import tool as native_tool
+from llmplug._vocab._errors import ConfigError
+from llmplug._vocab._types import Message
 
 from ._prompt import system_prompt, user_text
 from ._raw import OpenAIObject
@@ -32,8 +32,8 @@ from .hooks.events import LLMCallEndEvent, ReactEndEvent
 from .hooks.stream import EventYield, ReactOutput, ResponseYield
 
 if TYPE_CHECKING:
-    from llmplug._group import ModelGroup
-    from llmplug._interface import LLMInterface
+    from llmplug._interfaces._group import ModelGroup
+    from llmplug._interfaces._interface import LLMInterface
 
 __all__ = [
     "LLMChat",

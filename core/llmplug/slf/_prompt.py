@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from llmplug._tool import ToolFunction, Toolkit
+from llmplug._decorators._tool import ToolFunction, Toolkit
 
 __all__ = ["strip_blocks", "system_prompt", "user_text"]
 

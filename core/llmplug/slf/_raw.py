@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from llmplug._types import Completion, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from llmplug._vocab._types import Completion, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 
 __all__ = [
     "ChatCompletion",

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from llmplug._observe import Status, ToolInfo, notify
-from llmplug._types import (
+from llmplug._engine._observe import Status, ToolInfo, notify
+from llmplug._vocab._types import (
     Completion,
     ContentPart,
     Done,
@@ -57,9 +57,9 @@ from .hooks.events import (
 from .hooks.stream import EventOrigin, EventYield, ResponseYield
 
 if TYPE_CHECKING:
-    from llmplug._group import ModelGroup
-    from llmplug._interface import LLMInterface
-    from llmplug._tool import Toolkit, ToolResult
+    from llmplug._decorators._tool import Toolkit, ToolResult
+    from llmplug._interfaces._group import ModelGroup
+    from llmplug._interfaces._interface import LLMInterface
 
 __all__ = ["react"]
 

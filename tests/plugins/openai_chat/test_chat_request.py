@@ -159,9 +159,9 @@ async def test_bad_messages_raise_before_sending(
     ],
 )
 def test_dict_messages_become_what_msgspec_makes_of_them(messages: list[dict[str, Any]]) -> None:
-    from llmplug._interface import _messages
+    from llmplug._vocab._inputs import as_messages
 
-    assert _messages(messages) == msgspec.convert(messages, list[Message])
+    assert as_messages(messages) == msgspec.convert(messages, list[Message])
 
 
 async def test_stream_keyword_is_rejected(make_llm: MakeLLM) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from llmplug._cli import main
+from llmplug.cli._main import main
 from llmplug.testing import Error, LLMTestServer
 from tests.core.cli._run import provider_file
 from tests.plugins.otel._sdk import attrs, named, points

@@ -24,7 +24,7 @@ from llmplug import (
     llm_chat,
     tool,
 )
-from llmplug._cli import main as llmplug_cli
+from llmplug.cli._main import main as llmplug_cli
 from llmplug.testing import Error, LLMTestServer, Reply, ToolCallReply
 from llmplug_sticky import opening
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from llmplug._hookspecs import hookimpl
+from llmplug._engine._hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from llmplug._group import GroupCall, Member, ModelGroup
+    from llmplug._interfaces._group import GroupCall, Member, ModelGroup
 
 __all__ = ["STRATEGIES", "select_member"]
 

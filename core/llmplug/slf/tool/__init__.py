@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from llmplug._tool import PromptInjectionBuilder, ToolFunction
+from llmplug._decorators._tool import PromptInjectionBuilder, ToolFunction
 from llmplug.slf._decorators import tool
 
 __all__ = ["Tool", "tool"]
