@@ -5,13 +5,13 @@ to the next member (or not), count against a member (or not), and end within the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from llmplug import (
-    APIKeyPool,
     APITimeoutError,
     BadRequestError,
     Done,
@@ -29,32 +29,9 @@ Make = Callable[..., OpenAICompatible]
 
 
 @pytest.fixture
-def other() -> Iterator[LLMTestServer]:
-    with LLMTestServer() as second:
-        yield second
-
-
-@pytest.fixture
-async def member() -> AsyncIterator[Make]:
-    made: list[OpenAICompatible] = []
-
-    def make(server: LLMTestServer, provider: str, **kw: Any) -> OpenAICompatible:
-        opts: dict[str, Any] = {"max_retries": 0, "retry_delay": 0.001}
-        opts.update(kw)
-        llm = OpenAICompatible(
-            api_key_pool=APIKeyPool([f"sk-{provider}"], provider, shared=False),
-            model_name="llama",
-            base_url=server.base_url,
-            rate_limit_capacity=10_000,
-            rate_limit_refill_rate=10_000.0,
-            **opts,
-        )
-        made.append(llm)
-        return llm
-
-    yield make
-    for llm in made:
-        await llm.aclose()
+def member(member: Make) -> Make:
+    """The shared members, without retries: each fault reaches the group as it was sent."""
+    return functools.partial(member, max_retries=0)
 
 
 async def ask(group: ModelGroup, streamed: bool, prompt: str = "hi", **params: Any) -> str:

@@ -3,7 +3,7 @@ tool loop whose first member runs out of quota mid-conversation goes on at the s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -29,12 +29,6 @@ async def get_weather(city: str) -> str:
     city: the city's name
     """
     return f"sunny in {city}"
-
-
-@pytest.fixture
-def other() -> Iterator[LLMTestServer]:
-    with LLMTestServer() as second:
-        yield second
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import msgspec
 import pytest
@@ -29,38 +28,6 @@ from llmplug.testing import Error, Fault, LLMTestServer, RecordedRequest, Reply,
 from llmplug_anthropic import AnthropicCompatible
 
 Make = Callable[..., OpenAICompatible]
-
-
-@pytest.fixture
-def other() -> Iterator[LLMTestServer]:
-    with LLMTestServer() as second:
-        yield second
-
-
-@pytest.fixture
-async def member() -> AsyncIterator[Make]:
-    made: list[OpenAICompatible] = []
-
-    def make(server: LLMTestServer, provider: str, **kw: Any) -> OpenAICompatible:
-        opts: dict[str, Any] = {
-            "max_retries": 1,
-            "retry_delay": 0.001,
-            "rate_limit_capacity": 10_000,
-            "rate_limit_refill_rate": 10_000.0,
-        }
-        opts.update(kw)
-        llm = OpenAICompatible(
-            api_key_pool=APIKeyPool([f"sk-{provider}"], provider, shared=False),
-            model_name="llama",
-            base_url=server.base_url,
-            **opts,
-        )
-        made.append(llm)
-        return llm
-
-    yield make
-    for llm in made:
-        await llm.aclose()
 
 
 def prompts(*servers: LLMTestServer) -> list[str]:

@@ -6,23 +6,15 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from llmplug.cli._common import load_models
 from llmplug.testing import Error, Fault, LLMTestServer, RecordedRequest, Reply
 
 from ._run import LLMPLUG, batch_on_terminal, env, output_lines, run
 from .test_batch import BatchOutputLine, check_line, write_input
-
-
-@pytest.fixture
-def other() -> Iterator[LLMTestServer]:
-    with LLMTestServer() as second:
-        yield second
 
 
 def group_file(tmp: Path, a: LLMTestServer, b: LLMTestServer, **group: Any) -> Path:
