@@ -215,11 +215,8 @@ class ModelGroup:
                 except NoMemberAvailableError:
                     left = until - time.monotonic()
                     back, trial = self._comeback(call)
-                    if (
-                        left <= 0
-                        or (back is None and not trial)
-                        or (back is not None and back > left and not trial)
-                    ):
+                    # A running trial may end any moment; else only a comeback in time helps.
+                    if left <= 0 or (not trial and (back is None or back > left)):
                         raise
                     waiter = self._waiters.add()
             try:
