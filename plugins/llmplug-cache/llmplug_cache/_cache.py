@@ -13,7 +13,6 @@ store is left alone for a moment after a failure, so an outage costs the calls n
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -39,8 +38,6 @@ log = logging.getLogger("llmplug.cache")
 Store = SQLiteStore | RedisStore
 Complete = Callable[[Call], Awaitable[Completion]]
 Stream = Callable[[Call], AsyncGenerator[StreamEvent, None]]
-#: The answer of a call in flight (None: it failed, and a follower asks again).
-Flight = concurrent.futures.Future[Entry | None]
 
 #: After a failure, how long the store is left alone (calls go uncached at no cost), doubled
 #: for each failure in a row up to MAX_REST.
@@ -64,13 +61,31 @@ class Stats:
         return f"Stats(hits={self.hits}, misses={self.misses}, saved={self.saved!r})"
 
 
+class _Flight:
+    """A call in flight in this process, and the identical calls waiting for its answer, each
+    on its own loop (None: it failed, and one of them asks again). Not a concurrent.futures
+    future: a miss with nobody waiting, by far the most common, must cost next to nothing."""
+
+    __slots__ = ("entry", "landed", "waiters")
+
+    def __init__(self) -> None:
+        self.landed = False
+        self.entry: Entry | None = None
+        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Entry | None]]] = []
+
+
+def _settle(waiter: asyncio.Future[Entry | None], entry: Entry | None) -> None:
+    if not waiter.done():  # (a follower that was cancelled)
+        waiter.set_result(entry)
+
+
 class _Shared:
     """One store per file or Redis, per process: its worker thread, its health and its
     in-flight calls are shared by every interface and group that uses it."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.flights: dict[str, Flight] = {}
+        self.flights: dict[str, _Flight] = {}
         self.lock = threading.Lock()
         self.down_until = 0.0
         self.rest = REST
@@ -146,6 +161,8 @@ class ResponseCache:
         #: This process's hits and misses through this owner.
         self.stats = Stats()
         self._registry: Registry | None = None
+        #: Whether other processes' identical calls are waited for (Redis's lock).
+        self._locks = settings.lock and isinstance(self.shared.store, RedisStore)
 
     def __repr__(self) -> str:
         return f"ResponseCache({self.settings.kind} at {self.shared.store.where})"
@@ -211,44 +228,41 @@ class ResponseCache:
 
     # -- single flight -----------------------------------------------------------------------------
 
-    def _join(self, key: str) -> tuple[Flight, bool]:
+    def _join(self, key: str) -> tuple[_Flight, bool]:
         """The flight of ``key`` and whether this call leads it (makes the request)."""
+        flights = self.shared.flights
         with self.shared.lock:
-            flight = self.shared.flights.get(key)
+            flight = flights.get(key)
             if flight is not None:
                 return flight, False
-            flight = self.shared.flights[key] = concurrent.futures.Future()
+            flight = flights[key] = _Flight()
             return flight, True
 
-    def _land(self, key: str, flight: Flight, got: Entry | None) -> None:
+    def _land(self, key: str, flight: _Flight, got: Entry | None) -> None:
         with self.shared.lock:
             if self.shared.flights.get(key) is flight:
                 del self.shared.flights[key]
-        if not flight.done():
-            flight.set_result(got)
+            flight.landed, flight.entry = True, got
+            waiters, flight.waiters = flight.waiters, []
+        for loop, waiter in waiters:
+            with contextlib.suppress(RuntimeError):  # the follower's loop has ended
+                loop.call_soon_threadsafe(_settle, waiter, got)
 
-    @staticmethod
-    async def _follow(flight: Flight) -> Entry | None:
-        # Not asyncio.wrap_future: a follower that is cancelled must not cancel the flight.
+    async def _follow(self, flight: _Flight) -> Entry | None:
+        # A future of the follower's own loop: a follower that is cancelled cancels only it.
         loop = asyncio.get_running_loop()
         mine: asyncio.Future[Entry | None] = loop.create_future()
-
-        def landed(f: Flight) -> None:
-            def settle() -> None:
-                if not mine.done():
-                    mine.set_result(f.result())
-
-            with contextlib.suppress(RuntimeError):  # the follower's loop has ended
-                loop.call_soon_threadsafe(settle)
-
-        flight.add_done_callback(landed)
+        with self.shared.lock:
+            if flight.landed:
+                return flight.entry
+            flight.waiters.append((loop, mine))
         return await mine
 
     async def _from_others(self, key: str) -> tuple[Entry | None, str | None]:
         """Redis only: take the lock of ``key``, or wait for the process holding it to store
         its answer. Returns (the answer, None) or (None, the lock's token or None)."""
         store = self.shared.store
-        if not (self.settings.lock and isinstance(store, RedisStore) and self.shared.up()):
+        if not (isinstance(store, RedisStore) and self.shared.up()):
             return None, None
         deadline = time.monotonic() + self.settings.lock_ttl
         pause = 0.01
@@ -309,7 +323,7 @@ class ResponseCache:
             token = None
             try:
                 entry = await self._lookup(key)
-                if entry is None:
+                if entry is None and self._locks:
                     entry, token = await self._from_others(key)
                 if entry is not None:
                     got = entry
@@ -320,7 +334,8 @@ class ResponseCache:
                 return c
             finally:
                 self._land(key, flight, got)
-                await self._unlock(key, token)
+                if token is not None:
+                    await self._unlock(key, token)
 
     async def stream(self, call: Call, run: Stream) -> AsyncGenerator[StreamEvent, None]:
         if call.cache is False or (key := self._key(call)) is None:
@@ -347,7 +362,7 @@ class ResponseCache:
             token = None
             try:
                 entry = None if refresh else await self._lookup(key)
-                if entry is None and not refresh:
+                if entry is None and self._locks and not refresh:
                     entry, token = await self._from_others(key)
                 if entry is not None:
                     got = entry
@@ -370,4 +385,5 @@ class ResponseCache:
             finally:
                 if flight is not None:
                     self._land(key, flight, got)
-                await self._unlock(key, token)
+                if token is not None:
+                    await self._unlock(key, token)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -21,30 +22,91 @@ __all__ = ["SQLiteStore", "Stats"]
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
-    body BLOB NOT NULL,
-    size INTEGER NOT NULL,
-    created REAL NOT NULL,
-    used REAL NOT NULL,
-    expires REAL,
-    hits INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS entries_used ON entries (used);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL);
-INSERT OR IGNORE INTO counters VALUES ('hits', 0), ('misses', 0), ('bytes', 0), ('saved', 0);
-CREATE TRIGGER IF NOT EXISTS entries_added AFTER INSERT ON entries BEGIN
-    UPDATE counters SET value = value + NEW.size WHERE name = 'bytes';
-END;
-CREATE TRIGGER IF NOT EXISTS entries_removed AFTER DELETE ON entries BEGIN
-    UPDATE counters SET value = value - OLD.size WHERE name = 'bytes';
-END;
-CREATE TRIGGER IF NOT EXISTS entries_changed AFTER UPDATE OF size ON entries BEGIN
-    UPDATE counters SET value = value + NEW.size - OLD.size WHERE name = 'bytes';
-END;
-"""
+#: The tables, made when missing. An answer's row is found by ``kh``, the last 64 bits of its
+#: key (an integer index is a fifth of a text one's size: each answer written touches a
+#: random index page, and the index's pages are most of what a write costs); ``key`` is
+#: checked too, so two keys sharing those bits never answer for each other.
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS entries (
+        id INTEGER PRIMARY KEY,
+        kh INTEGER NOT NULL UNIQUE,
+        key TEXT NOT NULL,
+        body BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        created REAL NOT NULL,
+        used REAL NOT NULL,
+        expires REAL,
+        hits INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL)",
+    """INSERT OR IGNORE INTO counters VALUES
+        ('hits', 0), ('misses', 0), ('bytes', 0), ('saved', 0), ('ids', 0)""",
+)
+#: The bytes counter follows every change of the answers, whichever process makes it.
+_TRIGGERS = (
+    """CREATE TRIGGER IF NOT EXISTS entries_added AFTER INSERT ON entries BEGIN
+        UPDATE counters SET value = value + NEW.size WHERE name = 'bytes';
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS entries_removed AFTER DELETE ON entries BEGIN
+        UPDATE counters SET value = value - OLD.size WHERE name = 'bytes';
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS entries_changed AFTER UPDATE OF size ON entries BEGIN
+        UPDATE counters SET value = value + NEW.size - OLD.size WHERE name = 'bytes';
+    END""",
+)
+#: Bumped with each change of the schema (``PRAGMA user_version``; version 1, the first
+#: release's, never set it).
+SCHEMA_VERSION = 2
+
+
+def _wal(db: sqlite3.Connection, busy_timeout: float) -> None:
+    """Put the file in WAL mode. Doing so takes a lock that SQLite does not wait for: another
+    connection (another thread's, another process's) making the same new file at the same
+    moment got "database is locked" at once. So it is waited for here, up to busy_timeout."""
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.001
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY")
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)  # (a store's own thread, or the CLI: never an event loop)
+        pause = min(pause * 2, 0.05)
+
+
+def _prepare(db: sqlite3.Connection) -> None:
+    """Make the tables, or bring a version 1 file's to this version, keeping its answers."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:  # (not meanwhile)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(entries)")}
+            if columns and "kh" not in columns:
+                _from_version_1(db)
+            for statement in (*_TABLES, *_TRIGGERS):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+
+
+def _from_version_1(db: sqlite3.Connection) -> None:
+    # Version 1: a unique text index on key, an index on used (which only eviction, a rare
+    # sort, needed). Its triggers go with its table; the copy runs before the new table's
+    # triggers exist, so the bytes counter stays as it was.
+    db.create_function("llmplug_short", 1, _short, deterministic=True)
+    db.execute("ALTER TABLE entries RENAME TO entries_v1")
+    db.execute(_TABLES[0])
+    db.execute(
+        "INSERT OR IGNORE INTO entries "
+        "SELECT id, llmplug_short(key), key, body, size, created, used, expires, hits "
+        "FROM entries_v1 WHERE length(key) >= 16"
+    )
+    db.execute("DROP TABLE entries_v1")
 
 
 class Stats(dict[str, Any]):
@@ -52,15 +114,24 @@ class Stats(dict[str, Any]):
     ``hit_rate``, ``saved`` (money)."""
 
 
-def connect(path: str, busy_timeout: float = 2.0) -> sqlite3.Connection:
+def connect(
+    path: str, busy_timeout: float = 2.0, read_timeout: float | None = None
+) -> sqlite3.Connection:
+    """A connection to the file, made ready (WAL, the schema). ``read_timeout``: how long its
+    statements then wait for the file, if not ``busy_timeout`` (which making it ready may need,
+    when another process is making it ready too)."""
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, exist_ok=True)
     db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
+        _wal(db, busy_timeout)
         db.execute("PRAGMA synchronous=NORMAL")  # a power cut may lose the last answers: fine
-        db.executescript(_SCHEMA)
+        # Only when needed: making the tables writes, and a write waits for the writers.
+        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            _prepare(db)
+        if read_timeout is not None:
+            db.execute(f"PRAGMA busy_timeout = {int(read_timeout * 1000)}")
     except BaseException:
         db.close()
         raise
@@ -70,18 +141,22 @@ def connect(path: str, busy_timeout: float = 2.0) -> sqlite3.Connection:
 class _Conn:
     """One connection, opened when first needed and dropped after an error: a damaged or
     replaced file is opened again by the next statement (a file truncated to nothing becomes a
-    new, empty cache)."""
+    new, empty cache). ``opened`` counts the connections made, so that what one connection
+    said (its ``data_version``) is never compared with another's."""
 
-    __slots__ = ("busy_timeout", "db", "path")
+    __slots__ = ("busy_timeout", "db", "opened", "path", "read_timeout")
 
-    def __init__(self, path: str, busy_timeout: float) -> None:
+    def __init__(self, path: str, busy_timeout: float, read_timeout: float | None = None) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
+        self.read_timeout = read_timeout
         self.db: sqlite3.Connection | None = None
+        self.opened = 0
 
     def run(self, op: Callable[..., T], *args: Any) -> T:
         if self.db is None:
-            self.db = connect(self.path, self.busy_timeout)
+            self.db = connect(self.path, self.busy_timeout, self.read_timeout)
+            self.opened += 1
         try:
             return op(self.db, *args)
         except sqlite3.Error as exc:
@@ -105,7 +180,6 @@ READ_TIMEOUT = 0.1
 #: answer would cost a miss more CPU than the rest of the call's client side together.
 FLUSH_EVERY = 0.2
 
-
 #: How often, at most, the keys other processes stored are looked up: an answer another process
 #: stored this recently may be asked of the provider once more.
 REFRESH_EVERY = 0.2
@@ -115,15 +189,21 @@ MAX_KNOWN = 1_000_000
 
 
 def _short(key: str) -> int:
-    return int(key[-16:], 16)  # (a group's key starts with "g")
+    """The last 64 bits of ``key`` as SQLite's signed integer (a group's key starts with "g")."""
+    return int(key[-16:], 16) - (1 << 63)
 
 
 class SQLiteStore:
     """Reads run on a reader thread, and only for keys the file is known to hold (a miss is
     answered on the loop, from the keys' set); writes are gathered for ``FLUSH_EVERY`` and
-    written by a writer thread in one transaction. An answer waiting to be written is already
-    served to this process's reads; whatever is waiting when the process exits is written
-    first."""
+    written by a writer thread in one transaction, which also learns the keys other processes
+    stored. An answer waiting to be written is already served to this process's reads;
+    whatever is waiting when the process exits is written first.
+
+    Every hand-over between the loop's thread and these threads costs the process far more CPU
+    than the work handed over (waking a thread, passing the GIL back and forth), so there are
+    few: no trip for a miss, one statement for all the answers of a flush, one row for all the
+    keys of a look, and no look at all while no other process wrote."""
 
     kind = "sqlite"
     can_lock = False
@@ -134,113 +214,107 @@ class SQLiteStore:
         self.max_bytes = max_bytes
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="llmplug-cache-read")
         # A read in WAL mode waits for nobody, unless the file is in trouble: it then gives up
-        # soon (a miss) rather than hold the call for the writers' busy_timeout.
-        self._rconn = _Conn(self.path, min(busy_timeout, READ_TIMEOUT))  # the reader thread's
-        self._wconn = _Conn(self.path, busy_timeout)  # the flushing thread's only
-        self._cond = threading.Condition()
-        #: key -> (body, stored at, expires): answers not yet written.
+        # soon (a miss) rather than hold the call for the writers' busy_timeout. The reader
+        # thread's connection:
+        self._rconn = _Conn(self.path, busy_timeout, min(busy_timeout, READ_TIMEOUT))
+        self._wconn = _Conn(self.path, busy_timeout)  # the writer thread's (and flush()'s)
+        self._lock = threading.Lock()  # _pending's and _touched's
+        #: Set when the writer has something to do; a plain flag read first, so that a put
+        #: pays for setting it (a Condition's notify) once per flush, not once per answer.
+        self._work = threading.Event()
+        #: key -> (body, stored at, expires): answers not yet written, and those being written.
         self._pending: dict[str, tuple[bytes, float, float | None]] = {}
+        self._writing: dict[str, tuple[bytes, float, float | None]] = {}
         #: key -> (last used, hits, money saved): hits not yet counted.
         self._touched: dict[str, tuple[float, int, float]] = {}
-        self._flushing = threading.Lock()
+        self._wlock = threading.Lock()  # the writer connection's: one statement at a time
         self._writer: threading.Thread | None = None
-        #: The first 64 bits of every key the file held at the last look (and of this
+        #: The last 64 bits of every key the file held at the last look (and of this
         #: process's since), so that a miss needs no trip off the loop; None: not known (not
         #: looked yet, a failed look, or more than MAX_KNOWN), and every read asks the file.
         self._known: set[int] | None = None
         self._seen = 0  # the largest row id looked at
-        self._refreshed = -REFRESH_EVERY
-        self._refreshing = False
+        #: (connection, its data_version) at the last look: unchanged, no other process wrote.
+        self._version: tuple[int, int] | None = None
+        self._looked = -REFRESH_EVERY
+        self._look_wanted = False
         #: Told (from the writer thread) how each write ended: the cache's warn-once.
         self.on_write: Callable[[BaseException | None], None] = lambda _: None
 
     # -- from the event loop ---------------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
-        waiting = self._pending.get(key)
+        waiting = self._pending.get(key) or self._writing.get(key)
         if waiting is not None and (waiting[2] is None or waiting[2] > time.time()):
             return waiting[0]
         known = self._known
         if known is not None and _short(key) not in known:
             # A miss, known without leaving the loop: a trip to the reader thread costs more
             # CPU (waking it, handing over the GIL) than the rest of a miss together.
-            self._refresh_soon()
+            self._look_soon()
             return None
         if known is None:
-            self._refresh_soon()
+            self._look_soon()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, self._rconn.run, _get, key, time.time())
 
     async def put(self, key: str, body: bytes, ttl: float | None) -> None:
         now = time.time()
-        with self._cond:
+        with self._lock:
             self._pending[key] = (body, now, None if ttl is None else now + ttl)
-            self._wake()
+        self._wake()
         known = self._known
         if known is not None:
             known.add(_short(key))
 
-    # -- which keys the file holds ---------------------------------------------------------------
-
-    def _refresh_soon(self) -> None:
-        now = time.monotonic()
-        if self._refreshing or now - self._refreshed < REFRESH_EVERY:
-            return
-        self._refreshing = True
-        self._refreshed = now
-        try:
-            self._reader.submit(self._refresh)
-        except RuntimeError:  # shutting down
-            self._refreshing = False
-
-    def _refresh(self) -> None:
-        """On the reader thread: add the keys other processes (and this one) stored since the
-        last look. Deleted keys stay: a read then finds nothing, which is a miss all the same."""
-        try:
-            rows = self._rconn.run(_keys_after, self._seen)
-            known = self._known if self._known is not None else set()
-            known.update(short for _, short in rows)
-            if rows:
-                self._seen = max(self._seen, rows[-1][0])
-            self._known = known if len(known) <= MAX_KNOWN else None
-            if self._known is None:
-                self._seen = 0
-        except Exception:
-            self._known, self._seen = None, 0  # every read asks the file until a look succeeds
-        finally:
-            self._refreshing = False
-
     def touch(self, key: str, saved: float | None) -> None:
-        with self._cond:
+        with self._lock:
             _, hits, total = self._touched.get(key, (0.0, 0, 0.0))
             self._touched[key] = (time.time(), hits + 1, total + (saved or 0.0))
-            self._wake()
+        self._wake()
+
+    def _look_soon(self) -> None:
+        now = time.monotonic()
+        if self._look_wanted or now - self._looked < REFRESH_EVERY:
+            return
+        self._looked = now
+        self._look_wanted = True
+        self._wake()
 
     def _wake(self) -> None:
+        if self._work.is_set():
+            return
         if self._writer is None:
-            self._writer = threading.Thread(
-                target=self._write_loop, name="llmplug-cache-write", daemon=True
-            )
-            self._writer.start()
-            atexit.register(self.flush)
-        self._cond.notify()
+            with self._lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write_loop, name="llmplug-cache-write", daemon=True
+                    )
+                    self._writer.start()
+                    atexit.register(self.flush)
+        self._work.set()
 
-    # -- the writer ------------------------------------------------------------------------------
+    # -- the writer thread -----------------------------------------------------------------------
 
     def _write_loop(self) -> None:
         while True:
-            with self._cond:
-                while not (self._pending or self._touched):
-                    self._cond.wait()
-            time.sleep(FLUSH_EVERY)  # gather what comes meanwhile: one transaction for all
-            self.flush()
+            self._work.wait()
+            # Cleared before anything is taken: whatever comes after sets it again.
+            self._work.clear()
+            if self._pending or self._touched:
+                time.sleep(FLUSH_EVERY)  # gather what comes meanwhile: one transaction for all
+                self.flush()
+            if self._look_wanted:
+                self._look_wanted = False
+                self._look()
 
     def flush(self) -> None:
         """Write what is waiting, now."""
-        with self._flushing:
-            with self._cond:
+        with self._wlock:
+            with self._lock:
                 pending, self._pending = self._pending, {}
                 touched, self._touched = self._touched, {}
+                self._writing = pending
             if not (pending or touched):
                 return
             try:
@@ -249,6 +323,38 @@ class SQLiteStore:
                 self.on_write(exc)
             else:
                 self.on_write(None)
+            finally:
+                self._writing = {}
+
+    def sync(self) -> None:
+        """Write what is waiting and learn what other processes stored, now (as the writer
+        thread does on its own every moment). Blocks: not for an event loop."""
+        self.flush()
+        self._look()
+
+    def _look(self) -> None:
+        """Add the keys other processes stored since the last look. Deleted keys stay: a read
+        then finds nothing, which is a miss all the same."""
+        with self._wlock:
+            self._look_locked()
+
+    def _look_locked(self) -> None:
+        conn = self._wconn
+        try:
+            version = conn.run(_data_version)
+            if self._known is not None and self._version == (conn.opened, version):
+                return  # no other connection wrote: this process's own keys are known already
+            seen, shorts = conn.run(_keys_after, self._seen)
+            known = self._known if self._known is not None else set()
+            known.update(shorts)
+            self._seen = max(self._seen, seen)
+            self._version = (conn.opened, version)
+            self._known = known if len(known) <= MAX_KNOWN else None
+            if self._known is None:
+                self._seen, self._version = 0, None
+        except Exception:
+            # Every read asks the file until a look succeeds.
+            self._known, self._seen, self._version = None, 0, None
 
     # -- the CLI (its own connection) ------------------------------------------------------------
 
@@ -275,18 +381,40 @@ def _rollback(db: sqlite3.Connection) -> None:
 
 def _get(db: sqlite3.Connection, key: str, now: float) -> bytes | None:
     row = db.execute(
-        "SELECT body FROM entries WHERE key = ? AND (expires IS NULL OR expires > ?)", (key, now)
+        "SELECT body FROM entries WHERE kh = ? AND key = ? AND (expires IS NULL OR expires > ?)",
+        (_short(key), key, now),
     ).fetchone()
     return None if row is None else bytes(row[0])
 
 
-def _keys_after(db: sqlite3.Connection, seen: int) -> list[tuple[int, int]]:
-    return [
-        (row_id, _short(key))
-        for row_id, key in db.execute(
-            "SELECT id, key FROM entries WHERE id > ? ORDER BY id", (seen,)
-        ).fetchall()
-    ]
+def _data_version(db: sqlite3.Connection) -> int:
+    (version,) = db.execute("PRAGMA data_version").fetchone()
+    return int(version)
+
+
+def _keys_after(db: sqlite3.Connection, seen: int) -> tuple[int, list[int]]:
+    """The largest row id, and the short keys (``kh``) of the answers stored after ``seen``:
+    one row however many answers (each row fetched hands the GIL over twice)."""
+    top, shorts = db.execute(
+        "SELECT max(id), group_concat(kh) FROM entries WHERE id > ?", (seen,)
+    ).fetchone()
+    return (top or seen), ([int(n) for n in shorts.split(",")] if shorts else [])
+
+
+#: Answers per INSERT: one statement stores them all (see SQLiteStore), within SQLite's 32766
+#: bound variables.
+ROWS_PER_INSERT = 512
+
+
+@functools.lru_cache(maxsize=8)
+def _insert(rows: int) -> str:
+    return (
+        "INSERT INTO entries (id, kh, key, body, size, created, used, expires) VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+        + " ON CONFLICT (kh) DO UPDATE SET key = excluded.key, body = excluded.body, "
+        "size = excluded.size, "
+        "created = excluded.created, used = excluded.used, expires = excluded.expires, hits = 0"
+    )
 
 
 def _write(
@@ -297,17 +425,25 @@ def _write(
 ) -> None:
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.executemany(
-            "INSERT INTO entries (key, body, size, created, used, expires) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET body = excluded.body, "
-            "size = excluded.size, created = excluded.created, used = excluded.used, "
-            "expires = excluded.expires, hits = 0",
-            [(k, body, len(body), now, now, exp) for k, (body, now, exp) in pending.items()],
-        )
-        db.executemany(
-            "UPDATE entries SET used = ?, hits = hits + ? WHERE key = ?",
-            [(used, hits, k) for k, (used, hits, _) in touched.items()],
-        )
+        if pending:
+            # Row ids only grow, whatever was deleted (a clear, an eviction of the newest
+            # rows): the other processes learn the new keys as the rows after the last they saw.
+            (top,) = db.execute("SELECT max(id) FROM entries").fetchone()
+            (ids,) = db.execute("SELECT value FROM counters WHERE name = 'ids'").fetchone()
+            first = max(int(ids), top or 0) + 1
+            rows = [
+                (first + i, _short(k), k, body, len(body), now, now, exp)
+                for i, (k, (body, now, exp)) in enumerate(pending.items())
+            ]
+            for at in range(0, len(rows), ROWS_PER_INSERT):
+                chunk = rows[at : at + ROWS_PER_INSERT]
+                db.execute(_insert(len(chunk)), [v for row in chunk for v in row])
+            db.execute("UPDATE counters SET value = ? WHERE name = 'ids'", (first + len(rows) - 1,))
+        if touched:
+            db.executemany(
+                "UPDATE entries SET used = ?, hits = hits + ? WHERE kh = ? AND key = ?",
+                [(used, hits, _short(k), k) for k, (used, hits, _) in touched.items()],
+            )
         hits = sum(h for _, h, _ in touched.values())
         saved = sum(s for _, _, s in touched.values())
         db.executemany(
@@ -360,7 +496,8 @@ def _clear(db: sqlite3.Connection, older_than: float | None) -> int:
         if older_than is None:
             (n,) = db.execute("SELECT COUNT(*) FROM entries").fetchone()
             db.execute("DELETE FROM entries")
-            db.execute("UPDATE counters SET value = 0")
+            # Not the row ids: they only grow (see _write).
+            db.execute("UPDATE counters SET value = 0 WHERE name != 'ids'")
         else:
             n = db.execute(
                 "DELETE FROM entries WHERE created < ?", (time.time() - older_than,)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
 from llmplug.testing import LLMTestServer
+from llmplug_cache._sqlite import connect
 
 from .conftest import Cached
 from .test_sqlite_cache import flushed
@@ -94,3 +96,24 @@ async def test_the_size_limit_evicts_the_least_recently_used(
         (total,) = con.execute("SELECT SUM(size) FROM entries").fetchone()
     assert size == total <= 6000
     assert not (await llm.chat("filler 0")).cached  # the oldest went first
+
+
+def test_connections_making_one_new_file_at_once_all_succeed(tmp_path: Path) -> None:
+    # A store's reader and writer threads (or several processes) open a new file together.
+    # Putting it in WAL mode takes a lock SQLite does not wait for: one of them got "database
+    # is locked", and the first calls of that cache went uncached with a warning.
+    errors: list[BaseException] = []
+
+    def open_it(path: Path) -> None:
+        try:
+            connect(str(path), 2.0).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    for i in range(100):
+        threads = [threading.Thread(target=open_it, args=(tmp_path / f"{i}.db",)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
