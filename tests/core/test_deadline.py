@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from llmplug._engine._deadline import Deadline
+from tests.conftest import MakeLLM
 
 #: Past every deadline below; a hang guard, not a speed check.
 LONG = 10.0
@@ -140,3 +141,81 @@ async def test_a_timeout_inside_the_scope_is_not_ours() -> None:
     with deadline:
         await asyncio.sleep(0)
     deadline.close()
+
+
+async def _expires(deadline: Deadline) -> float:
+    """Wait inside a scope of ``deadline`` until it expires; the loop's time then."""
+    with pytest.raises(TimeoutError), deadline:
+        await asyncio.sleep(LONG)
+    return asyncio.get_running_loop().time()
+
+
+async def test_deadlines_of_one_loop_each_expire_at_their_own_time() -> None:
+    # The loop's deadlines share one timer: one armed after a later one must still expire at
+    # its own time, and one closed before its time must not keep the others from expiring.
+    closed = Deadline(_at(SHORT / 2))
+    with closed:
+        await asyncio.sleep(0)
+    later_at, sooner_at = _at(SHORT * 4), _at(SHORT)
+    later, sooner = Deadline(later_at), Deadline(sooner_at)
+    closed.close()
+    late = asyncio.create_task(_expires(later))
+    await asyncio.sleep(0)
+    soon = await asyncio.wait_for(_expires(sooner), LONG)
+    assert soon >= sooner_at
+    assert not late.done()  # not held back until the later one's time
+    assert await asyncio.wait_for(late, LONG) >= later_at
+    later.close()
+    sooner.close()
+
+
+async def test_a_deadline_on_another_loop_expires_while_this_one_has_one_armed() -> None:
+    here = Deadline(_at(LONG))
+    with here:
+        await asyncio.sleep(0)
+
+    async def there() -> None:
+        deadline = Deadline(_at(SHORT))
+        await _expires(deadline)
+        deadline.close()
+
+    await asyncio.wait_for(asyncio.to_thread(asyncio.run, there()), LONG)
+    here.close()
+
+
+async def test_closed_deadlines_leave_no_timer_in_the_loop() -> None:
+    # A call's deadline is far off and nearly every call ends before it. Each used to leave
+    # a cancelled timer in the loop's heap until cancelled ones were most of a heap of over a
+    # hundred, and every other timer of the loop (a socket read's timeout) sifted past them.
+    loop = asyncio.get_running_loop()
+    heap: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
+    # A timer due before the deadlines, as a read's timeout is: asyncio drops cancelled
+    # timers from the head of its heap only.
+    read_timeout = loop.call_at(_at(LONG / 2), lambda: None)
+    for _ in range(50):
+        deadline = Deadline(_at(LONG))
+        with deadline:
+            await asyncio.sleep(0)
+        deadline.close()
+    assert len(heap) <= 2  # the read's timer and the loop's one timer for deadlines
+    read_timeout.cancel()
+
+
+async def test_calls_and_streams_leave_no_timer_of_their_own_in_the_loop(
+    make_llm: MakeLLM,
+) -> None:
+    # Each call's total_timeout (30 minutes by default) used to stay in the loop's heap as a
+    # cancelled timer once the call was done, behind any timer due before it.
+    llm = make_llm()
+    loop = asyncio.get_running_loop()
+    heap: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
+    # Later than the reads' timeouts (10 minutes), earlier than the calls' deadlines.
+    sooner = loop.call_at(loop.time() + 900, lambda: None)
+    await llm.chat("warm up")
+    before = len(heap)
+    for _ in range(20):
+        await llm.chat("hi")
+        async for _ in llm.chat_stream("hi"):
+            pass
+    assert len(heap) <= before + 1
+    sooner.cancel()

@@ -91,6 +91,16 @@ def test_too_large_event_among_many_in_one_chunk_raises(shape: bytes) -> None:
         d.feed(shape % b"small" + shape % (b"x" * 11) + shape % b"small")
 
 
+@pytest.mark.parametrize("shape", [b"data: %b\n\n", b"event: e\ndata: %b\n\n"])
+@pytest.mark.parametrize("events", [1, 3])
+def test_events_of_exactly_the_limit_in_one_chunk_are_kept(shape: bytes, events: int) -> None:
+    d = SSEDecoder(max_event_bytes=10)
+    got = d.feed(shape % (b"x" * 10) * events)
+    assert [e.data for e in got] == [b"x" * 10] * events
+    with pytest.raises(SSETooLarge):
+        SSEDecoder(max_event_bytes=10).feed(shape % (b"x" * 11) * events)
+
+
 def test_crlf_split_between_chunks_is_one_line_end() -> None:
     assert decode([b"data: a\r", b"\n\r", b"\n"]) == [SSEEvent("", b"a")]
 

@@ -86,6 +86,10 @@ def count(value: object) -> int | None:
     kind = type(value)
     if kind is _Raw:
         value = bytes(value)  # type: ignore[call-overload]
+        if not value:
+            # A field the reply left out (a struct's empty default): not a number, and known
+            # here without the two failed conversions below.
+            return None
         kind = bytes
     if kind is int or kind is str or kind is bytes:
         # The usual case, once per reply and field: plain digits, read exactly.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent", "SSETooLarge", "drop_bom"]
@@ -34,30 +35,43 @@ def drop_bom(head: bytes, chunk: bytes) -> tuple[bytes | None, bytes]:
     return None, chunk[len(_BOM) :] if chunk.startswith(_BOM) else chunk
 
 
-def _whole_events(chunk: bytes, limit: int) -> list[SSEEvent] | None:
-    """The events of a chunk made only of whole events in the two shapes OpenAI's wires send
-    (``data: ...`` and ``event: ...`` + ``data: ...``, LF line ends), as the general path would
-    decode them; None for anything else. A read that brings a whole reply (a fast local model,
-    a proxy that buffers) is split once, not line by line."""
-    parts = chunk.split(b"\n\n")
-    parts.pop()  # the empty bytes after the final blank line (the caller checked it is there)
-    out: list[SSEEvent] = []
-    for part in parts:
-        if part[:6] == b"data: ":
-            if part.find(b"\n", 6) >= 0:
-                return None
-            name, data = "", part[6:]
-        elif part[:7] == b"event: ":
-            end = part.find(b"\n", 7)
-            if end < 0 or part[end + 1 : end + 7] != b"data: " or part.find(b"\n", end + 7) >= 0:
-                return None
-            name, data = part[7:end].decode("utf-8", "replace"), part[end + 7 :]
-        else:
-            return None  # a comment, a blank line too many, another field: the general path
-        if len(data) > limit:
-            return None  # the general path raises
-        out.append(SSEEvent(name, data))
-    return out
+#: What OpenAI's and Anthropic's wires send, and what a proxy that buffers passes on in one
+#: read: whole events of one ``data:`` line each, after an ``event:`` line or not, LF line
+#: ends. A chunk made only of these is split by the ``re`` engine, in C, not line by line in
+#: Python; anything else (a comment, a CR, another field, a blank line too many, a cut event)
+#: does not match and takes the general path.
+#: (``[^\n]`` is a tight loop in the engine where ``[^\r\n]`` tests a set per byte: the caller
+#: refuses a CR with a scan of its own.)
+_EVENT = rb"(?:event: ([^\n]*+)\n)?+data: ([^\n]*+)\n\n"  # groups: name, data
+_EVENTS = rb"(?:(?:event: [^\n]*+\n)?+data: [^\n]*+\n\n)++"
+#: Compiled on first use, so that ``import llmplug`` does not pay for it.
+_patterns: tuple[re.Pattern[bytes], re.Pattern[bytes]] | None = None
+
+#: An event made by ``tuple.__new__``, not by the named tuple's ``__new__`` (a Python function).
+_tuple_new = tuple.__new__
+
+
+def _whole_events(chunk: bytes) -> list[SSEEvent] | None:
+    """The events of a chunk made only of whole events of the shapes above, as the general
+    path would decode them (the caller checked that no event is pending, that the chunk has no
+    CR and that no event in it can be over the size limit); None for anything else."""
+    global _patterns
+    if _patterns is None:
+        _patterns = (re.compile(_EVENT), re.compile(_EVENTS))
+    event, events = _patterns
+    m = event.fullmatch(chunk)
+    if m is not None:  # one event per read: what a provider sends
+        name, data = m.groups()
+        return [
+            _tuple_new(SSEEvent, ("" if name is None else name.decode("utf-8", "replace"), data))
+        ]
+    if events.fullmatch(chunk) is None:
+        return None
+    # findall gives b"" for an absent name, which an empty name decodes as too.
+    return [
+        _tuple_new(SSEEvent, (name.decode("utf-8", "replace") if name else "", data))
+        for name, data in event.findall(chunk)
+    ]
 
 
 class SSEDecoder:
@@ -93,21 +107,11 @@ class SSEDecoder:
             if self._head is not None:
                 return []
         if (
-            chunk[:6] == b"data: "
-            and chunk[-2:] == b"\n\n"
-            and chunk.find(b"\n", 6) == len(chunk) - 2
-            and not (self._pending or self._data or self._skip_lf or self._event)
-            and len(chunk) - 8 <= self._max
-            and b"\r" not in chunk
-        ):
-            # What providers send: one whole one-line event per read. The general path gives
-            # the same event, splitting lines and joining fields for it.
-            return [SSEEvent("", chunk[6:-2])]
-        if (
             chunk[-2:] == b"\n\n"
             and not (self._pending or self._data or self._skip_lf or self._event)
+            and len(chunk) - 8 <= self._max  # no event in it can be over the limit
             and b"\r" not in chunk
-            and (events := _whole_events(chunk, self._max)) is not None
+            and (events := _whole_events(chunk)) is not None
         ):
             return events
         if self._skip_lf and chunk:  # an empty chunk must not forget the pending CR

@@ -518,6 +518,10 @@ def rate_limits(headers: Mapping[str, str], now: float | None = None) -> RateLim
     tighter of the key's token limits; Anthropic also sends ``input-tokens``/``output-tokens``,
     used when ``tokens`` is missing). None when the response has none of them."""
     p = "anthropic-ratelimit-"
+    if not any(name.lower().startswith(p) for name in headers):
+        # No server but Anthropic's sends them: one pass over the names, not six lookups
+        # (each of which walks every header of an httpx2 response).
+        return None
     tok = "tokens" if f"{p}tokens-remaining" in headers else "input-tokens"
     limits = RateLimits(
         remaining_requests=count(headers.get(f"{p}requests-remaining")),
