@@ -12,13 +12,19 @@ import logging
 from collections.abc import Generator, Iterator
 from typing import Any
 
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry import metrics, trace
+from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
 
 from llmplug import AttemptInfo, Call, CallInfo, HTTPRequest, RunInfo, ToolInfo, hookimpl
 
 from . import _attrs, _metrics, _spans
 from ._config import CAPTURE_ENV, PROPAGATE_ENV, capture_content, configure, propagate
 from ._metrics import watch
+
+try:  # the API's default meter provider has no public name
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+except ImportError:  # pragma: no cover - another API version: always record, as before
+    _ProxyMeterProvider = ()  # type: ignore[assignment,misc]
 
 __all__ = [
     "CAPTURE_ENV",
@@ -41,6 +47,17 @@ _NS = 1_000_000_000
 _log = logging.getLogger(__name__)
 
 
+def _off() -> bool:
+    """Whether no OpenTelemetry provider is set, for traces or for metrics (the API's own
+    proxies are still in place). The API then records nothing, so neither does the plugin:
+    building the attributes for nothing was most of what an installed but unconfigured plugin
+    cost each call. Asked on every call: a provider set later (once, as the API allows) is
+    used from the next call on."""
+    return isinstance(trace.get_tracer_provider(), ProxyTracerProvider) and isinstance(
+        metrics.get_meter_provider(), _ProxyMeterProvider
+    )
+
+
 def reset() -> None:
     """Forget the instruments and the calls in progress (a test that installs a new
     MeterProvider calls this)."""
@@ -51,7 +68,7 @@ def reset() -> None:
 @hookimpl(wrapper=True)
 def build_request(wire: str, call: Call, key: str) -> Generator[None, HTTPRequest | None, Any]:
     request = yield
-    if request is not None and call.call_id is not None:
+    if request is not None and call.call_id is not None and not _off():
         try:
             _spans.attempt_started(call, request)
         except Exception:  # telemetry must never fail the call
@@ -61,11 +78,14 @@ def build_request(wire: str, call: Call, key: str) -> Generator[None, HTTPReques
 
 @hookimpl
 def observe_attempt(info: AttemptInfo) -> None:
-    _spans.attempt_ended(info)
+    if not _off():
+        _spans.attempt_ended(info)
 
 
 @hookimpl
 def observe_call(info: CallInfo) -> None:
+    if _off():
+        return
     _spans.call_ended(info)
     _record(info)
 
@@ -91,6 +111,8 @@ def _record(info: CallInfo) -> None:
 
 @hookimpl
 def observe_tool(info: ToolInfo) -> None:
+    if _off():
+        return
     name = info.call.name
     attrs: dict[str, Any] = {
         "gen_ai.operation.name": "execute_tool",

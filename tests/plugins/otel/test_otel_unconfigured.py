@@ -1,0 +1,52 @@
+"""Installed but not configured (no OpenTelemetry provider set): the plugin records nothing and
+builds nothing per call, and a provider set later is used from the next call on. In a process
+of its own: the other tests here set the process's providers, which the API allows once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = """
+import asyncio
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from llmplug import APIKeyPool, OpenAICompatible
+from llmplug.testing import LLMTestServer
+from llmplug_otel import _metrics, _spans
+
+
+async def main(url: str) -> None:
+    llm = OpenAICompatible(APIKeyPool(["sk-test"], "test", shared=False), "m", url)
+    assert "otel" in [p.name for p in llm.pipeline.registry.plugins()]
+    for _ in range(3):
+        await llm.chat("hi")
+        async for _ in llm.chat_stream("hi"):
+            pass
+    # Nothing was made for the calls: no span kept, not even the metrics' instruments.
+    assert _spans._live == {} and _metrics._instruments is None
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    await llm.chat("traced")
+    print(sorted(s.name for s in exporter.get_finished_spans()))
+    await llm.aclose()
+
+
+with LLMTestServer() as server:
+    asyncio.run(main(server.base_url))
+"""
+
+
+def test_unconfigured_it_does_nothing_and_a_provider_set_later_is_used() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['chat m', 'chat m attempt']"
