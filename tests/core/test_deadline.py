@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 import pytest
 
 from llmplug._engine._deadline import Deadline
-from tests.conftest import MakeLLM
 
 #: Past every deadline below; a hang guard, not a speed check.
 LONG = 10.0
@@ -199,23 +198,3 @@ async def test_closed_deadlines_leave_no_timer_in_the_loop() -> None:
         deadline.close()
     assert len(heap) <= 2  # the read's timer and the loop's one timer for deadlines
     read_timeout.cancel()
-
-
-async def test_calls_and_streams_leave_no_timer_of_their_own_in_the_loop(
-    make_llm: MakeLLM,
-) -> None:
-    # Each call's total_timeout (30 minutes by default) used to stay in the loop's heap as a
-    # cancelled timer once the call was done, behind any timer due before it.
-    llm = make_llm()
-    loop = asyncio.get_running_loop()
-    heap: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
-    # Later than the reads' timeouts (10 minutes), earlier than the calls' deadlines.
-    sooner = loop.call_at(loop.time() + 900, lambda: None)
-    await llm.chat("warm up")
-    before = len(heap)
-    for _ in range(20):
-        await llm.chat("hi")
-        async for _ in llm.chat_stream("hi"):
-            pass
-    assert len(heap) <= before + 1
-    sooner.cancel()

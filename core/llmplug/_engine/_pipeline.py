@@ -421,15 +421,12 @@ class Pipeline:
 
         total = call.total_timeout or self.total_timeout
         deadline = None if total is None else asyncio.get_running_loop().time() + total
-        # As asyncio.timeout_at(deadline), without a timer of the call's own left cancelled in
-        # the loop's heap when the call ends (see _deadline.py).
-        scope = Deadline(deadline)
         retries = 0
         error: LLMError | None = None
         while True:
             attempt = Attempt(self, call, error)
             try:
-                with scope:
+                async with asyncio.timeout_at(deadline):
                     parser = self._parser(call)
                     lease = await self._admit(attempt)
                     response = await self._send(call, lease)
@@ -454,7 +451,6 @@ class Pipeline:
                 attempt.failed(error)
             finally:
                 attempt.end()
-                scope.close()
             delay = self._retry_delay(error, attempt.lease, retries, call)
             retries += 1
             call.attempt = retries
