@@ -19,7 +19,7 @@ from ._vocab._classify import classify_openai, kind_by_status
 from ._vocab._errors import ResponseError, StreamError
 from ._vocab._numbers import MAX_COUNT, MAX_SECONDS, count, seconds
 from ._vocab._ratelimits import RateLimits, openai_rate_limits
-from ._vocab._types import Completion
+from ._vocab._types import Completion, events_of
 from ._wire._per_loop import PerLoop
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "count",
     "decode_body",
     "decode_event",
+    "events_of",
     "kind_by_status",
     "openai_rate_limits",
     "provider_data",

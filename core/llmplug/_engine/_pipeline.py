@@ -31,7 +31,7 @@ from llmplug._vocab._numbers import seconds
 from llmplug._vocab._pricing import Pricing
 from llmplug._vocab._ratelimits import RateLimits, openai_rate_limits
 from llmplug._vocab._retry import parse_error_body
-from llmplug._vocab._types import Completion, Done, StreamEvent
+from llmplug._vocab._types import Completion, Done, StreamEvent, events_of
 from llmplug._vocab._usage import UsageTracker
 from llmplug._wire._parser import FRAMINGS, StreamParser
 
@@ -42,7 +42,7 @@ from ._log import log_event
 from ._observe import observed_complete, observed_stream
 from ._policy import RetryPolicy
 from ._registry import Registry
-from ._stream_events import broken, events_of, stream_events
+from ._stream_events import broken, stream_events
 
 if TYPE_CHECKING:
     from ._transport import Transport

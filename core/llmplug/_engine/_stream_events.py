@@ -9,11 +9,7 @@ from typing import TYPE_CHECKING, Any
 from llmplug._vocab._errors import APIConnectionError, APITimeoutError, LLMError, StreamError
 from llmplug._vocab._types import (
     Completion,
-    Done,
-    ReasoningDelta,
     StreamEvent,
-    TextDelta,
-    ToolCallDelta,
 )
 from llmplug._wire._ndjson import NDJSONDecoder
 from llmplug._wire._sse import SSEDecoder, SSEEvent, SSETooLarge
@@ -25,7 +21,7 @@ if TYPE_CHECKING:
 
     from ._pipeline import Pipeline
 
-__all__ = ["broken", "events_of", "partial", "stream_events"]
+__all__ = ["broken", "partial", "stream_events"]
 
 
 def broken(
@@ -151,15 +147,3 @@ def partial(parser: StreamParser | None) -> Completion | None:
         return parser.result()
     except Exception:  # the stream failed already; that error is the one to report
         return None
-
-
-def events_of(c: Completion) -> list[StreamEvent]:
-    events: list[StreamEvent] = []
-    if c.reasoning:
-        events.append(ReasoningDelta(c.reasoning))
-    if c.text:
-        events.append(TextDelta(c.text))
-    for i, tc in enumerate(c.tool_calls):
-        events.append(ToolCallDelta(index=i, id=tc.id, name=tc.name, arguments=tc.arguments))
-    events.append(Done(c))
-    return events

@@ -28,6 +28,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "events_of",
 ]
 
 
@@ -233,3 +234,17 @@ class Done(msgspec.Struct, tag="done", frozen=True):
 StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Done
 """What ``chat_stream()`` yields: text, reasoning and tool-call fragments as they arrive, and last
 one ``Done`` with the whole ``Completion``."""
+
+
+def events_of(c: Completion) -> list[StreamEvent]:
+    """The events that stream a whole answer at once (as a server that answered a stream with
+    one body): its reasoning, its text, each tool call whole, then ``Done(c)``."""
+    events: list[StreamEvent] = []
+    if c.reasoning:
+        events.append(ReasoningDelta(c.reasoning))
+    if c.text:
+        events.append(TextDelta(c.text))
+    for i, tc in enumerate(c.tool_calls):
+        events.append(ToolCallDelta(index=i, id=tc.id, name=tc.name, arguments=tc.arguments))
+    events.append(Done(c))
+    return events

@@ -6,6 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from llmplug import Completion, Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
+from llmplug.wire import events_of
 
 __all__ = ["Entry", "decode", "encode", "replay"]
 
@@ -51,13 +52,4 @@ def replay(entry: Entry, completion: Completion) -> list[StreamEvent]:
     that answered a stream with one body), then ``Done(completion)``."""
     if entry.events is not None:
         return [*entry.events, Done(completion)]
-    c = completion
-    events: list[StreamEvent] = []
-    if c.reasoning:
-        events.append(ReasoningDelta(c.reasoning))
-    if c.text:
-        events.append(TextDelta(c.text))
-    for i, tc in enumerate(c.tool_calls):
-        events.append(ToolCallDelta(index=i, id=tc.id, name=tc.name, arguments=tc.arguments))
-    events.append(Done(c))
-    return events
+    return events_of(completion)
