@@ -459,3 +459,74 @@ class OnlyRequests:
     @hookimpl
     def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
         return openai_chat.build_request(wire, call, key)
+
+
+# -- the hooks a call runs: dispatched as pluggy would, whatever changes ---------------------------
+
+
+class LastKey:
+    """A key strategy that takes only some of the hook's arguments, and goes first."""
+
+    @hookimpl(tryfirst=True)
+    def select_key(self, pool: APIKeyPool, strategy: str) -> object:
+        return pool.lease(len(pool) - 1) if strategy == "round_robin" else None
+
+
+async def test_a_plugin_registered_or_removed_after_an_interface_was_made_decides_its_next_call(
+    make_llm: MakeLLM, server: LLMTestServer
+) -> None:
+    registry = Registry(entry_points=False, plugins=DEFAULTS)
+    llm = make_llm(keys=("sk-a", "sk-b", "sk-c"), registry=registry)
+    assert await keys_used(llm, server) == ["sk-a", "sk-b", "sk-c"]
+    name = registry.register(LastKey())
+    # Registered after the defaults, tryfirst, and given (pool, strategy) only.
+    assert await keys_used(llm, server, 2) == ["sk-a", "sk-b", "sk-c", "sk-c", "sk-c"]
+    registry.unregister(name)
+    assert (await llm.chat("hi")).text == "echo: hi"
+    assert server.requests[-1].api_key == "sk-a"
+
+
+async def test_a_hook_call_monitor_sees_every_hook_of_a_call_until_it_is_removed(
+    make_llm: MakeLLM, server: LLMTestServer
+) -> None:
+    seen: list[str] = []
+    registry = Registry(entry_points=False, plugins=[*DEFAULTS, Recorder(seen)])
+    llm = make_llm(registry=registry)
+    called: list[str] = []
+    undo = registry.pm.add_hookcall_monitoring(
+        lambda name, impls, kwargs: called.append(name), lambda *_: None
+    )
+    assert (await llm.chat("hi")).text == "echo: hi"
+    assert called == [
+        "parse_stream",
+        "acquire_rate",
+        "select_key",
+        "build_request",
+        "observe_attempt",
+        "observe_call",
+    ]
+    undo()
+    undo()  # pluggy's undo may be called twice; the second does nothing
+    events = [e async for e in llm.chat_stream("there")]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "echo: there"
+    assert len(called) == 6
+    # The observers were told of both calls, monitored or not.
+    assert seen == ["attempt", "call", "attempt", "call"]
+    registry.pm.enable_tracing()  # pluggy's own tracing is a monitor too
+    writes: list[str] = []
+    registry.pm.trace.root.setwriter(lambda line: writes.append(line))
+    assert (await llm.chat("again")).text == "echo: again"
+    assert any("build_request" in line for line in writes)
+
+
+class Recorder:
+    def __init__(self, seen: list[str]) -> None:
+        self.seen = seen
+
+    @hookimpl
+    def observe_attempt(self, info: object) -> None:
+        self.seen.append("attempt")
+
+    @hookimpl
+    def observe_call(self, info: object) -> None:
+        self.seen.append("call")

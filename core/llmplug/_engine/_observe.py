@@ -170,7 +170,7 @@ def retry_reason(error: LLMError | None) -> str | None:
 def notify(registry: Registry, hook: str, info: AttemptInfo | CallInfo | ToolInfo) -> None:
     """Tell every observer; one that raises is logged and does not change the call."""
     try:
-        getattr(registry.hook, hook)(info=info)
+        getattr(registry.hot, hook)(info=info)
     except Exception as exc:
         _failed(hook, exc)
 

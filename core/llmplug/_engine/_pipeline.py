@@ -159,7 +159,7 @@ class Pipeline:
             with pool.lock:
                 if pool.healthy():
                     try:
-                        lease = self.registry.hook.select_key(
+                        lease = self.registry.hot.select_key(
                             strategy=pool.strategy, pool=pool, call=call
                         )
                     except Exception as exc:
@@ -179,7 +179,7 @@ class Pipeline:
 
     async def _wait_for(self, limiter: object, cost: float) -> None:
         try:
-            waiter = self.registry.hook.acquire_rate(limiter=limiter, cost=cost)
+            waiter = self.registry.hot.acquire_rate(limiter=limiter, cost=cost)
         except Exception as exc:
             plugin = raising_plugin(self.registry, "acquire_rate", exc)
             self._fail(exc, plugin, "asking a rate limiter")
@@ -231,7 +231,7 @@ class Pipeline:
 
     async def _send(self, call: Call, lease: KeyLease) -> Any:
         try:
-            request = self.registry.hook.build_request(wire=call.wire, call=call, key=lease.key)
+            request = self.registry.hot.build_request(wire=call.wire, call=call, key=lease.key)
         except Exception as exc:
             self._fail(
                 exc, raising_plugin(self.registry, "build_request", exc), "building a request"
@@ -264,7 +264,7 @@ class Pipeline:
         """The attempt's parser, asked for before anything is sent: a wire with a request
         builder but no parser never sends a (billable) request."""
         try:
-            parser = self.registry.hook.parse_stream(wire=call.wire, call=call)
+            parser = self.registry.hot.parse_stream(wire=call.wire, call=call)
         except Exception as exc:
             self._fail(exc, raising_plugin(self.registry, "parse_stream", exc), "making a parser")
         if parser is None:

@@ -15,6 +15,7 @@ from llmplug._vocab._errors import ConfigError
 from llmplug._vocab._types import Message
 
 from . import _hookspecs
+from ._dispatch import HotHooks
 from ._hookspecs import PROJECT
 from ._members import GroupCall, Member
 
@@ -60,12 +61,31 @@ class _Manager(pluggy.PluginManager):
     """A ``PluginManager`` that tells its registry whenever its plugins change, however they
     change: :meth:`Registry.register`, ``registry.pm.register`` straight, pluggy's
     ``load_setuptools_entrypoints`` or ``set_blocked``. Every one goes through these two
-    methods, so what the registry derives from its plugins (``observed``) is never stale and
-    costs the hot path nothing."""
+    methods, so what the registry derives from its plugins (``observed``, ``hot``) is never
+    stale and costs the hot path nothing. A hook-call monitor (``enable_tracing`` too) is a
+    change as well: while one is on, every hook goes through pluggy, where monitors see it."""
 
     def __init__(self, project: str, changed: Callable[[], None]) -> None:
         super().__init__(project)
         self._changed = changed
+        #: How many hook-call monitors are on.
+        self.monitors = 0
+
+    def add_hookcall_monitoring(self, before: Any, after: Any) -> Callable[[], None]:
+        undo = super().add_hookcall_monitoring(before, after)
+        self.monitors += 1
+        self._changed()
+        undone = False
+
+        def remove() -> None:
+            nonlocal undone
+            undo()
+            if not undone:
+                undone = True
+                self.monitors -= 1
+                self._changed()
+
+        return remove
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
         registered = super().register(plugin, name)
@@ -95,8 +115,12 @@ class Registry:
         #: Whether some plugin implements an observer hook: read on every attempt, so it is a
         #: plain attribute, refreshed by the manager whenever its plugins change.
         self.observed = False
-        self.pm: pluggy.PluginManager = _Manager(PROJECT, self._refresh)
+        self._pm = _Manager(PROJECT, self._refresh)
+        self.pm: pluggy.PluginManager = self._pm
         self.pm.add_hookspecs(_hookspecs)
+        #: The hooks a call runs, as plain functions (see ``_dispatch``): ``hot.select_key(...)``
+        #: answers as ``hook.select_key(...)`` does. Remade whenever the plugins change.
+        self.hot = HotHooks(self.pm, monitored=False)
         env = os.environ.get(DISABLE_ENV, "")
         self.disabled = frozenset(n.strip() for n in (*disable, *env.split(",")) if n.strip())
         #: (plugin name, error text) for each plugin that failed to load.
@@ -111,11 +135,12 @@ class Registry:
         self.pm.check_pending()
 
     def _refresh(self) -> None:
-        hook = self.pm.hook
+        hook = self._pm.hook
         self.observed = any(
             getattr(hook, name).get_hookimpls()
             for name in ("observe_attempt", "observe_call", "observe_tool", "observe_run")
         )
+        self.hot = HotHooks(self._pm, monitored=self._pm.monitors > 0)
 
     @property
     def hook(self) -> Any:

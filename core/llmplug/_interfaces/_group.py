@@ -261,7 +261,7 @@ class ModelGroup:
     def _select(self, call: GroupCall) -> Member:
         """The strategy's choice; whatever its plugin raises or returns amiss is a
         :class:`PluginError` naming the plugin, as for every other hook."""
-        hook = self.registry.hook.select_member
+        hook = self.registry.hot.select_member
         try:
             first = hook(strategy=self.strategy, group=self, call=call)
         except Exception as exc:
