@@ -4,6 +4,7 @@ of its own: the other tests here set the process's providers, which the API allo
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -47,6 +48,44 @@ with LLMTestServer() as server:
 def test_unconfigured_it_does_nothing_and_a_provider_set_later_is_used() -> None:
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['chat m', 'chat m attempt']"
+
+
+NAMED_BY_THE_ENVIRONMENT = """
+import asyncio
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from llmplug import APIKeyPool, OpenAICompatible
+from llmplug.testing import LLMTestServer
+
+
+async def main(url: str) -> None:
+    llm = OpenAICompatible(APIKeyPool(["sk-test"], "test", shared=False), "m", url)
+    exporter = InMemorySpanExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+    await llm.chat("traced")
+    print(sorted(s.name for s in exporter.get_finished_spans()))
+    await llm.aclose()
+
+
+with LLMTestServer() as server:
+    asyncio.run(main(server.base_url))
+"""
+
+
+def test_a_provider_named_by_the_environment_is_used() -> None:
+    env = {**os.environ, "OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider"}
+    done = subprocess.run(
+        [sys.executable, "-c", NAMED_BY_THE_ENVIRONMENT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['chat m', 'chat m attempt']"
