@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+
 import pytest
 
 import llmplug
@@ -16,7 +19,7 @@ from llmplug import (
     llm_function,
     tool,
 )
-from llmplug.testing import Error, Fault, LLMTestServer, Reply, ToolCallReply
+from llmplug.testing import Error, Fault, LLMTestServer, Raw, Reply, ToolCallReply
 from tests.conftest import MakeLLM
 
 
@@ -101,6 +104,53 @@ async def test_a_stream_reports_its_usage_once_done(
     assert isinstance(events[-1], llmplug.Done)
     (call,) = rec.calls
     assert call.status == "ok" and call.stream and call.usage is not None
+
+
+async def test_a_stream_left_before_done_is_interrupted_and_after_done_is_ok(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    rec = Recorder()
+    llm = make_llm(registry=registry_with(rec))
+    server.push(Reply(text="a b c d"), Reply(text="a b"))
+    async with contextlib.aclosing(llm.chat_stream("hi")) as events:
+        async for _ in events:
+            break
+    async with contextlib.aclosing(llm.chat_stream("hi")) as events:
+        async for event in events:
+            if isinstance(event, llmplug.Done):
+                break
+    left, finished = rec.calls
+    assert (left.status, left.error_type, left.usage) == ("interrupted", "GeneratorExit", None)
+    assert left.first_chunk_s is not None and left.last_chunk_s is None
+    assert (finished.status, finished.error_type) == ("ok", None)
+    assert finished.usage is not None and finished.last_chunk_s is not None
+    assert [a.status for a in rec.attempts] == ["interrupted", "ok"]
+
+
+async def test_a_stream_answered_with_a_whole_body_is_observed_as_a_stream(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    rec = Recorder()
+    llm = make_llm(registry=registry_with(rec))
+    body = {
+        "id": "c1",
+        "object": "chat.completion",
+        "model": "test-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "whole"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+    server.push(Raw(body=json.dumps(body), content_type="application/json"))
+    events = [e async for e in llm.chat_stream("hi")]
+    assert isinstance(events[-1], llmplug.Done) and events[-1].completion.text == "whole"
+    (call,) = rec.calls
+    assert (call.status, call.stream, call.usage and call.usage.total_tokens) == ("ok", True, 4)
+    assert call.first_chunk_s is not None and call.first_chunk_s <= (call.last_chunk_s or 0)
 
 
 async def test_an_observer_that_raises_does_not_fail_the_call(

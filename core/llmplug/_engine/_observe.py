@@ -10,14 +10,14 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
 from llmplug._vocab._call import Call
 from llmplug._vocab._errors import LLMError
-from llmplug._vocab._types import Completion, Done, StreamEvent, ToolCall, Usage
+from llmplug._vocab._types import Completion, ToolCall, Usage
 
 from ._log import log_event
 
@@ -29,11 +29,11 @@ __all__ = [
     "AttemptInfo",
     "CallInfo",
     "RunInfo",
+    "StreamWatch",
     "ToolInfo",
     "call_id_of",
     "observed_complete",
     "observed_run",
-    "observed_stream",
     "retry_reason",
 ]
 
@@ -236,32 +236,53 @@ async def observed_complete(
     return completion
 
 
-async def observed_stream(
-    pipe: Pipeline, call: Call, events: AsyncGenerator[StreamEvent, None]
-) -> AsyncGenerator[StreamEvent, None]:
-    started, t0 = _start(call)
-    completion: Completion | None = None
-    error: BaseException | None = None
-    first: float | None = None
-    last: float | None = None
-    try:
-        async for event in events:
-            if first is None:
-                first = time.perf_counter() - t0
-            if isinstance(event, Done):
-                completion = event.completion
-                last = time.perf_counter() - t0
-            yield event
-    except BaseException as exc:
-        if completion is None:  # after Done, the caller's leaving early is no failure
-            error = exc
-        raise
-    finally:
-        await events.aclose()
-        if completion is None and error is None:
+class StreamWatch:
+    """What the observers are told of a streamed call, noted by the pipeline's own stream
+    generator as it goes: a generator around it cost a frame and a resumption per event."""
+
+    __slots__ = ("call", "completion", "error", "first", "last", "pipe", "started", "t0")
+
+    def __init__(self, pipe: Pipeline, call: Call) -> None:
+        self.pipe = pipe
+        self.call = call
+        self.started, self.t0 = _start(call)
+        self.completion: Completion | None = None
+        self.error: BaseException | None = None
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def first_event(self) -> None:
+        """The call's first event is being handed to the caller."""
+        if self.first is None:
+            self.first = time.perf_counter() - self.t0
+
+    def done(self, completion: Completion) -> None:
+        """Its ``Done`` is being handed to the caller."""
+        self.completion = completion
+        self.last = time.perf_counter() - self.t0
+        if self.first is None:
+            self.first = self.last
+
+    def failed(self, error: BaseException) -> None:
+        """``error`` left the stream generator."""
+        if self.completion is None:  # after Done, the caller's leaving early is no failure
+            self.error = error
+
+    def end(self) -> None:
+        """The generator is finished: the observers are told how the call ended."""
+        error = self.error
+        if self.completion is None and error is None:
             error = GeneratorExit()  # the caller stopped reading before the end
-        info = _call_info(pipe, call, started, t0, completion, error, (first, last))
-        notify(pipe.registry, "observe_call", info)
+        info = _call_info(
+            self.pipe,
+            self.call,
+            self.started,
+            self.t0,
+            self.completion,
+            error,
+            (self.first, self.last),
+        )
+        notify(self.pipe.registry, "observe_call", info)
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ from ._attempt import Attempt, give_back
 from ._blame import answering_plugin, plugin_error, raising_plugin
 from ._deadline import Deadline
 from ._log import log_event
-from ._observe import observed_complete, observed_stream
+from ._observe import StreamWatch, observed_complete
 from ._policy import RetryPolicy
 from ._registry import Registry
 from ._stream_events import broken, stream_events
@@ -412,9 +412,7 @@ class Pipeline:
         return await self._complete(call)
 
     def stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
-        # Without observers the attempt loop's own generator: no extra frame per event.
-        events = self._stream(call)
-        return observed_stream(self, call, events) if self.registry.observed else events
+        return self._stream(call)
 
     async def _complete(self, call: Call) -> Completion:
         import asyncio
@@ -474,88 +472,107 @@ class Pipeline:
     async def _stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
         import asyncio
 
-        total = call.total_timeout or self.total_timeout
-        deadline = None if total is None else asyncio.get_running_loop().time() + total
-        scope = Deadline(deadline)
-        retries = 0
-        error: LLMError | None = None
-        while True:
-            emitted = False
-            parser: StreamParser | None = None
-            response: Any = None
-            attempt = Attempt(self, call, error)
-            try:
-                # A deadline scope around each await only, never across a yield: the caller's
-                # own code between events must not be cancelled by our timeout.
-                with scope:
-                    parser = self._parser(call)
-                    lease = await self._admit(attempt)
-                    response = await self._send(call, lease)
-                    if response.status_code >= 400:
-                        got = await self._read(response, lease)
-                        raise self._status_error(response, got, lease, parser, call)
-                    framing = self._framing(parser, call)
-                    whole = framing == "json" or response.headers.get(
-                        "content-type", ""
-                    ).startswith("application/json")
-                    body = await self._read(response, lease) if whole else None
-                if body is not None:
-                    # A whole body (the wire's framing, or a server that ignored "stream"):
-                    # answer with the same events a stream gives.
-                    attempt.first_event()  # every token came at once, with the body
+        # Observed here, not by a generator around this one: that cost a frame per event.
+        watch = StreamWatch(self, call) if self.registry.observed else None
+        try:
+            total = call.total_timeout or self.total_timeout
+            deadline = None if total is None else asyncio.get_running_loop().time() + total
+            scope = Deadline(deadline)
+            retries = 0
+            error: LLMError | None = None
+            while True:
+                emitted = False
+                parser: StreamParser | None = None
+                response: Any = None
+                attempt = Attempt(self, call, error)
+                try:
+                    # A deadline scope around each await only, never across a yield: the
+                    # caller's own code between events must not be cancelled by our timeout.
+                    with scope:
+                        parser = self._parser(call)
+                        lease = await self._admit(attempt)
+                        response = await self._send(call, lease)
+                        if response.status_code >= 400:
+                            got = await self._read(response, lease)
+                            raise self._status_error(response, got, lease, parser, call)
+                        framing = self._framing(parser, call)
+                        whole = framing == "json" or response.headers.get(
+                            "content-type", ""
+                        ).startswith("application/json")
+                        body = await self._read(response, lease) if whole else None
+                    if body is not None:
+                        # A whole body (the wire's framing, or a server that ignored
+                        # "stream"): answer with the same events a stream gives.
+                        attempt.first_event()  # every token came at once, with the body
+                        if watch is not None:
+                            watch.first_event()
+                        completion = attempt.ok(
+                            self._parse_body(parser, body, call),
+                            response.headers,
+                            self._limits(parser, response.headers, call),
+                        )
+                        for event in events_of(completion):
+                            emitted = True
+                            if watch is not None and isinstance(event, Done):
+                                watch.done(completion)
+                            yield event
+                        return
+                    events = stream_events(self, response, parser, lease, framing, call)
+                    try:
+                        while True:
+                            with scope:
+                                batch = await anext(events, None)
+                            if batch is None:
+                                break
+                            if batch and not emitted:
+                                attempt.first_event()
+                                if watch is not None:
+                                    watch.first_event()
+                            for event in batch:
+                                emitted = True
+                                yield event
+                    finally:
+                        await events.aclose()
                     completion = attempt.ok(
-                        self._parse_body(parser, body, call),
+                        self._result(parser, call),
                         response.headers,
                         self._limits(parser, response.headers, call),
                     )
-                    for event in events_of(completion):
-                        emitted = True
-                        yield event
+                    if watch is not None:
+                        watch.done(completion)
+                    yield Done(completion)
                     return
-                events = stream_events(self, response, parser, lease, framing, call)
-                try:
-                    while True:
-                        with scope:
-                            batch = await anext(events, None)
-                        if batch is None:
-                            break
-                        if batch and not emitted:
-                            attempt.first_event()
-                        for event in batch:
-                            emitted = True
-                            yield event
-                finally:
-                    await events.aclose()
-                completion = attempt.ok(
-                    self._result(parser, call),
-                    response.headers,
-                    self._limits(parser, response.headers, call),
-                )
-                yield Done(completion)
-                return
-            except TimeoutError:
-                if total is None:
-                    raise
-                timed_out = self._total_timeout_error(total)
-                attempt.failed(timed_out)
-                if not emitted:
-                    raise timed_out from error
-                raise broken(self, timed_out, parser, attempt.lease) from timed_out
-            except LLMError as exc:
-                error = exc
-                attempt.failed(error)
-                if emitted:
-                    if isinstance(error, StreamError):
+                except TimeoutError:
+                    if total is None:
                         raise
-                    raise broken(self, error, parser, attempt.lease) from error
-            finally:
-                # The books first, with no await before them: whatever interrupts the cleanup
-                # below (a second cancellation, a loop that is ending) cannot leak the lease.
-                attempt.end()
-                scope.close()  # its timer leaves the loop; the next attempt arms it again
-                if response is not None:
-                    await self._close(response)
-            delay = self._retry_delay(error, attempt.lease, retries, call)
-            retries += 1
-            call.attempt = retries
-            await self._backoff(delay, deadline, total, error)
+                    timed_out = self._total_timeout_error(total)
+                    attempt.failed(timed_out)
+                    if not emitted:
+                        raise timed_out from error
+                    raise broken(self, timed_out, parser, attempt.lease) from timed_out
+                except LLMError as exc:
+                    error = exc
+                    attempt.failed(error)
+                    if emitted:
+                        if isinstance(error, StreamError):
+                            raise
+                        raise broken(self, error, parser, attempt.lease) from error
+                finally:
+                    # The books first, with no await before them: whatever interrupts the
+                    # cleanup below (a second cancellation, a loop that is ending) cannot leak
+                    # the lease.
+                    attempt.end()
+                    scope.close()  # its timer leaves the loop; the next attempt arms it again
+                    if response is not None:
+                        await self._close(response)
+                delay = self._retry_delay(error, attempt.lease, retries, call)
+                retries += 1
+                call.attempt = retries
+                await self._backoff(delay, deadline, total, error)
+        except BaseException as exc:
+            if watch is not None:
+                watch.failed(exc)
+            raise
+        finally:
+            if watch is not None:
+                watch.end()
