@@ -484,6 +484,23 @@ async def test_a_plugin_registered_or_removed_after_an_interface_was_made_decide
     registry.unregister(name)
     assert (await llm.chat("hi")).text == "echo: hi"
     assert server.requests[-1].api_key == "sk-a"
+    # Positional-only arguments, and a keyword argument of its own that the hook passes.
+    picker = FirstKeyWithCall()
+    registry.register(picker)
+    assert (await llm.chat("hi")).text == "echo: hi"
+    assert server.requests[-1].api_key == "sk-a"
+    assert [call.model for call in picker.calls] == ["test-model"]
+
+
+class FirstKeyWithCall:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+
+    @hookimpl(tryfirst=True)
+    def select_key(self, strategy: str, pool: APIKeyPool, /, call: Call | None = None) -> object:
+        assert call is not None  # pluggy passes a hook's argument to a keyword of that name
+        self.calls.append(call)
+        return pool.lease(0)
 
 
 async def test_a_hook_call_monitor_sees_every_hook_of_a_call_until_it_is_removed(

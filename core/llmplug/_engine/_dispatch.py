@@ -11,6 +11,7 @@ caller, so wrappers and monitors see every call as before."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +32,10 @@ HOT_HOOKS = (
     "select_member",
 )
 
-#: An implementation as called here: its function, and the names of the arguments it takes
-#: when they are not all of the hook's (None: all of them, passed by keyword).
-_Impl = tuple[Callable[..., Any], tuple[str, ...] | None]
+#: An implementation as called here: its function, and None when it takes exactly the hook's
+#: arguments by name (called with them as keywords), else the names it takes positionally and
+#: the keyword arguments of its own that the hook passes, as pluggy calls it.
+_Impl = tuple[Callable[..., Any], tuple[tuple[str, ...], tuple[str, ...]] | None]
 
 
 class HotHooks:
@@ -67,21 +69,39 @@ def _dispatchers(pm: pluggy.PluginManager, monitored: bool) -> dict[str, Callabl
         if monitored or any(impl.wrapper or impl.hookwrapper for impl in impls):
             out[name] = caller
             continue
-        spec = set(caller.spec.argnames)
+        spec = frozenset(caller.spec.argnames)
         # pluggy calls the last registered first (tryfirst and trylast already placed).
-        ordered: tuple[_Impl, ...] = tuple(
-            (impl.function, None if set(impl.argnames) == spec else tuple(impl.argnames))
-            for impl in reversed(impls)
-        )
+        ordered = tuple(_impl(impl, spec) for impl in reversed(impls))
         firstresult = bool(caller.spec.opts.get("firstresult"))
         out[name] = _first(ordered) if firstresult else _each(ordered)
     return out
 
 
+def _impl(impl: pluggy.HookImpl, spec: frozenset[str]) -> _Impl:
+    positional = tuple(impl.argnames)
+    keywords = tuple(name for name in impl.kwargnames if name in spec)
+    if set(positional) | set(keywords) == spec and not _positional_only(impl.function):
+        return impl.function, None
+    return impl.function, (positional, keywords)
+
+
+def _positional_only(function: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: take the general way
+        return True
+    return any(p.kind is inspect.Parameter.POSITIONAL_ONLY for p in parameters)
+
+
+def _call(function: Callable[..., Any], names: Any, kwargs: dict[str, Any]) -> Any:
+    positional, keywords = names
+    return function(*[kwargs[n] for n in positional], **{n: kwargs[n] for n in keywords})
+
+
 def _first(impls: Sequence[_Impl]) -> Callable[..., Any]:
     def call(**kwargs: Any) -> Any:
         for function, names in impls:
-            answer = function(**kwargs) if names is None else function(*[kwargs[n] for n in names])
+            answer = function(**kwargs) if names is None else _call(function, names, kwargs)
             if answer is not None:
                 return answer
         return None
@@ -93,7 +113,7 @@ def _each(impls: Sequence[_Impl]) -> Callable[..., Any]:
     def call(**kwargs: Any) -> list[Any]:
         answers = []
         for function, names in impls:
-            answer = function(**kwargs) if names is None else function(*[kwargs[n] for n in names])
+            answer = function(**kwargs) if names is None else _call(function, names, kwargs)
             if answer is not None:
                 answers.append(answer)
         return answers
