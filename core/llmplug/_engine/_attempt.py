@@ -17,7 +17,7 @@ from llmplug._vocab._classify import kind_of
 from llmplug._vocab._errors import LLMError
 from llmplug._vocab._numbers import safe_usage
 
-from ._log import log_event
+from ._log import log_enabled, log_event
 from ._observe import AttemptInfo, Status, call_id_of, notify, retry_reason
 
 if TYPE_CHECKING:
@@ -91,14 +91,15 @@ class Attempt:
         finally:
             # Whatever a step above raised, the key goes back: a lease must never leak.
             lease.release()
-        u = c.usage
-        self._log(
-            logging.DEBUG,
-            "llm.attempt",
-            status=200,
-            input_tokens=u.input_tokens if u else None,
-            output_tokens=u.output_tokens if u else None,
-        )
+        if log_enabled(logging.DEBUG):  # a success is logged at DEBUG: usually nowhere
+            u = c.usage
+            self._log(
+                logging.DEBUG,
+                "llm.attempt",
+                status=200,
+                input_tokens=u.input_tokens if u else None,
+                output_tokens=u.output_tokens if u else None,
+            )
         if pipe.registry.observed:
             self._observe("ok", completion=c)
         return c

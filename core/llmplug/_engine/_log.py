@@ -12,7 +12,7 @@ from typing import Any
 
 from llmplug._vocab._redact import redact_urls
 
-__all__ = ["log_event"]
+__all__ = ["log_enabled", "log_event"]
 
 _stdlib = logging.getLogger("llmplug")
 # A library must not print through logging's last-resort handler when the app set up nothing.
@@ -42,14 +42,19 @@ def _get() -> Any:
     return _logger
 
 
-def log_event(level: int, event: str, **fields: Any) -> None:
-    """Emit one structured event. Callers pass key fingerprints, never keys; URLs in string
-    fields lose their secrets here."""
+def log_enabled(level: int) -> bool:
+    """Whether an event at ``level`` goes anywhere: a caller on the hot path asks first, and
+    builds its fields only when it does."""
     # Another thread may be importing structlog right now: a module half-way through its
     # import has no is_configured yet.
     is_configured = getattr(sys.modules.get("structlog"), "is_configured", None)
-    configured = is_configured is not None and is_configured()
-    if not configured and not _stdlib.isEnabledFor(level):
+    return (is_configured is not None and is_configured()) or _stdlib.isEnabledFor(level)
+
+
+def log_event(level: int, event: str, **fields: Any) -> None:
+    """Emit one structured event. Callers pass key fingerprints, never keys; URLs in string
+    fields lose their secrets here."""
+    if not log_enabled(level):
         return
     # An error's text may quote a URL (a plugin's exception, say): its secrets stay out.
     fields = {k: redact_urls(v) if isinstance(v, str) else v for k, v in fields.items()}
