@@ -11,7 +11,6 @@ caller, so wrappers and monitors see every call as before."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -86,11 +85,9 @@ def _impl(impl: pluggy.HookImpl, spec: frozenset[str]) -> _Impl:
 
 
 def _positional_only(function: Callable[..., Any]) -> bool:
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: take the general way
-        return True
-    return any(p.kind is inspect.Parameter.POSITIONAL_ONLY for p in parameters)
+    """Whether ``function`` may take an argument only by position (unknown: assume it may)."""
+    code = getattr(getattr(function, "__func__", function), "__code__", None)
+    return code is None or code.co_posonlyargcount > 0
 
 
 def _call(function: Callable[..., Any], names: Any, kwargs: dict[str, Any]) -> Any:
