@@ -3,6 +3,7 @@ real entry points (a ``*.dist-info`` directory on ``sys.path``), checked over re
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import sys
@@ -547,3 +548,50 @@ class Recorder:
     @hookimpl
     def observe_call(self, info: object) -> None:
         self.seen.append("call")
+
+
+def logged(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A decorator of the kind that takes whatever it is given, by position."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any) -> Any:
+        return function(*args)
+
+    return wrapper
+
+
+class DecoratedLastKey:
+    @hookimpl(tryfirst=True)
+    @logged
+    def select_key(self, strategy: str, pool: APIKeyPool, call: Call) -> object:
+        return pool.lease(len(pool) - 1)
+
+
+async def test_a_decorated_hook_implementation_is_called_as_pluggy_calls_it(
+    make_llm: MakeLLM, server: LLMTestServer
+) -> None:
+    registry = Registry(entry_points=False, plugins=[*DEFAULTS, DecoratedLastKey()])
+    llm = make_llm(keys=("sk-a", "sk-b"), registry=registry)
+    assert await keys_used(llm, server, 2) == ["sk-b", "sk-b"]
+
+
+async def test_monitors_removed_out_of_order_leave_on_what_pluggy_leaves_on(
+    make_llm: MakeLLM, server: LLMTestServer
+) -> None:
+    registry = Registry(entry_points=False, plugins=DEFAULTS)
+    llm = make_llm(registry=registry)
+    seen: dict[str, list[str]] = {"a": [], "b": []}
+
+    def monitor(name: str) -> Callable[[], None]:
+        return registry.pm.add_hookcall_monitoring(
+            lambda hook, impls, kwargs: seen[name].append(hook), lambda *_: None
+        )
+
+    undo_a = monitor("a")
+    undo_b = monitor("b")
+    undo_a()  # pluggy puts back what was before a: neither is on
+    assert (await llm.chat("hi")).text == "echo: hi"
+    assert seen == {"a": [], "b": []}
+    undo_b()  # pluggy puts back what was before b: a is on again
+    assert (await llm.chat("hi")).text == "echo: hi"
+    assert "build_request" in seen["a"] and seen["b"] == []

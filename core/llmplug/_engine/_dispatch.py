@@ -65,7 +65,8 @@ def _dispatchers(pm: pluggy.PluginManager, monitored: bool) -> dict[str, Callabl
     for name in HOT_HOOKS:
         caller = getattr(pm.hook, name)
         impls = caller.get_hookimpls()
-        if monitored or any(impl.wrapper or impl.hookwrapper for impl in impls):
+        # A spec's defaults are pluggy's to fill in (none of these hooks has any today).
+        if monitored or caller.spec.kwargnames or any(i.wrapper or i.hookwrapper for i in impls):
             out[name] = caller
             continue
         spec = frozenset(caller.spec.argnames)
@@ -85,9 +86,12 @@ def _impl(impl: pluggy.HookImpl, spec: frozenset[str]) -> _Impl:
 
 
 def _positional_only(function: Callable[..., Any]) -> bool:
-    """Whether ``function`` may take an argument only by position (unknown: assume it may)."""
-    code = getattr(getattr(function, "__func__", function), "__code__", None)
-    return code is None or code.co_posonlyargcount > 0
+    """Whether ``function`` may take an argument only by position (unknown: assume it may).
+    A decorated function (``functools.wraps``) is unknown: pluggy reads the parameters of the
+    function inside, and the decorator's own may take ``*args`` only."""
+    inner = getattr(function, "__func__", function)
+    code = getattr(inner, "__code__", None)
+    return code is None or code.co_posonlyargcount > 0 or hasattr(inner, "__wrapped__")
 
 
 def _call(function: Callable[..., Any], names: Any, kwargs: dict[str, Any]) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -68,22 +69,21 @@ class _Manager(pluggy.PluginManager):
     def __init__(self, project: str, changed: Callable[[], None]) -> None:
         super().__init__(project)
         self._changed = changed
-        #: How many hook-call monitors are on.
-        self.monitors = 0
+        self._plain = getattr(self, "_inner_hookexec", None)
+
+    @property
+    def monitored(self) -> bool:
+        """Whether a hook-call monitor is on: pluggy's own call was replaced, and not put back
+        (monitors removed out of order put back the one before, as pluggy does)."""
+        return getattr(self, "_inner_hookexec", None) is not self._plain or self._plain is None
 
     def add_hookcall_monitoring(self, before: Any, after: Any) -> Callable[[], None]:
         undo = super().add_hookcall_monitoring(before, after)
-        self.monitors += 1
         self._changed()
-        undone = False
 
         def remove() -> None:
-            nonlocal undone
             undo()
-            if not undone:
-                undone = True
-                self.monitors -= 1
-                self._changed()
+            self._changed()
 
         return remove
 
@@ -115,12 +115,16 @@ class Registry:
         #: Whether some plugin implements an observer hook: read on every attempt, so it is a
         #: plain attribute, refreshed by the manager whenever its plugins change.
         self.observed = False
+        # Held while what is derived from the plugins is made again: two threads registering at
+        # once must not leave the first one's older view in place.
+        self._refreshing = threading.Lock()
         self._pm = _Manager(PROJECT, self._refresh)
         self.pm: pluggy.PluginManager = self._pm
         self.pm.add_hookspecs(_hookspecs)
         #: The hooks a call runs, as plain functions (see ``_dispatch``): ``hot.select_key(...)``
         #: answers as ``hook.select_key(...)`` does. Remade whenever the plugins change.
-        self.hot = HotHooks(self.pm, monitored=False)
+        self.hot: HotHooks
+        self._refresh()
         env = os.environ.get(DISABLE_ENV, "")
         self.disabled = frozenset(n.strip() for n in (*disable, *env.split(",")) if n.strip())
         #: (plugin name, error text) for each plugin that failed to load.
@@ -135,12 +139,13 @@ class Registry:
         self.pm.check_pending()
 
     def _refresh(self) -> None:
-        hook = self._pm.hook
-        self.observed = any(
-            getattr(hook, name).get_hookimpls()
-            for name in ("observe_attempt", "observe_call", "observe_tool", "observe_run")
-        )
-        self.hot = HotHooks(self._pm, monitored=self._pm.monitors > 0)
+        with self._refreshing:
+            hook = self._pm.hook
+            self.observed = any(
+                getattr(hook, name).get_hookimpls()
+                for name in ("observe_attempt", "observe_call", "observe_tool", "observe_run")
+            )
+            self.hot = HotHooks(self._pm, monitored=self._pm.monitored)
 
     @property
     def hook(self) -> Any:
