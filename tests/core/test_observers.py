@@ -153,6 +153,20 @@ async def test_a_stream_answered_with_a_whole_body_is_observed_as_a_stream(
     assert call.first_chunk_s is not None and call.first_chunk_s <= (call.last_chunk_s or 0)
 
 
+async def test_a_stream_answered_with_a_body_that_fails_handed_no_first_event(
+    server: LLMTestServer, make_llm: MakeLLM
+) -> None:
+    rec = Recorder()
+    llm = make_llm(registry=registry_with(rec), max_retries=0)
+    body = {"error": {"message": "the model is overloaded", "type": "server_error"}}
+    server.push(Raw(body=json.dumps(body), content_type="application/json"))
+    with pytest.raises(llmplug.LLMError):
+        async for _ in llm.chat_stream("hi"):
+            pass
+    (call,) = rec.calls
+    assert (call.status, call.first_chunk_s, call.last_chunk_s) == ("error", None, None)
+
+
 async def test_an_observer_that_raises_does_not_fail_the_call(
     server: LLMTestServer, make_llm: MakeLLM
 ) -> None:

@@ -504,8 +504,6 @@ class Pipeline:
                         # A whole body (the wire's framing, or a server that ignored
                         # "stream"): answer with the same events a stream gives.
                         attempt.first_event()  # every token came at once, with the body
-                        if watch is not None:
-                            watch.first_event()
                         completion = attempt.ok(
                             self._parse_body(parser, body, call),
                             response.headers,
@@ -513,8 +511,12 @@ class Pipeline:
                         )
                         for event in events_of(completion):
                             emitted = True
-                            if watch is not None and isinstance(event, Done):
-                                watch.done(completion)
+                            if watch is not None:
+                                # As each event is handed over: a body that fails to parse
+                                # handed nothing.
+                                watch.first_event()
+                                if isinstance(event, Done):
+                                    watch.done(completion)
                             yield event
                         return
                     events = stream_events(self, response, parser, lease, framing, call)
