@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -52,29 +53,41 @@ def _off() -> bool:
     proxies are still in place). The API then records nothing, so neither does the plugin:
     building the attributes for nothing was most of what an installed but unconfigured plugin
     cost each call. Asked on every call: a provider set later (once, as the API allows) is
-    used from the next call on."""
-    if _METER_API is not None:
-        return trace._TRACER_PROVIDER is None and _METER_API._METER_PROVIDER is None
+    used from the next call on; one named in the environment later, within ``RECHECK`` s."""
+    if _METER_API is None:  # pragma: no cover - another API version
+        return _proxies()
+    if trace._TRACER_PROVIDER is not None or _METER_API._METER_PROVIDER is not None:
+        return False
+    global _recheck_at
+    now = time.monotonic()
+    if now < _recheck_at:
+        return True
+    # The getters look in the environment for a provider named there, and load and set it:
+    # two looks, three times a call, were half of what the plugin still cost while off.
+    _recheck_at = now + RECHECK
+    return _proxies()
+
+
+def _proxies() -> bool:
     return isinstance(trace.get_tracer_provider(), ProxyTracerProvider) and isinstance(
         metrics.get_meter_provider(), _ProxyMeterProvider
     )
 
 
+#: While off, how often the environment is looked at again for a provider named there.
+RECHECK = 1.0
+_recheck_at = 0.0
+
+
 def _meter_api() -> Any:
     """The API module that holds the meter provider set, when the providers set are where
-    this plugin knows them (else None: ``_off`` asks the public getters). The getters look in
-    the environment on every call for a provider named there (``OTEL_PYTHON_TRACER_PROVIDER``):
-    three such looks per call were half of what the plugin still cost while off. They are
-    asked once here, which loads and sets a provider the environment names, so the globals
-    alone tell from then on."""
+    this plugin knows them (else None: ``_off`` asks the public getters every time)."""
     try:
         from opentelemetry.metrics import _internal as meter
     except ImportError:  # pragma: no cover - another API version
         return None
     if not (hasattr(trace, "_TRACER_PROVIDER") and hasattr(meter, "_METER_PROVIDER")):
         return None  # pragma: no cover - another API version
-    trace.get_tracer_provider()
-    metrics.get_meter_provider()
     return meter
 
 

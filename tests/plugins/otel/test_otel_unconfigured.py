@@ -62,10 +62,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from llmplug import APIKeyPool, OpenAICompatible
 from llmplug.testing import LLMTestServer
+from llmplug_otel import _metrics
 
 
 async def main(url: str) -> None:
     llm = OpenAICompatible(APIKeyPool(["sk-test"], "test", shared=False), "m", url)
+    # Nothing here asked the API for its provider: the plugin did, and found it on.
+    await llm.chat("first")
+    assert _metrics._instruments is not None
     exporter = InMemorySpanExporter()
     trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
     await llm.chat("traced")
