@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -239,10 +240,21 @@ def instructions() -> dict[str, float]:
 
 
 async def count_worker(base_url: str, kind: str, n: int, db: str) -> None:
+    from llmplug_cache import _sqlite
+
+    # The writer gathers for FLUSH_EVERY seconds and writes what came in one transaction: in a
+    # real run some hundreds of answers, never twice the same number, but under valgrind (some
+    # 50 times slower) a few. Here the answers are written as a real run's flushes are: by
+    # batches of varied sizes (cpu_per_call flushes at its end).
+    _sqlite.FLUSH_EVERY = 3600.0
+    sizes = random.Random(0)
     llm = interface(base_url, {"path": db} if kind == "cached" else None)
     await cpu_per_call(llm, [f"warm {i}" for i in range(200)], 1)
-    if n:
-        await cpu_per_call(llm, [f"question {i}" for i in range(n)], 1)
+    done = 0
+    while done < n:
+        batch = min(n - done, sizes.randint(60, 140))
+        await cpu_per_call(llm, [f"question {done + i}" for i in range(batch)], 1)
+        done += batch
     await llm.aclose()
 
 

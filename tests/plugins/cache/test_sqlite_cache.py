@@ -189,6 +189,25 @@ async def test_an_answer_that_no_longer_decodes_is_a_miss_and_is_overwritten(
     assert again.cached and again.text == "second"
 
 
+async def test_a_flush_of_hundreds_of_answers_stores_each_once(
+    server: LLMTestServer, cached: Cached, db: Path
+) -> None:
+    # More answers than one INSERT takes, and not a power of two: stored in several statements.
+    llm = cached()
+    questions = [f"question {i}" for i in range(600)]
+    first = await asyncio.gather(*(llm.chat(q) for q in questions))
+    await flushed(llm)
+    with sqlite3.connect(db) as conn:
+        rows, keys, size = conn.execute(
+            "SELECT count(*), count(DISTINCT key), sum(size) FROM entries"
+        ).fetchone()
+        (counted,) = conn.execute("SELECT value FROM counters WHERE name = 'bytes'").fetchone()
+    assert (rows, keys, counted) == (600, 600, size)
+    again = await asyncio.gather(*(llm.chat(q) for q in questions))
+    assert all(a.cached and a.text == f.text for a, f in zip(again, first, strict=True))
+    assert len(server.requests) == 600
+
+
 async def flushed(llm: LLMInterface) -> None:
     """Write what the cache gathered, now (it writes every moment, and at exit, on its own)."""
     wrapper = llm.call_wrapper
