@@ -595,3 +595,23 @@ async def test_monitors_removed_out_of_order_leave_on_what_pluggy_leaves_on(
     undo_b()  # pluggy puts back what was before b: a is on again
     assert (await llm.chat("hi")).text == "echo: hi"
     assert "build_request" in seen["a"] and seen["b"] == []
+
+
+def test_a_hook_without_its_wrappers_answers_as_pluggy_does_and_follows_the_plugins() -> None:
+    registry = Registry(entry_points=False, plugins=[*DEFAULTS, Signer()])
+    call = Call(
+        provider="acme",
+        model="m",
+        wire="openai-chat",
+        base_url="http://127.0.0.1/v1",
+        messages=[llmplug.Message(role="user", content="hi")],
+    )
+    wrapped = registry.hook.build_request(wire="openai-chat", call=call, key="sk-1")
+    bare = registry.unwrapped("build_request")(wire="openai-chat", call=call, key="sk-1")
+    assert wrapped.headers["x-signature"] == "signed:m:0"
+    assert "x-signature" not in bare.headers
+    assert (bare.url, bare.content) == (wrapped.url, wrapped.content)
+    assert registry.unwrapped("build_request")(wire="acme-json", call=call, key="sk-1") is None
+    registry.register(AcmeWire())  # a plugin registered later answers too
+    acme = registry.unwrapped("build_request")(wire="acme-json", call=call, key="sk-1")
+    assert acme.headers["api-key"] == "sk-1"

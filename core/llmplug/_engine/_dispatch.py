@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pluggy
 
-__all__ = ["HOT_HOOKS", "HotHooks"]
+__all__ = ["HOT_HOOKS", "HotHooks", "unwrapped"]
 
 #: The hooks run per call or per attempt: only these are worth a dispatcher of their own.
 HOT_HOOKS = (
@@ -75,6 +75,15 @@ def _dispatchers(pm: pluggy.PluginManager, monitored: bool) -> dict[str, Callabl
         firstresult = bool(caller.spec.opts.get("firstresult"))
         out[name] = _first(ordered) if firstresult else _each(ordered)
     return out
+
+
+def unwrapped(pm: pluggy.PluginManager, name: str) -> Callable[..., Any]:
+    """The hook ``name``'s implementations without its wrappers, called as pluggy calls them."""
+    caller = getattr(pm.hook, name)
+    spec = frozenset(caller.spec.argnames)
+    impls = [i for i in caller.get_hookimpls() if not (i.wrapper or i.hookwrapper)]
+    ordered = tuple(_impl(impl, spec) for impl in reversed(impls))
+    return _first(ordered) if caller.spec.opts.get("firstresult") else _each(ordered)
 
 
 def _impl(impl: pluggy.HookImpl, spec: frozenset[str]) -> _Impl:

@@ -16,7 +16,7 @@ from llmplug._vocab._errors import ConfigError
 from llmplug._vocab._types import Message
 
 from . import _hookspecs
-from ._dispatch import HotHooks
+from ._dispatch import HotHooks, unwrapped
 from ._hookspecs import PROJECT
 from ._members import GroupCall, Member
 
@@ -146,6 +146,18 @@ class Registry:
                 for name in ("observe_attempt", "observe_call", "observe_tool", "observe_run")
             )
             self.hot = HotHooks(self._pm, monitored=self._pm.monitored)
+            self._unwrapped: dict[str, Callable[..., Any]] = {}
+
+    def unwrapped(self, hook: str) -> Callable[..., Any]:
+        """The hook named ``hook`` without its wrappers: its implementations, called as pluggy
+        calls them (the last registered first; a ``firstresult`` hook's first answer wins), as
+        ``registry.unwrapped("build_request")(wire=..., call=..., key=...)``. For asking a hook
+        for an answer that is not on its way out: llmplug-cache builds the request of its key
+        this way, so the wrappers that see requests leave (a span, a signature) see none."""
+        made = self._unwrapped.get(hook)
+        if made is None:
+            made = self._unwrapped[hook] = unwrapped(self._pm, hook)
+        return made
 
     @property
     def hook(self) -> Any:
