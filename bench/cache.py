@@ -232,6 +232,8 @@ def instructions() -> dict[str, float]:
                     capture_output=True,
                     text=True,
                     check=True,
+                    # The same hashes in every run: dict and set layouts, so instructions, alike.
+                    env={**os.environ, "PYTHONHASHSEED": "0"},
                 )
                 collected = [ln for ln in done.stderr.splitlines() if "Collected :" in ln]
                 counts.append(int(collected[-1].rsplit(":", 1)[1]))

@@ -29,7 +29,7 @@ from ._entry import VERSION, Delta, Entry, decode, encode, replay
 from ._key import cache_key
 from ._redis import RedisStore
 from ._settings import Settings
-from ._sqlite import SQLiteStore
+from ._sqlite import ASK, Ask, SQLiteStore
 
 __all__ = ["ResponseCache", "Stats", "store_for"]
 
@@ -188,6 +188,26 @@ class ResponseCache:
             log.debug("llmplug cache: no key for this call (%s: %s)", type(exc).__name__, exc)
             return None
 
+    def _peek(self, key: str) -> Entry | Ask | None:
+        """The lookup, when the store can answer it on the loop (SQLite's answers waiting to be
+        written and its known misses: no coroutine for them), else ``ASK`` (await ``_lookup``)."""
+        shared = self.shared
+        store = shared.store
+        if not shared.up():
+            return None
+        if not isinstance(store, SQLiteStore):
+            return ASK
+        try:
+            body = store.peek(key)
+        except Exception as exc:
+            shared.failed(exc, "reading an answer")
+            return None
+        if body is ASK:
+            return ASK
+        if shared.down_until:
+            shared.ok()
+        return None if body is None else decode(body)
+
     async def _lookup(self, key: str) -> Entry | None:
         shared = self.shared
         if not shared.up():
@@ -201,15 +221,29 @@ class ResponseCache:
             shared.ok()
         return None if body is None else decode(body)  # undecodable: a miss, overwritten
 
-    async def _keep(self, key: str, entry: Entry, ttl: float | None) -> None:
+    def _keep(self, key: str, entry: Entry, ttl: float | None) -> Awaitable[None] | None:
+        """Store the answer: at once into SQLite's waiting answers, or what to await for
+        Redis (None: nothing to await)."""
         shared = self.shared
         self.stats.misses += 1
         if not shared.up():
-            return
+            return None
+        store = shared.store
         try:
-            await shared.store.put(key, encode(entry.completion, entry.events), ttl)
+            body = encode(entry.completion, entry.events)
+            if isinstance(store, SQLiteStore):
+                store.keep(key, body, ttl)
+                return None
         except Exception as exc:
             shared.failed(exc, "storing an answer")
+            return None
+        return self._put(store, key, body, ttl)
+
+    async def _put(self, store: RedisStore, key: str, body: bytes, ttl: float | None) -> None:
+        try:
+            await store.put(key, body, ttl)
+        except Exception as exc:
+            self.shared.failed(exc, "storing an answer")
 
     def _hit(self, key: str, entry: Entry) -> Completion:
         c = entry.completion
@@ -310,7 +344,9 @@ class ResponseCache:
         ttl = call.cache_ttl or self.settings.ttl
         if call.cache == "refresh":
             c = await run(call)
-            await self._keep(key, Entry(VERSION, c), ttl)
+            kept = self._keep(key, Entry(VERSION, c), ttl)
+            if kept is not None:
+                await kept
             return c
         while True:
             flight, leads = self._join(key)
@@ -322,7 +358,8 @@ class ResponseCache:
             got: Entry | None = None
             token = None
             try:
-                entry = await self._lookup(key)
+                found = self._peek(key)
+                entry = await self._lookup(key) if found is ASK else found
                 if entry is None and self._locks:
                     entry, token = await self._from_others(key)
                 if entry is not None:
@@ -330,7 +367,9 @@ class ResponseCache:
                     return self._hit(key, entry)
                 c = await run(call)
                 got = Entry(VERSION, c)
-                await self._keep(key, got, ttl)
+                kept = self._keep(key, got, ttl)
+                if kept is not None:
+                    await kept
                 return c
             finally:
                 self._land(key, flight, got)
@@ -361,7 +400,8 @@ class ResponseCache:
             got: Entry | None = None
             token = None
             try:
-                entry = None if refresh else await self._lookup(key)
+                found = None if refresh else self._peek(key)
+                entry = await self._lookup(key) if found is ASK else found
                 if entry is None and self._locks and not refresh:
                     entry, token = await self._from_others(key)
                 if entry is not None:
@@ -377,7 +417,9 @@ class ResponseCache:
                             # Kept before the caller sees Done: a caller that stops reading
                             # there has had the whole answer.
                             got = Entry(VERSION, event.completion, deltas)
-                            await self._keep(key, got, ttl)
+                            kept = self._keep(key, got, ttl)
+                            if kept is not None:
+                                await kept
                         else:
                             deltas.append(event)
                         yield event

@@ -28,8 +28,9 @@ _decoder = msgspec.msgpack.Decoder(Entry)
 
 
 def encode(completion: Completion, events: list[Delta] | None) -> bytes:
-    # What a hit must not carry over from the answer it was made from.
-    completion = msgspec.structs.replace(completion, cached=False, saved_cost=None)
+    if completion.cached or completion.saved_cost is not None:
+        # What a hit must not carry over from the answer it was made from.
+        completion = msgspec.structs.replace(completion, cached=False, saved_cost=None)
     try:
         return _encoder.encode(Entry(VERSION, completion, events))
     except (TypeError, ValueError, OverflowError):

@@ -50,39 +50,12 @@ def _hash(data: bytes) -> str:
 
 
 def _wire_request(registry: Registry, wire: str, call: Call) -> HTTPRequest | None:
-    """The request the wire's plugins build for ``call``: ``build_request``'s implementations
-    called as pluggy calls them (the last registered first; the first answer wins), but not its
-    wrappers. Those observe or decorate a request on its way out (an attempt's span, a trace
-    header), and a key's probe is not on its way out; skipping them also spares the key most
-    of pluggy's cost, which was most of the key's."""
-    given = {"wire": wire, "call": call, "key": _PLACEHOLDER_KEY}
-    for impl in _builders(registry.hook.build_request.get_hookimpls()):
-        if impl.kwargnames:
-            request = impl.function(
-                *[given[n] for n in impl.argnames],
-                **{n: given[n] for n in impl.kwargnames if n in given},
-            )
-        else:
-            request = impl.function(*[given[n] for n in impl.argnames])
-        if request is not None:
-            return request  # type: ignore[no-any-return]
-    return None
-
-
-#: The last hook implementations seen, and their builders: one tuple, read and replaced whole
-#: (registries of different plugins, on different threads, may take turns).
-_seen: tuple[list[Any], list[Any]] = ([], [])
-
-
-def _builders(impls: list[Any]) -> list[Any]:
-    """``impls`` without the wrappers, in calling order."""
-    global _seen
-    seen = _seen
-    if impls == seen[0]:
-        return seen[1]
-    builders = [i for i in reversed(impls) if not (i.wrapper or i.hookwrapper)]
-    _seen = (impls, builders)
-    return builders
+    """The request the wire's plugins build for ``call``: ``build_request``'s implementations,
+    but not its wrappers (``Registry.unwrapped``). Those observe or decorate a request on its
+    way out (an attempt's span, a trace header), and a key's probe is not on its way out."""
+    build = registry.unwrapped("build_request")
+    request: HTTPRequest | None = build(wire=wire, call=call, key=_PLACEHOLDER_KEY)
+    return request
 
 
 def _canonical(content: bytes) -> bytes:

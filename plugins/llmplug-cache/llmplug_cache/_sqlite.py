@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import enum
 import functools
 import os
 import sqlite3
@@ -18,7 +19,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["SQLiteStore", "Stats"]
+__all__ = ["ASK", "Ask", "SQLiteStore", "Stats"]
+
+
+class Ask(enum.Enum):
+    """What ``SQLiteStore.peek`` says when only the file knows."""
+
+    ASK = "ask"
+
+
+ASK = Ask.ASK
 
 T = TypeVar("T")
 
@@ -243,7 +253,9 @@ class SQLiteStore:
 
     # -- from the event loop ---------------------------------------------------------------------
 
-    async def get(self, key: str) -> bytes | None:
+    def peek(self, key: str) -> bytes | Ask | None:
+        """What a read can tell without leaving the loop: an answer waiting to be written, None
+        for a key the file is known not to hold, else ``ASK`` (``get`` reads the file)."""
         waiting = self._pending.get(key) or self._writing.get(key)
         if waiting is not None and (waiting[2] is None or waiting[2] > time.time()):
             return waiting[0]
@@ -255,10 +267,20 @@ class SQLiteStore:
             return None
         if known is None:
             self._look_soon()
+        return ASK
+
+    async def get(self, key: str) -> bytes | None:
+        body = self.peek(key)
+        if body is not ASK:
+            return body
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, self._rconn.run, _get, key, time.time())
 
     async def put(self, key: str, body: bytes, ttl: float | None) -> None:
+        self.keep(key, body, ttl)
+
+    def keep(self, key: str, body: bytes, ttl: float | None) -> None:
+        """``put`` without a coroutine: the answer waits for the writer thread."""
         now = time.time()
         with self._lock:
             self._pending[key] = (body, now, None if ttl is None else now + ttl)
@@ -419,6 +441,9 @@ def _chunks(n: int) -> list[tuple[int, int]]:
     return out
 
 
+_COLUMNS = 8  # an answer's values in _insert
+
+
 @functools.cache  # one per power of two up to ROWS_PER_INSERT
 def _insert(rows: int) -> str:
     return (
@@ -444,14 +469,15 @@ def _write(
             (top,) = db.execute("SELECT max(id) FROM entries").fetchone()
             (ids,) = db.execute("SELECT value FROM counters WHERE name = 'ids'").fetchone()
             first = max(int(ids), top or 0) + 1
-            rows = [
-                (first + i, _short(k), k, body, len(body), now, now, exp)
-                for i, (k, (body, now, exp)) in enumerate(pending.items())
-            ]
-            for at, size in _chunks(len(rows)):
-                chunk = rows[at : at + size]
-                db.execute(_insert(size), [v for row in chunk for v in row])
-            db.execute("UPDATE counters SET value = ? WHERE name = 'ids'", (first + len(rows) - 1,))
+            # The statements' values, row after row, in one flat list (as they are bound).
+            values: list[Any] = []
+            for i, (k, (body, now, exp)) in enumerate(pending.items()):
+                values += (first + i, _short(k), k, body, len(body), now, now, exp)
+            for at, size in _chunks(len(pending)):
+                db.execute(_insert(size), values[at * _COLUMNS : (at + size) * _COLUMNS])
+            db.execute(
+                "UPDATE counters SET value = ? WHERE name = 'ids'", (first + len(pending) - 1,)
+            )
         if touched:
             db.executemany(
                 "UPDATE entries SET used = ?, hits = hits + ? WHERE kh = ? AND key = ?",
