@@ -69,21 +69,22 @@ def _dispatchers(pm: pluggy.PluginManager, monitored: bool) -> dict[str, Callabl
         if monitored or caller.spec.kwargnames or any(i.wrapper or i.hookwrapper for i in impls):
             out[name] = caller
             continue
-        spec = frozenset(caller.spec.argnames)
-        # pluggy calls the last registered first (tryfirst and trylast already placed).
-        ordered = tuple(_impl(impl, spec) for impl in reversed(impls))
-        firstresult = bool(caller.spec.opts.get("firstresult"))
-        out[name] = _first(ordered) if firstresult else _each(ordered)
+        out[name] = _loop(caller, impls)
     return out
 
 
 def unwrapped(pm: pluggy.PluginManager, name: str) -> Callable[..., Any]:
     """The hook ``name``'s implementations without its wrappers, called as pluggy calls them."""
     caller = getattr(pm.hook, name)
-    spec = frozenset(caller.spec.argnames)
-    impls = [i for i in caller.get_hookimpls() if not (i.wrapper or i.hookwrapper)]
+    return _loop(caller, [i for i in caller.get_hookimpls() if not (i.wrapper or i.hookwrapper)])
+
+
+def _loop(caller: pluggy.HookCaller, impls: list[pluggy.HookImpl]) -> Callable[..., Any]:
+    spec = frozenset(caller.spec.argnames)  # type: ignore[union-attr]  # (every hook has one)
+    # pluggy calls the last registered first (tryfirst and trylast already placed).
     ordered = tuple(_impl(impl, spec) for impl in reversed(impls))
-    return _first(ordered) if caller.spec.opts.get("firstresult") else _each(ordered)
+    firstresult = caller.spec.opts.get("firstresult")  # type: ignore[union-attr]
+    return _first(ordered) if firstresult else _each(ordered)
 
 
 def _impl(impl: pluggy.HookImpl, spec: frozenset[str]) -> _Impl:

@@ -202,11 +202,12 @@ class ResponseCache:
         except Exception as exc:
             shared.failed(exc, "reading an answer")
             return None
-        if body is ASK:
-            return ASK
-        if shared.down_until:
-            shared.ok()
-        return None if body is None else decode(body)
+        return ASK if body is ASK else self._found(body)
+
+    def _found(self, body: bytes | None) -> Entry | None:
+        if self.shared.down_until:
+            self.shared.ok()
+        return None if body is None else decode(body)  # undecodable: a miss, overwritten
 
     async def _lookup(self, key: str) -> Entry | None:
         shared = self.shared
@@ -217,9 +218,7 @@ class ResponseCache:
         except Exception as exc:
             shared.failed(exc, "reading an answer")
             return None
-        if shared.down_until:
-            shared.ok()
-        return None if body is None else decode(body)  # undecodable: a miss, overwritten
+        return self._found(body)
 
     def _keep(self, key: str, entry: Entry, ttl: float | None) -> Awaitable[None] | None:
         """Store the answer: at once into SQLite's waiting answers, or what to await for
