@@ -93,3 +93,38 @@ def test_a_provider_named_by_the_environment_is_used() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['chat m', 'chat m attempt']"
+
+
+NAMED_LATER = """
+import asyncio
+import os
+
+import llmplug_otel
+from llmplug import APIKeyPool, OpenAICompatible
+from llmplug.testing import LLMTestServer
+from llmplug_otel import _metrics
+
+
+async def main(url: str) -> None:
+    llm = OpenAICompatible(APIKeyPool(["sk-test"], "test", shared=False), "m", url)
+    await llm.chat("first")
+    assert _metrics._instruments is None  # off: nothing named, nothing set
+    os.environ["OTEL_PYTHON_TRACER_PROVIDER"] = "sdk_tracer_provider"
+    llmplug_otel._recheck_at = 0.0  # the next look is due now (they are a second apart)
+    await llm.chat("second")
+    print(_metrics._instruments is not None)
+    await llm.aclose()
+
+
+with LLMTestServer() as server:
+    asyncio.run(main(server.base_url))
+"""
+
+
+def test_a_provider_named_in_the_environment_later_is_used_at_the_next_look() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_PYTHON_")}
+    done = subprocess.run(
+        [sys.executable, "-c", NAMED_LATER], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
