@@ -3,6 +3,7 @@ broken stream raises, and the events a whole (unstreamed) answer stands for."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -52,54 +53,63 @@ async def stream_events(
     # Framing is chosen once per response; per chunk it is one decoder call.
     decoder = NDJSONDecoder() if framing == "ndjson" else SSEDecoder()
     chunks = response.aiter_bytes()
-    lost: LLMError | None = None
     try:
-        async for chunk in chunks:
-            batch, failure = _parse(decoder.feed(chunk), parser)
+        lost: LLMError | None = None
+        try:
+            async for chunk in chunks:
+                batch, failure = _parse(decoder.feed(chunk), parser)
+                if batch:
+                    yield batch
+                if failure is not None:
+                    # After the events before it: as when each event went out on its own, a
+                    # failure that comes after output is a broken stream, never a retry.
+                    raise failure
+                if parser.done:
+                    await _drain(chunks)
+                    return
+            batch, failure = _parse(decoder.close(), parser)
             if batch:
                 yield batch
             if failure is not None:
-                # After the events before it: as when each event went out on its own, a
-                # failure that comes after output is a broken stream, never a retry.
                 raise failure
-            if parser.done:
-                await _drain(chunks)
-                return
-        batch, failure = _parse(decoder.close(), parser)
-        if batch:
-            yield batch
-        if failure is not None:
-            raise failure
-    except SSETooLarge as exc:
-        raise StreamError(
-            str(exc),
-            partial=partial(parser),
-            provider=p.provider,
-            model=p.model,
-            key_id=lease.fingerprint,
-        ) from None
-    except p.transport.timeout_error as exc:
-        lost = p._connection_error(APITimeoutError, exc, lease)
-    except p.transport.request_error as exc:
-        lost = p._connection_error(APIConnectionError, exc, lease)
-    except Exception as exc:  # the parser's, the only other code that runs here
-        p._parser_failed(exc, call, "parsing a stream event")
-    # A parser that said the answer is complete (``complete``: its finish reason came) has a
-    # whole answer whatever follows: the body may end there, or break while we read on for a
-    # trailing usage chunk.
-    complete = parser.done or getattr(parser, "complete", False)
-    if lost is not None and not complete:
-        # Raised out of the except, so the client's exception, which holds the request (the
-        # URL with any ?key=, the key's header), is not its __context__ (see Pipeline._send).
-        raise lost
-    if not complete:
-        raise StreamError(
-            "the stream ended before its end marker (truncated)",
-            partial=partial(parser),
-            provider=p.provider,
-            model=p.model,
-            key_id=lease.fingerprint,
-        )
+        except SSETooLarge as exc:
+            raise StreamError(
+                str(exc),
+                partial=partial(parser),
+                provider=p.provider,
+                model=p.model,
+                key_id=lease.fingerprint,
+            ) from None
+        except p.transport.timeout_error as exc:
+            lost = p._connection_error(APITimeoutError, exc, lease)
+        except p.transport.request_error as exc:
+            lost = p._connection_error(APIConnectionError, exc, lease)
+        except Exception as exc:  # the parser's, the only other code that runs here
+            p._parser_failed(exc, call, "parsing a stream event")
+        # A parser that said the answer is complete (``complete``: its finish reason came) has a
+        # whole answer whatever follows: the body may end there, or break while we read on for a
+        # trailing usage chunk.
+        complete = parser.done or getattr(parser, "complete", False)
+        if lost is not None and not complete:
+            # Raised out of the except, so the client's exception, which holds the request (the
+            # URL with any ?key=, the key's header), is not its __context__ (see Pipeline._send).
+            raise lost
+        if not complete:
+            raise StreamError(
+                "the stream ended before its end marker (truncated)",
+                partial=partial(parser),
+                provider=p.provider,
+                model=p.model,
+                key_id=lease.fingerprint,
+            )
+    finally:
+        # Closed here, on this loop, however the stream ends (its end, an error, the caller
+        # leaving): httpx2's generators close the ones inside them, in order. Left open, they
+        # were closed by asyncio at the loop's end, all at once (an inner one while the outer
+        # one was closing it: "already executing"), or by the garbage collector on any thread.
+        # A close that fails leaves the response to Pipeline._close, as before.
+        with contextlib.suppress(Exception):
+            await chunks.aclose()
 
 
 def _parse(
