@@ -8,21 +8,47 @@ import os
 import subprocess
 import sys
 
-SCRIPT = """
+#: Around each script's own ``main(url)``: a test server, and an interface's calls to it.
+PROLOGUE = """
 import asyncio
+import os
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import llmplug_otel
 from llmplug import APIKeyPool, OpenAICompatible
 from llmplug.testing import LLMTestServer
 from llmplug_otel import _metrics, _spans
 
 
+def interface(url: str) -> OpenAICompatible:
+    return OpenAICompatible(APIKeyPool(["sk-test"], "test", shared=False), "m", url)
+"""
+EPILOGUE = """
+with LLMTestServer() as server:
+    asyncio.run(main(server.base_url))
+"""
+
+
+def run(main: str, env: dict[str, str] | None = None) -> str:
+    """What ``main`` prints, run in a process of its own (which must succeed)."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROLOGUE + main + EPILOGUE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+SCRIPT = """
 async def main(url: str) -> None:
-    llm = OpenAICompatible(APIKeyPool(["sk-test"], "test", shared=False), "m", url)
+    llm = interface(url)
     assert "otel" in [p.name for p in llm.pipeline.registry.plugins()]
     for _ in range(3):
         await llm.chat("hi")
@@ -38,35 +64,16 @@ async def main(url: str) -> None:
     await llm.chat("traced")
     print(sorted(s.name for s in exporter.get_finished_spans()))
     await llm.aclose()
-
-
-with LLMTestServer() as server:
-    asyncio.run(main(server.base_url))
 """
 
 
 def test_unconfigured_it_does_nothing_and_a_provider_set_later_is_used() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "['chat m', 'chat m attempt']"
+    assert run(SCRIPT) == "['chat m', 'chat m attempt']"
 
 
 NAMED_BY_THE_ENVIRONMENT = """
-import asyncio
-
-from opentelemetry import trace
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from llmplug import APIKeyPool, OpenAICompatible
-from llmplug.testing import LLMTestServer
-from llmplug_otel import _metrics
-
-
 async def main(url: str) -> None:
-    llm = OpenAICompatible(APIKeyPool(["sk-test"], "test", shared=False), "m", url)
+    llm = interface(url)
     # Nothing here asked the API for its provider: the plugin did, and found it on.
     await llm.chat("first")
     assert _metrics._instruments is not None
@@ -75,38 +82,17 @@ async def main(url: str) -> None:
     await llm.chat("traced")
     print(sorted(s.name for s in exporter.get_finished_spans()))
     await llm.aclose()
-
-
-with LLMTestServer() as server:
-    asyncio.run(main(server.base_url))
 """
 
 
 def test_a_provider_named_by_the_environment_is_used() -> None:
     env = {**os.environ, "OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider"}
-    done = subprocess.run(
-        [sys.executable, "-c", NAMED_BY_THE_ENVIRONMENT],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "['chat m', 'chat m attempt']"
+    assert run(NAMED_BY_THE_ENVIRONMENT, env) == "['chat m', 'chat m attempt']"
 
 
 NAMED_LATER = """
-import asyncio
-import os
-
-import llmplug_otel
-from llmplug import APIKeyPool, OpenAICompatible
-from llmplug.testing import LLMTestServer
-from llmplug_otel import _metrics
-
-
 async def main(url: str) -> None:
-    llm = OpenAICompatible(APIKeyPool(["sk-test"], "test", shared=False), "m", url)
+    llm = interface(url)
     await llm.chat("first")
     assert _metrics._instruments is None  # off: nothing named, nothing set
     os.environ["OTEL_PYTHON_TRACER_PROVIDER"] = "sdk_tracer_provider"
@@ -114,17 +100,9 @@ async def main(url: str) -> None:
     await llm.chat("second")
     print(_metrics._instruments is not None)
     await llm.aclose()
-
-
-with LLMTestServer() as server:
-    asyncio.run(main(server.base_url))
 """
 
 
 def test_a_provider_named_in_the_environment_later_is_used_at_the_next_look() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_PYTHON_")}
-    done = subprocess.run(
-        [sys.executable, "-c", NAMED_LATER], capture_output=True, text=True, timeout=120, env=env
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "True"
+    assert run(NAMED_LATER, env) == "True"
