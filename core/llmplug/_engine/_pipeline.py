@@ -411,9 +411,6 @@ class Pipeline:
             return await observed_complete(self, call, self._complete)
         return await self._complete(call)
 
-    def stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
-        return self._stream(call)
-
     async def _complete(self, call: Call) -> Completion:
         import asyncio
 
@@ -469,7 +466,7 @@ class Pipeline:
                 raise
             raise self._total_timeout_error(total) from last
 
-    async def _stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
+    async def stream(self, call: Call) -> AsyncGenerator[StreamEvent, None]:
         import asyncio
 
         # Observed here, not by a generator around this one: that cost a frame per event.
