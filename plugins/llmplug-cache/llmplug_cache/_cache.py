@@ -210,11 +210,13 @@ class ResponseCache:
         return None if body is None else decode(body)  # undecodable: a miss, overwritten
 
     async def _lookup(self, key: str) -> Entry | None:
+        """The lookup that leaves the loop: SQLite's file (once ``_peek`` said ASK), Redis."""
         shared = self.shared
         if not shared.up():
             return None
+        store = shared.store
         try:
-            body = await shared.store.get(key)
+            body = await (store.read(key) if isinstance(store, SQLiteStore) else store.get(key))
         except Exception as exc:
             shared.failed(exc, "reading an answer")
             return None

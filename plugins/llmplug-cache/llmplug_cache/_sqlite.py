@@ -255,7 +255,7 @@ class SQLiteStore:
 
     def peek(self, key: str) -> bytes | Ask | None:
         """What a read can tell without leaving the loop: an answer waiting to be written, None
-        for a key the file is known not to hold, else ``ASK`` (``get`` reads the file)."""
+        for a key the file is known not to hold, else ``ASK`` (``read`` reads the file)."""
         waiting = self._pending.get(key) or self._writing.get(key)
         if waiting is not None and (waiting[2] is None or waiting[2] > time.time()):
             return waiting[0]
@@ -271,8 +271,10 @@ class SQLiteStore:
 
     async def get(self, key: str) -> bytes | None:
         body = self.peek(key)
-        if body is not ASK:
-            return body
+        return await self.read(key) if body is ASK else body
+
+    async def read(self, key: str) -> bytes | None:
+        """The file's answer for ``key``, read on the reader thread (after ``peek`` said ASK)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, self._rconn.run, _get, key, time.time())
 
