@@ -265,21 +265,19 @@ class ResponseCache:
 
     def _join(self, key: str) -> tuple[_Flight, bool]:
         """The flight of ``key`` and whether this call leads it (makes the request)."""
-        flights = self.shared.flights
+        new = _Flight()
         with self.shared.lock:
-            flight = flights.get(key)
-            if flight is not None:
-                return flight, False
-            flight = flights[key] = _Flight()
-            return flight, True
+            flight = self.shared.flights.setdefault(key, new)
+        return flight, flight is new
 
     def _land(self, key: str, flight: _Flight, got: Entry | None) -> None:
-        with self.shared.lock:
-            if self.shared.flights.get(key) is flight:
-                del self.shared.flights[key]
+        shared = self.shared
+        with shared.lock:
+            if shared.flights.get(key) is flight:
+                del shared.flights[key]
             flight.landed, flight.entry = True, got
-            waiters, flight.waiters = flight.waiters, []
-        for loop, waiter in waiters:
+        # Landed under the lock: nobody adds a waiter any more (see _follow).
+        for loop, waiter in flight.waiters:
             with contextlib.suppress(RuntimeError):  # the follower's loop has ended
                 loop.call_soon_threadsafe(_settle, waiter, got)
 

@@ -210,8 +210,10 @@ READ_TIMEOUT = 0.1
 #: answer would cost a miss more CPU than the rest of the call's client side together.
 FLUSH_EVERY = 0.2
 
-#: How often, at most, the keys other processes stored are looked up: an answer another process
-#: stored this recently may be asked of the provider once more.
+#: While the keys the file holds are not known (not looked yet, or the last look failed), how
+#: often at most a read asks for a look. Once known, they are looked up after each flush: an
+#: answer another process stored since this process's last flush may be asked of the provider
+#: once more.
 REFRESH_EVERY = 0.2
 #: Past this many answers, the keys are not kept in memory (8 bytes and a set slot each) and
 #: every read asks the file.
@@ -285,14 +287,13 @@ class SQLiteStore:
         if waiting is not None and (waiting[2] is None or waiting[2] > time.time()):
             return waiting[0]
         known = self._known
-        if known is not None and _short(key) not in known:
-            # A miss, known without leaving the loop: a trip to the reader thread costs more
-            # CPU (waking it, handing over the GIL) than the rest of a miss together.
-            self._look_soon()
-            return None
         if known is None:
             self._look_soon()
-        return ASK
+            return ASK
+        # A miss, known without leaving the loop: a trip to the reader thread costs more CPU
+        # (waking it, handing over the GIL) than the rest of a miss together. The keys other
+        # processes stored are learned after each flush (see _write_loop).
+        return ASK if _short(key) in known else None
 
     async def get(self, key: str) -> bytes | None:
         body = self.peek(key)
@@ -354,6 +355,9 @@ class SQLiteStore:
             if self._pending or self._touched:
                 time.sleep(FLUSH_EVERY)  # gather what comes meanwhile: one transaction for all
                 self.flush()
+                # A process that is asking learns what the others stored: at most one look per
+                # flush, nothing read while no other process wrote.
+                self._look_wanted = True
             if self._look_wanted:
                 self._look_wanted = False
                 self._look()
