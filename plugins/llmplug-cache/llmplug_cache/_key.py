@@ -23,6 +23,7 @@ IGNORED = ("stream", "stream_options", "user")
 _PLACEHOLDER_KEY = "llmplug-cache"
 _sorted = msgspec.json.Encoder(order="sorted").encode
 _decode = msgspec.json.decode
+_replace = msgspec.structs.replace
 
 
 def cache_key(call: Call, registry: Registry) -> str:
@@ -33,7 +34,11 @@ def cache_key(call: Call, registry: Registry) -> str:
              "params": call.params}
         )  # fmt: skip
         return "g" + _hash(payload)
-    probe = msgspec.structs.replace(call, stream=False, attempt=0, headers={}, call_id=None)
+    probe = call
+    if call.stream or call.attempt or call.headers or call.call_id is not None:
+        # Built as a first attempt of chat(): the same question streamed or not, observed or
+        # not, is one key. (A call that is already one, the most common, is not copied.)
+        probe = _replace(call, stream=False, attempt=0, headers={}, call_id=None)
     request = _wire_request(registry, call.wire, probe)
     if request is None:
         raise LookupError(f"no plugin builds requests for the wire {call.wire!r}")
