@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
 from llmplug import Done, LLMInterface, Pricing, StreamError, TextDelta
 from llmplug.testing import Error, Fault, LLMTestServer, Reply
+from llmplug_cache import _sqlite
+from llmplug_cache._sqlite import SQLiteStore
 
 from .conftest import Cached
 
@@ -213,3 +216,22 @@ async def flushed(llm: LLMInterface) -> None:
     wrapper = llm.call_wrapper
     assert wrapper is not None
     await asyncio.to_thread(wrapper.flush)  # type: ignore[attr-defined]
+
+
+def test_enough_waiting_answers_are_written_without_waiting_for_the_moment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer gathers answers for FLUSH_EVERY, or until MAX_WAITING of them wait (the memory
+    # they hold): here the moment never comes, and the answers are written all the same.
+    monkeypatch.setattr(_sqlite, "FLUSH_EVERY", 3600.0)
+    monkeypatch.setattr(_sqlite, "MAX_WAITING", 50)
+    store = SQLiteStore(str(tmp_path / "c.db"), 1 << 30)
+    wrote = threading.Event()
+    store.on_write = lambda exc: wrote.set()
+    for i in range(49):
+        store.keep(f"{i:064x}", b"answer", None)
+    assert not wrote.wait(0.05)  # (a bounded look for a write that must not happen)
+    store.keep(f"{49:064x}", b"answer", None)
+    assert wrote.wait(30)
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        assert conn.execute("SELECT count(*) FROM entries").fetchone() == (50,)
