@@ -80,21 +80,33 @@ def interface(base_url: str, cache: dict[str, Any] | None) -> OpenAICompatible:
     )
 
 
-async def cpu_per_call(llm: OpenAICompatible, prompts: list[str], concurrency: int) -> float:
-    """Client CPU seconds per call over ``prompts``, ``concurrency`` at a time."""
+async def ask(llm: OpenAICompatible, prompts: list[str], concurrency: int) -> None:
+    """``prompts``, ``concurrency`` at a time."""
     queue = iter(prompts)
 
     async def worker() -> None:
         for p in queue:
             await llm.chat(p)
 
-    t0 = time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def cpu_per_call(llm: OpenAICompatible, prompts: list[str], concurrency: int) -> float:
+    """Client CPU seconds per call over ``prompts``, ``concurrency`` at a time."""
+    t0 = time.process_time()
+    await ask(llm, prompts, concurrency)
     if llm.call_wrapper is not None:
         # The answers still waiting to be written are this run's cost too: written now, on
         # this thread, rather than by the writer thread during the next run (another client's).
         llm.call_wrapper.flush()  # type: ignore[attr-defined]
     return (time.process_time() - t0) / len(prompts)
+
+
+async def warm(llm: OpenAICompatible, concurrency: int) -> None:
+    """200 calls, in two flushes: the first one's 85 answers go in one INSERT of each size the
+    store uses (64, 16, 4 and 1 rows), each prepared once per connection, as a long run's are."""
+    for first, last in ((0, 85), (85, 200)):
+        await cpu_per_call(llm, [f"warm {i}" for i in range(first, last)], concurrency)
 
 
 async def hits(base_url: str, db: Path, n: int) -> dict[str, float]:
@@ -149,24 +161,15 @@ async def misses(base_url: str, tmp: Path, n: int, block: int) -> dict[str, Any]
         plain = interface(base_url, None)
         cached = interface(base_url, {"path": str(tmp / f"miss-{concurrency}.db")})
         for llm in (plain, cached):
-            # Warm: 85 answers go in one INSERT of each size the store uses (see --instructions).
-            for first, last in ((0, 85), (85, 200)):
-                await cpu_per_call(llm, [f"warm {i}" for i in range(first, last)], concurrency)
+            await warm(llm, concurrency)
         spent = {"plain": 0.0, "cached": 0.0}
         process, asked = time.process_time(), 0
         for turn in range(2 * (n // block)):
             kind = ("plain", "cached")[(turn + turn // 2) % 2]  # p c c p p c ...: no order bias
-            llm = plain if kind == "plain" else cached
             prompts = [f"question {asked + i}" for i in range(block)]
             asked += block
-            queue = iter(prompts)
-
-            async def worker(llm: OpenAICompatible = llm, queue: Iterator[str] = queue) -> None:
-                for p in queue:
-                    await llm.chat(p)
-
             t0 = time.thread_time()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            await ask(plain if kind == "plain" else cached, prompts, concurrency)
             spent[kind] += time.thread_time() - t0
         t0 = time.thread_time()
         cached.call_wrapper.flush()  # type: ignore[union-attr]  # what is still waiting
@@ -274,10 +277,7 @@ async def count_worker(base_url: str, kind: str, n: int, db: str) -> None:
     _sqlite.FLUSH_EVERY = 3600.0
     sizes = random.Random(0)
     llm = interface(base_url, {"path": db} if kind == "cached" else None)
-    # Warm, in two flushes: 85 answers go in one INSERT of each size the store uses (64, 16, 4
-    # and 1 rows), each prepared once per connection, as a long run's are.
-    for first, last in ((0, 85), (85, 200)):
-        await cpu_per_call(llm, [f"warm {i}" for i in range(first, last)], 1)
+    await warm(llm, 1)
     done = 0
     while done < n:
         batch = min(n - done, sizes.randint(60, 140))

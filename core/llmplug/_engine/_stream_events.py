@@ -1,5 +1,6 @@
-"""A stream's bytes as events: framing (SSE or NDJSON) fed to the wire's parser, the errors a
-broken stream raises, and the events a whole (unstreamed) answer stands for."""
+"""A stream's bytes as events: framing (SSE or NDJSON) fed to the wire's parser, and the errors
+a broken stream raises. (The events a whole, unstreamed answer stands for are
+``llmplug.wire.events_of``.)"""
 
 from __future__ import annotations
 
@@ -8,10 +9,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from llmplug._vocab._errors import APIConnectionError, APITimeoutError, LLMError, StreamError
-from llmplug._vocab._types import (
-    Completion,
-    StreamEvent,
-)
+from llmplug._vocab._types import Completion, StreamEvent
 from llmplug._wire._ndjson import NDJSONDecoder
 from llmplug._wire._sse import SSEDecoder, SSEEvent, SSETooLarge
 
