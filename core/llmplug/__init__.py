@@ -24,6 +24,7 @@ from ._decorators._tool import ToolFunction, ToolResult, tool
 from ._decorators._turns import ToolLoopError
 from ._engine._hookspecs import hookimpl
 from ._engine._observe import AttemptInfo, CallInfo, RunInfo, ToolInfo
+from ._engine._probe import ProbedRequest
 from ._engine._registry import (
     PluginInfo,
     PluginLoadWarning,
@@ -153,6 +154,7 @@ __all__ = [
     "PluginInfo",
     "PluginLoadWarning",
     "Pricing",
+    "ProbedRequest",
     "ProviderData",
     "RateLimitError",
     "RateLimits",

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._probe import _prebuilt, prebuilt
+
 if TYPE_CHECKING:
     import pluggy
 
@@ -56,6 +58,7 @@ class HotHooks:
     def __init__(self, pm: pluggy.PluginManager, monitored: bool) -> None:
         for name, caller in _dispatchers(pm, monitored).items():
             setattr(self, name, caller)
+        self.build_request = _build_request(pm, monitored, self.build_request, self)
 
 
 def _dispatchers(pm: pluggy.PluginManager, monitored: bool) -> dict[str, Callable[..., Any]]:
@@ -65,12 +68,71 @@ def _dispatchers(pm: pluggy.PluginManager, monitored: bool) -> dict[str, Callabl
     for name in HOT_HOOKS:
         caller = getattr(pm.hook, name)
         impls = caller.get_hookimpls()
-        # A spec's defaults are pluggy's to fill in (none of these hooks has any today).
-        if monitored or caller.spec.kwargnames or any(i.wrapper or i.hookwrapper for i in impls):
+        if _needs_pluggy(caller, impls, monitored):
             out[name] = caller
             continue
         out[name] = _loop(caller, impls)
     return out
+
+
+def _needs_pluggy(caller: pluggy.HookCaller, impls: list[pluggy.HookImpl], monitored: bool) -> bool:
+    # A spec's defaults are pluggy's to fill in (none of these hooks has any today).
+    return bool(
+        monitored or caller.spec.kwargnames or any(i.wrapper or i.hookwrapper for i in impls)  # type: ignore[union-attr]
+    )
+
+
+def _build_request(
+    pm: pluggy.PluginManager, monitored: bool, build: Callable[..., Any], hot: HotHooks
+) -> Callable[..., Any]:
+    """``build`` (the hook's dispatcher), but a call's request built when it was probed
+    (``Registry.probe_request``) is the implementations' answer, not built again. The hook's
+    wrappers, if any, see it as they see a request built: it is the answer of an
+    implementation called first, in pluggy's own call of the hook."""
+    caller = pm.hook.build_request
+    impls = caller.get_hookimpls()
+    if not _needs_pluggy(caller, impls, monitored):
+
+        def bare(*, wire: str, call: Any, key: str) -> Any:
+            request = prebuilt(call, hot, key)
+            return request if request is not None else build(wire=wire, call=call, key=key)
+
+        return bare
+
+    def from_probe(wire: str, call: Any, key: str) -> Any:
+        return prebuilt(call, hot, key)
+
+    try:
+        import pluggy
+
+        # pluggy has no public way to call a hook with an implementation of the moment but
+        # call_extra, which inspects the function's signature at each call: as much as the
+        # build it spares. One made once, and pluggy's own execution of the hook, instead.
+        ours = pluggy.HookImpl(None, "llmplug-prebuilt", from_probe, _TRYFIRST)
+        first_wrapper = next(
+            (i for i, impl in enumerate(impls) if impl.wrapper or impl.hookwrapper), len(impls)
+        )
+        with_ours = [*impls[:first_wrapper], ours, *impls[first_wrapper:]]
+        hookexec = caller._hookexec
+    except (AttributeError, TypeError):  # pragma: no cover - another pluggy: built as always
+        return build
+
+    def wrapped(*, wire: str, call: Any, key: str) -> Any:
+        if not _prebuilt:  # nothing probed: pluggy's call as always
+            return build(wire=wire, call=call, key=key)
+        return hookexec("build_request", with_ours, {"wire": wire, "call": call, "key": key}, True)
+
+    return wrapped
+
+
+_TRYFIRST: Any = {
+    "wrapper": False,
+    "hookwrapper": False,
+    "optionalhook": False,
+    "tryfirst": True,
+    "trylast": False,
+    "specname": None,
+}
 
 
 def unwrapped(pm: pluggy.PluginManager, name: str) -> Callable[..., Any]:

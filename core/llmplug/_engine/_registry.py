@@ -19,6 +19,7 @@ from . import _hookspecs
 from ._dispatch import HotHooks, unwrapped
 from ._hookspecs import PROJECT
 from ._members import GroupCall, Member
+from ._probe import ProbedRequest, probe_request, reuse
 
 if TYPE_CHECKING:
     import importlib.metadata as md
@@ -145,8 +146,10 @@ class Registry:
                 getattr(hook, name).get_hookimpls()
                 for name in ("observe_attempt", "observe_call", "observe_tool", "observe_run")
             )
-            self.hot = HotHooks(self._pm, monitored=self._pm.monitored)
+            # Emptied before hot is replaced: a probe that reads the new hot (probe_request
+            # reads hot first) builds with the new plugins too.
             self._unwrapped: dict[str, Callable[..., Any]] = {}
+            self.hot = HotHooks(self._pm, monitored=self._pm.monitored)
 
     def unwrapped(self, hook: str) -> Callable[..., Any]:
         """The hook named ``hook`` without its wrappers: its implementations, called as pluggy
@@ -158,6 +161,24 @@ class Registry:
         if made is None:
             made = self._unwrapped[hook] = unwrapped(self._pm, hook)
         return made
+
+    def probe_request(
+        self, call: Call, ignore: frozenset[str] = frozenset()
+    ) -> ProbedRequest | None:
+        """The request ``call`` would make, built before it runs, for a plugin that needs it
+        first (llmplug-cache's key): ``build_request``'s implementations without its wrappers,
+        with a placeholder key. JSON made by :meth:`HTTPRequest.post_json` comes with its keys
+        sorted and without the top-level names in ``ignore`` (``ProbedRequest.sorted``). None
+        when no plugin builds requests for the wire."""
+        return probe_request(self, call, ignore)
+
+    def reuse_probe(self, call: Call, probed: ProbedRequest) -> None:
+        """Have ``call``'s first attempt send ``probed`` (probed from this ``call``) instead of
+        building its request again: its URL and body, with the attempt's own key in the bearer
+        header, which the hook's wrappers see as a request built. Only when the wire took them
+        from ``post_json`` as they came, put its key nowhere but in that header, and the
+        plugins are the same at the attempt; else the attempt builds its own, as always."""
+        reuse(call, probed)
 
     @property
     def hook(self) -> Any:

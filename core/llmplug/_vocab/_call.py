@@ -3,6 +3,7 @@ builds from it."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import msgspec
@@ -77,6 +78,8 @@ class HTTPRequest(msgspec.Struct, kw_only=True):
         }
         if call.headers:
             headers = merge_headers(headers, call.headers)
+        if key is PROBE_KEY and (probing := _probing.ignore) is not None:
+            return _probed(cls, url, headers, body, probing)
         return cls(url=url, headers=headers, content=_encode(body))
 
     # The key is in a header, and may be in the URL: neither is shown.
@@ -111,3 +114,47 @@ def merge_headers(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]
 
 
 _encode = msgspec.json.Encoder().encode
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
+
+
+#: The key a request built ahead of its call is built with (``Registry.probe_request``): no
+#: API key is in it. This very string, handed to :meth:`HTTPRequest.post_json` while a probe
+#: is building, has it encode the JSON with every object's keys sorted and without the
+#: top-level names the probe ignores, and return a :class:`ProbedJSON` that says so.
+PROBE_KEY = "llmplug-probe-key"
+
+
+class _Probing(threading.local):
+    """The names a probe building on this thread ignores (None: no probe is building). A
+    probe builds without awaiting anything, so a thread's own is the probe's own."""
+
+    ignore: frozenset[str] | None = None
+
+
+_probing = _Probing()
+
+
+def _probed(
+    cls: type[HTTPRequest], url: str, headers: dict[str, str], body: Any, ignore: frozenset[str]
+) -> HTTPRequest:
+    dropped = False
+    if isinstance(body, dict) and not ignore.isdisjoint(body):
+        body = {k: v for k, v in body.items() if k not in ignore}
+        dropped = True
+    try:
+        content = _encode_sorted(body)
+    except TypeError:
+        # A dict with keys that are not strings (logit_bias by token id) has no sorted
+        # encoding: the body as it is, and the probe's caller sorts its JSON itself.
+        return cls(url=url, headers=headers, content=_encode(body))
+    return ProbedJSON(
+        url=url, headers=headers, content=content, made=(url, content, len(headers), dropped)
+    )
+
+
+class ProbedJSON(HTTPRequest, kw_only=True):
+    """What :meth:`HTTPRequest.post_json` makes for a probe (see :data:`PROBE_KEY`): JSON with
+    its keys sorted, and ``made``: its URL, its content, how many headers it had, and whether
+    it left out some of the names to ignore, as post_json made it."""
+
+    made: tuple[str, bytes, int, bool]
