@@ -58,7 +58,7 @@ class ProbedRequest:
 #: dispatch of the plugins it was built with, its URL, a copy of its headers, its content),
 #: taken by the attempt. Not a context variable: every timer asyncio schedules (a timeout's,
 #: cancelled but held until its time) keeps a copy of its context, and with it the call, which
-#: then lived for minutes and made the garbage collector run (5 µs a call).
+#: then lived for minutes and made the garbage collector run (3.7 µs a call, measured).
 _prebuilt: dict[int, tuple[Call, HotHooks, str, dict[str, str], bytes]] = {}
 #: Handed over but never sent (a call that failed before its attempt): dropped past this many.
 _MAX_PREBUILT = 256

@@ -23,7 +23,16 @@ from typing import Any
 
 import msgspec
 
-from llmplug import Call, Completion, Done, Registry, StreamEvent, default_registry, redact_urls
+from llmplug import (
+    Call,
+    Completion,
+    Done,
+    ProbedRequest,
+    Registry,
+    StreamEvent,
+    default_registry,
+    redact_urls,
+)
 
 from ._entry import VERSION, Delta, Entry, decode, encode, replay
 from ._key import cache_key
@@ -61,17 +70,12 @@ class Stats:
         return f"Stats(hits={self.hits}, misses={self.misses}, saved={self.saved!r})"
 
 
-class _Flight:
-    """A call in flight in this process, and the identical calls waiting for its answer, each
-    on its own loop (None: it failed, and one of them asks again). Not a concurrent.futures
-    future: a miss with nobody waiting, by far the most common, must cost next to nothing."""
-
-    __slots__ = ("entry", "landed", "waiters")
-
-    def __init__(self) -> None:
-        self.landed = False
-        self.entry: Entry | None = None
-        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Entry | None]]] = []
+#: A call in flight in this process: the identical calls waiting for its answer, each with a
+#: future of its own loop (settled with None if it failed: one of them asks again). A list, not
+#: an object with a state: a miss with nobody waiting, by far the most common, must cost next
+#: to nothing. It is in ``_Shared.flights`` from the moment the call leads until it lands, and
+#: waiters join it only then, under ``_Shared.lock``: none joins after the answer was handed out.
+_Waiters = list[tuple[asyncio.AbstractEventLoop, "asyncio.Future[Entry | None]"]]
 
 
 def _settle(waiter: asyncio.Future[Entry | None], entry: Entry | None) -> None:
@@ -85,7 +89,7 @@ class _Shared:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.flights: dict[str, _Flight] = {}
+        self.flights: dict[str, _Waiters] = {}
         self.lock = threading.Lock()
         self.down_until = 0.0
         self.rest = REST
@@ -176,25 +180,33 @@ class ResponseCache:
 
     # -- the key and the store, each failure the call's no concern -------------------------------
 
-    def _key(self, call: Call) -> str | None:
-        if self._registry is None:
+    def _key(self, call: Call) -> tuple[str, ProbedRequest | None] | None:
+        """The call's key, and the request probed for it (see ``cache_key``)."""
+        registry = self._registry
+        if registry is None:
             owner = self.owner
-            self._registry = (
+            registry = self._registry = (
                 owner.pipeline.registry if hasattr(owner, "pipeline") else owner.registry
             ) or default_registry()
         try:
-            return cache_key(call, self._registry)
+            return cache_key(call, registry)
         except Exception as exc:  # the wire refused the call: the real attempt will say why
             log.debug("llmplug cache: no key for this call (%s: %s)", type(exc).__name__, exc)
             return None
+
+    def _reuse(self, call: Call, probed: ProbedRequest | None) -> None:
+        """Have the call's attempt send the request probed for its key, not build it again
+        (``Registry.reuse_probe``). (Not a coroutine around ``run``: one more frame a miss.)"""
+        if probed is not None and self._registry is not None:
+            self._registry.reuse_probe(call, probed)
 
     def _peek(self, key: str) -> Entry | Ask | None:
         """The lookup, when the store can answer it on the loop (SQLite's answers waiting to be
         written and its known misses: no coroutine for them), else ``ASK`` (await ``_lookup``)."""
         shared = self.shared
-        store = shared.store
-        if not shared.up():
+        if shared.down_until and not shared.up():
             return None
+        store = shared.store
         if not isinstance(store, SQLiteStore):
             return ASK
         try:
@@ -202,6 +214,8 @@ class ResponseCache:
         except Exception as exc:
             shared.failed(exc, "reading an answer")
             return None
+        if body is None:
+            return None  # (most misses)
         return ASK if body is ASK else self._found(body)
 
     def _found(self, body: bytes | None) -> Entry | None:
@@ -222,16 +236,18 @@ class ResponseCache:
             return None
         return self._found(body)
 
-    def _keep(self, key: str, entry: Entry, ttl: float | None) -> Awaitable[None] | None:
+    def _keep(
+        self, key: str, completion: Completion, events: list[Delta] | None, ttl: float | None
+    ) -> Awaitable[None] | None:
         """Store the answer: at once into SQLite's waiting answers, or what to await for
         Redis (None: nothing to await)."""
         shared = self.shared
         self.stats.misses += 1
-        if not shared.up():
+        if shared.down_until and not shared.up():
             return None
         store = shared.store
         try:
-            body = encode(entry.completion, entry.events)
+            body = encode(completion, events)
             if isinstance(store, SQLiteStore):
                 store.keep(key, body, ttl)
                 return None
@@ -263,33 +279,27 @@ class ResponseCache:
 
     # -- single flight -----------------------------------------------------------------------------
 
-    def _join(self, key: str) -> tuple[_Flight, bool]:
-        """The flight of ``key`` and whether this call leads it (makes the request)."""
-        new = _Flight()
-        with self.shared.lock:
-            flight = self.shared.flights.setdefault(key, new)
-        return flight, flight is new
-
-    def _land(self, key: str, flight: _Flight, got: Entry | None) -> None:
+    def _join(self, key: str) -> asyncio.Future[Entry | None] | None:
+        """None when this call leads the flight of ``key`` (makes the request), else a future
+        of this loop that the leader settles with its answer (None: it failed)."""
         shared = self.shared
         with shared.lock:
-            if shared.flights.get(key) is flight:
-                del shared.flights[key]
-            flight.landed, flight.entry = True, got
-        # Landed under the lock: nobody adds a waiter any more (see _follow).
-        for loop, waiter in flight.waiters:
+            waiters = shared.flights.get(key)
+            if waiters is None:
+                shared.flights[key] = []
+                return None
+            # A future of the follower's own loop: a follower that is cancelled cancels only it.
+            loop = asyncio.get_running_loop()
+            mine: asyncio.Future[Entry | None] = loop.create_future()
+            waiters.append((loop, mine))
+        return mine
+
+    def _land(self, key: str, got: Entry | None) -> None:
+        with self.shared.lock:
+            waiters = self.shared.flights.pop(key, ())
+        for loop, waiter in waiters:
             with contextlib.suppress(RuntimeError):  # the follower's loop has ended
                 loop.call_soon_threadsafe(_settle, waiter, got)
-
-    async def _follow(self, flight: _Flight) -> Entry | None:
-        # A future of the follower's own loop: a follower that is cancelled cancels only it.
-        loop = asyncio.get_running_loop()
-        mine: asyncio.Future[Entry | None] = loop.create_future()
-        with self.shared.lock:
-            if flight.landed:
-                return flight.entry
-            flight.waiters.append((loop, mine))
-        return await mine
 
     async def _from_others(self, key: str) -> tuple[Entry | None, str | None]:
         """Redis only: take the lock of ``key``, or wait for the process holding it to store
@@ -337,20 +347,22 @@ class ResponseCache:
     async def complete(self, call: Call, run: Complete) -> Completion:
         if call.cache is False:
             return await run(call)
-        key = self._key(call)
-        if key is None:
+        keyed = self._key(call)
+        if keyed is None:
             return await run(call)
+        key, probed = keyed
         ttl = call.cache_ttl or self.settings.ttl
         if call.cache == "refresh":
+            self._reuse(call, probed)
             c = await run(call)
-            kept = self._keep(key, Entry(VERSION, c), ttl)
+            kept = self._keep(key, c, None, ttl)
             if kept is not None:
                 await kept
             return c
         while True:
-            flight, leads = self._join(key)
-            if not leads:
-                entry = await self._follow(flight)
+            follow = self._join(key)
+            if follow is not None:
+                entry = await follow
                 if entry is not None:
                     return self._hit(key, entry)
                 continue  # the leader failed: one of its followers asks now
@@ -364,33 +376,34 @@ class ResponseCache:
                 if entry is not None:
                     got = entry
                     return self._hit(key, entry)
+                self._reuse(call, probed)
                 c = await run(call)
                 got = Entry(VERSION, c)
-                kept = self._keep(key, got, ttl)
+                kept = self._keep(key, c, None, ttl)
                 if kept is not None:
                     await kept
                 return c
             finally:
-                self._land(key, flight, got)
+                self._land(key, got)
                 if token is not None:
                     await self._unlock(key, token)
 
     async def stream(self, call: Call, run: Stream) -> AsyncGenerator[StreamEvent, None]:
-        if call.cache is False or (key := self._key(call)) is None:
+        # (Its key's request is probed as chat()'s: not the stream's, which builds its own.)
+        keyed = None if call.cache is False else self._key(call)
+        if keyed is None:
             async with aclosing(run(call)) as events:
                 async for event in events:
                     yield event
             return
+        key = keyed[0]
         ttl = call.cache_ttl or self.settings.ttl
         refresh = call.cache == "refresh"
         while True:
-            if refresh:
-                flight, leads = None, True
-            else:
-                flight, leads = self._join(key)
-            if not leads:
-                assert flight is not None
-                entry = await self._follow(flight)
+            # A refresh neither reads nor joins: it asks, whoever else is asking.
+            follow = None if refresh else self._join(key)
+            if follow is not None:
+                entry = await follow
                 if entry is not None:
                     for event in replay(entry, self._hit(key, entry)):
                         yield event
@@ -416,7 +429,7 @@ class ResponseCache:
                             # Kept before the caller sees Done: a caller that stops reading
                             # there has had the whole answer.
                             got = Entry(VERSION, event.completion, deltas)
-                            kept = self._keep(key, got, ttl)
+                            kept = self._keep(key, event.completion, deltas, ttl)
                             if kept is not None:
                                 await kept
                         else:
@@ -424,7 +437,7 @@ class ResponseCache:
                         yield event
                 return
             finally:
-                if flight is not None:
-                    self._land(key, flight, got)
+                if not refresh:
+                    self._land(key, got)
                 if token is not None:
                     await self._unlock(key, token)

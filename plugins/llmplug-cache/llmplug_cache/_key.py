@@ -1,11 +1,11 @@
 """The cache key: what makes two calls the same question.
 
 It is the request the wire would send (built by the wire's own ``build_request``, not by the
-hook's wrappers, so whatever the wire puts in a body counts: tools' schemas, a typed output's
-schema, every parameter), with its URL, wire and model, minus what does not change the answer:
-``stream``, ``stream_options`` and ``user``. Headers are left out, and the request is built with a
-placeholder key, so no API key ever reaches a key or a store. JSON keys are sorted: the same
-question in another dict order is the same key."""
+hook's wrappers, through ``Registry.probe_request``, so whatever the wire puts in a body counts:
+tools' schemas, a typed output's schema, every parameter), with its URL, wire and model, minus
+what does not change the answer: ``stream``, ``stream_options`` and ``user``. Headers are left
+out, and the request is built with a placeholder key, so no API key ever reaches a key or a
+store. JSON keys are sorted: the same question in another dict order is the same key."""
 
 from __future__ import annotations
 
@@ -14,37 +14,40 @@ from typing import Any
 
 import msgspec
 
-from llmplug import Call, HTTPRequest, Registry
+from llmplug import Call, ProbedRequest, Registry
 
 __all__ = ["IGNORED", "cache_key"]
 
 #: Body fields that do not change the answer.
-IGNORED = ("stream", "stream_options", "user")
-_PLACEHOLDER_KEY = "llmplug-cache"
+IGNORED = frozenset({"stream", "stream_options", "user"})
 _sorted = msgspec.json.Encoder(order="sorted").encode
 _decode = msgspec.json.decode
 _replace = msgspec.structs.replace
 
 
-def cache_key(call: Call, registry: Registry) -> str:
+def cache_key(call: Call, registry: Registry) -> tuple[str, ProbedRequest | None]:
+    """The key, and the request probed for it, when one was (which the call's attempt may
+    send: ``Registry.reuse_probe``)."""
     if call.wire == "group":
         # A group's members may speak different wires: the neutral call is the question.
         payload = _sorted(
             {"group": call.model, "messages": call.messages, "tools": call.tools,
              "params": call.params}
         )  # fmt: skip
-        return "g" + _hash(payload)
+        return "g" + _hash(payload), None
     probe = call
     if call.stream or call.attempt or call.headers or call.call_id is not None:
         # Built as a first attempt of chat(): the same question streamed or not, observed or
-        # not, is one key. (A call that is already one, the most common, is not copied.)
+        # not, is one key. (A call that is already one, the most common, is not copied, and
+        # its attempt sends the probe's request instead of building it again.)
         probe = _replace(call, stream=False, attempt=0, headers={}, call_id=None)
-    request = _wire_request(registry, call.wire, probe)
-    if request is None:
+    probed = registry.probe_request(probe, IGNORED)
+    if probed is None:
         raise LookupError(f"no plugin builds requests for the wire {call.wire!r}")
-    body = _canonical(request.content)
+    request = probed.request
+    body = request.content if probed.sorted else _canonical(request.content)
     head = f"{call.wire}\0{request.method}\0{request.url}\0{call.model}\0".encode()
-    return _hash(head + body)
+    return _hash(head + body), probed
 
 
 def _hash(data: bytes) -> str:
@@ -54,16 +57,8 @@ def _hash(data: bytes) -> str:
     return blake2b(data, digest_size=32).hexdigest()
 
 
-def _wire_request(registry: Registry, wire: str, call: Call) -> HTTPRequest | None:
-    """The request the wire's plugins build for ``call``: ``build_request``'s implementations,
-    but not its wrappers (``Registry.unwrapped``). Those observe or decorate a request on its
-    way out (an attempt's span, a trace header), and a key's probe is not on its way out."""
-    build = registry.unwrapped("build_request")
-    request: HTTPRequest | None = build(wire=wire, call=call, key=_PLACEHOLDER_KEY)
-    return request
-
-
 def _canonical(content: bytes) -> bytes:
+    """A body the wire did not take from ``HTTPRequest.post_json`` as it came, sorted here."""
     try:
         body: Any = _decode(content)
     except msgspec.DecodeError:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import msgspec
+
 __all__ = ["ASK", "Ask", "SQLiteStore", "Stats"]
 
 
@@ -224,8 +226,15 @@ REFRESH_EVERY = 0.2
 MAX_KNOWN = 1_000_000
 
 
-#: An answer waiting to be written: (body, stored at, expires, short key).
-_Waiting = tuple[bytes, float, float | None, int]
+class _Waiting(msgspec.Struct, array_like=True, gc=False):
+    """An answer waiting to be written. Not a tuple: a tuple is tracked by the garbage collector
+    when made, so each answer held until the next flush counted towards a collection (one per
+    700 misses), where a call without a cache leaves the collector nothing to do."""
+
+    body: bytes
+    stored: float
+    expires: float | None
+    short: int
 
 
 def _short(key: str) -> int:
@@ -262,6 +271,7 @@ class SQLiteStore:
         #: Set when the writer has something to do; a plain flag read first, so that a put
         #: pays for setting it (a Condition's notify) once per flush, not once per answer.
         self._work = threading.Event()
+        self._woken = False  # whether _work was set since the writer last cleared it
         self._full = threading.Event()  # MAX_WAITING answers wait: write them now
         #: key -> (body, stored at, expires, short key): answers not yet written, and those
         #: being written.
@@ -289,8 +299,8 @@ class SQLiteStore:
         """What a read can tell without leaving the loop: an answer waiting to be written, None
         for a key the file is known not to hold, else ``ASK`` (``read`` reads the file)."""
         waiting = self._pending.get(key) or self._writing.get(key)
-        if waiting is not None and (waiting[2] is None or waiting[2] > time.time()):
-            return waiting[0]
+        if waiting is not None and (waiting.expires is None or waiting.expires > time.time()):
+            return waiting.body
         known = self._known
         if known is None:
             self._look_soon()
@@ -318,7 +328,7 @@ class SQLiteStore:
         short = _short(key)
         with self._lock:
             pending = self._pending
-            pending[key] = (body, now, None if ttl is None else now + ttl, short)
+            pending[key] = _Waiting(body, now, None if ttl is None else now + ttl, short)
         if len(pending) >= MAX_WAITING:
             self._full.set()
         self._wake()
@@ -341,7 +351,7 @@ class SQLiteStore:
         self._wake()
 
     def _wake(self) -> None:
-        if self._work.is_set():
+        if self._woken:  # (a plain attribute: Event.is_set is a call)
             return
         if self._writer is None:
             with self._lock:
@@ -351,6 +361,7 @@ class SQLiteStore:
                     )
                     self._writer.start()
                     atexit.register(self.flush)
+        self._woken = True
         self._work.set()
 
     # -- the writer thread -----------------------------------------------------------------------
@@ -360,6 +371,7 @@ class SQLiteStore:
             self._work.wait()
             # Cleared before anything is taken: whatever comes after sets it again.
             self._work.clear()
+            self._woken = False
             if self._pending or self._touched:
                 # Gather what comes meanwhile (one transaction for all), until enough waits.
                 self._full.wait(FLUSH_EVERY)
@@ -524,8 +536,18 @@ def _write(
             first = max(int(ids), top or 0) + 1
             # The statements' values, row after row, in one flat list (as they are bound).
             values: list[Any] = []
-            for i, (k, (body, now, exp, short)) in enumerate(pending.items()):
-                values += (first + i, short, k, bytearray(body), len(body), now, now, exp or 0)
+            for i, (k, w) in enumerate(pending.items()):
+                body, now = w.body, w.stored
+                values += (
+                    first + i,
+                    w.short,
+                    k,
+                    bytearray(body),
+                    len(body),
+                    now,
+                    now,
+                    w.expires or 0,
+                )
             for at, size in _chunks(len(pending)):
                 db.execute(_insert(size), values[at * _COLUMNS : (at + size) * _COLUMNS])
             db.execute(

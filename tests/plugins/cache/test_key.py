@@ -1,0 +1,106 @@
+"""The cache key: the same as the previous release's for every question (an upgrade keeps the
+answers a file holds), and one request built per miss, not two."""
+
+from __future__ import annotations
+
+import json
+from hashlib import blake2b
+from typing import Any
+
+import msgspec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from llmplug import Call, HTTPRequest, Message, Registry, Tool, hookimpl
+from llmplug._plugins import openai_chat, openai_responses
+from llmplug.testing import LLMTestServer
+from llmplug_cache._key import cache_key
+
+from .conftest import Cached
+
+REGISTRY = Registry(entry_points=False, plugins=[openai_chat, openai_responses])
+_sorted = msgspec.json.Encoder(order="sorted").encode
+
+
+def previous_key(call: Call) -> str:
+    """The key as the previous release made it: the wire's request built with a placeholder
+    key, decoded, its ignored names dropped, encoded again with sorted keys."""
+    probe = msgspec.structs.replace(call, stream=False, attempt=0, headers={}, call_id=None)
+    request = REGISTRY.unwrapped("build_request")(wire=call.wire, call=probe, key="llmplug-cache")
+    body = json.loads(request.content)
+    for name in ("stream", "stream_options", "user"):
+        body.pop(name, None)
+    head = f"{call.wire}\0{request.method}\0{request.url}\0{call.model}\0".encode()
+    return blake2b(head + _sorted(body), digest_size=32).hexdigest()
+
+
+_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8)
+_json = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    wire=st.sampled_from(["openai-chat", "openai-responses"]),
+    texts=st.lists(st.text(max_size=20), min_size=1, max_size=3),
+    params=st.dictionaries(st.text(min_size=1, max_size=8), _json, max_size=4),
+    schema=st.dictionaries(st.text(max_size=6), _json, max_size=3),
+    with_tool=st.booleans(),
+    stream=st.booleans(),
+    logit_bias=st.booleans(),
+)
+def test_every_key_is_the_previous_releases(
+    wire: str,
+    texts: list[str],
+    params: dict[str, Any],
+    schema: dict[str, Any],
+    with_tool: bool,
+    stream: bool,
+    logit_bias: bool,
+) -> None:
+    if logit_bias:  # keys that are not strings: the body is sorted after decoding it
+        params = {**params, "logit_bias": {50256: -100, 9: 1}}
+    call = Call(
+        provider="acme",
+        model="m",
+        wire=wire,
+        base_url="http://127.0.0.1/v1",
+        messages=[Message(role="user", content=t) for t in texts],
+        tools=[Tool(name="t", description="d", parameters=schema)] if with_tool else None,
+        params=params,
+        stream=stream,
+    )
+    key, _ = cache_key(call, REGISTRY)
+    assert key == previous_key(call)
+
+
+class Counter:
+    """Counts the calls of ``build_request``'s implementations (it answers none)."""
+
+    def __init__(self) -> None:
+        self.built = 0
+
+    @hookimpl(tryfirst=True)
+    def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
+        self.built += 1
+        return None
+
+
+async def test_a_miss_builds_its_request_once(server: LLMTestServer, cached: Cached) -> None:
+    counter = Counter()
+    llm = cached(keys=("sk-one",))
+    name = llm.pipeline.registry.register(counter)
+    try:
+        first = await llm.chat("q", temperature=0.5)
+        again = await llm.chat("q", temperature=0.5)
+    finally:
+        llm.pipeline.registry.unregister(name)
+    assert (first.cached, again.cached) == (False, True)
+    (sent,) = server.requests
+    assert sent.api_key == "sk-one" and sent.json["temperature"] == 0.5
+    assert counter.built == 2  # the key's, once per call: the miss's attempt built none
