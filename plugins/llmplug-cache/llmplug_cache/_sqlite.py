@@ -157,6 +157,11 @@ def connect(
         os.makedirs(directory, exist_ok=True)
     db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
+        # A new file's pages (a file's size of page is set when it is made, and kept): each
+        # page is a write of its own to the WAL and again to the file, and at 4 KiB writing
+        # an answer cost the writer thread 5.7 µs of CPU, at 16 KiB 4.5 (in a loop of
+        # 2,000-answer flushes). A file made with other pages keeps them, and works as well.
+        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         _wal(db, busy_timeout)
         db.execute("PRAGMA synchronous=NORMAL")  # a power cut may lose the last answers: fine
         # Only when needed: making the tables writes, and a write waits for the writers.
@@ -204,6 +209,9 @@ class _Conn:
 #: connection is kept. Any other error drops it, and the next statement opens the file again.
 _PASSING = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL")
 
+
+#: The size of a new file's pages (see connect).
+PAGE_SIZE = 16384
 
 #: The longest a read waits for the file (see SQLiteStore).
 READ_TIMEOUT = 0.1

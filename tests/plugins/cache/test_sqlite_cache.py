@@ -235,3 +235,23 @@ def test_enough_waiting_answers_are_written_without_waiting_for_the_moment(
     assert wrote.wait(30)
     with sqlite3.connect(tmp_path / "c.db") as conn:
         assert conn.execute("SELECT count(*) FROM entries").fetchone() == (50,)
+
+
+@pytest.mark.parametrize("made_with", [None, 4096])
+async def test_a_new_file_has_large_pages_and_a_file_made_with_others_keeps_them(
+    server: LLMTestServer, cached: Cached, db: Path, made_with: int | None
+) -> None:
+    if made_with is not None:  # a file an earlier release made, with SQLite's default pages
+        db.parent.mkdir(parents=True)
+        with sqlite3.connect(db) as conn:
+            conn.execute(f"PRAGMA page_size = {made_with}")
+            conn.execute("CREATE TABLE before (x)")
+    llm = cached()
+    server.push(Reply(text="a"))
+    first = await llm.chat("q")
+    await flushed(llm)
+    again = await llm.chat("q")
+    assert (first.cached, again.cached, again.text) == (False, True, "a")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone() == (made_with or _sqlite.PAGE_SIZE,)
+        assert conn.execute("SELECT count(*) FROM entries").fetchone() == (1,)
