@@ -4,6 +4,7 @@
     python bench/cache.py            # ~15 seconds on 2 cores
     python bench/cache.py --quick
     python bench/cache.py --lock     # also: single flight across processes through Redis
+    LLMPLUG_BENCH_N=8000 python bench/cache.py   # longer runs of the miss's A/B (4,000 calls)
 
 Measured, against ``python -m llmplug.testing`` in a process of its own (so this process's CPU
 time, worker thread included, is the client's alone):
@@ -319,7 +320,7 @@ def main() -> None:
             "the 5% target is checked timed, without --instructions)"
         )
         return
-    n, block = (1000, 50) if args.quick else (4000, 50)
+    n, block = (1000, 50) if args.quick else (int(os.environ.get("LLMPLUG_BENCH_N", 4000)), 50)
     tmp = Path(tempfile.mkdtemp(prefix="llmplug-bench-cache-"))
     try:
         with test_server() as base_url:
