@@ -76,10 +76,10 @@ def _dispatchers(pm: pluggy.PluginManager, monitored: bool) -> dict[str, Callabl
 
 
 def _needs_pluggy(caller: pluggy.HookCaller, impls: list[pluggy.HookImpl], monitored: bool) -> bool:
-    # A spec's defaults are pluggy's to fill in (none of these hooks has any today).
-    return bool(
-        monitored or caller.spec.kwargnames or any(i.wrapper or i.hookwrapper for i in impls)  # type: ignore[union-attr]
-    )
+    """Whether a wrapper or a monitor needs pluggy's own caller. (A spec's defaults are pluggy's
+    to fill in too; none of these hooks has any today.)"""
+    defaults = caller.spec.kwargnames  # type: ignore[union-attr]  # (every hook has a spec)
+    return bool(monitored or defaults or any(i.wrapper or i.hookwrapper for i in impls))
 
 
 def _build_request(

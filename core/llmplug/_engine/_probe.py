@@ -6,12 +6,13 @@ requests on their way out) with a placeholder key. A body made by
 :meth:`HTTPRequest.post_json` comes with its JSON keys sorted, so the same question in another
 dict order is the same bytes, with no decoding and encoding again.
 
-Built once, a request is not built again: when the probed call then runs as it was probed (the
-same ``Call``, its first attempt, the same plugins, no wrapper on ``build_request``), its
-attempt sends the probe's URL and body, with the key it leased in the bearer header. Only a
-request that the wire took from ``post_json`` untouched qualifies, and only if the placeholder
-key went nowhere but into that header: a wire that puts its key in the URL or the body, signs
-the request, or changes it after ``post_json`` gets its own request built, as always."""
+Built once, a request is not built again: handed over (``Registry.reuse_probe``), the probed
+call's first attempt (the same ``Call``, with the same plugins) sends the probe's URL and body,
+with the key it leased in the bearer header; the hook's wrappers see it as a request built
+(see ``_dispatch._build_request``). Only a request that the wire took from ``post_json``
+untouched qualifies, and only if the placeholder key went nowhere but into that header: a wire
+that puts its key in the URL or the body, signs the request, or changes it after ``post_json``
+gets its own request built, as always."""
 
 from __future__ import annotations
 
