@@ -3,6 +3,7 @@ answers a file holds), and one request built per miss, not two."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from hashlib import blake2b
 from typing import Any
@@ -104,3 +105,32 @@ async def test_a_miss_builds_its_request_once(server: LLMTestServer, cached: Cac
     (sent,) = server.requests
     assert sent.api_key == "sk-one" and sent.json["temperature"] == 0.5
     assert counter.built == 2  # the key's, once per call: the miss's attempt built none
+
+
+async def test_misses_on_loops_in_threads_each_send_their_own_question_with_a_leased_key(
+    server: LLMTestServer, cached: Cached
+) -> None:
+    """Requests handed from the key's probe to the attempt: on four event loops in four threads
+    at once, 16 in flight on each, waiting for the rate limiter between the probe and the
+    attempt, every attempt sends its own call's question with the key it leased (the cache,
+    the limiter, the key rotation and the threads together)."""
+    llm = cached(keys=("sk-a", "sk-b"), rate_limit_capacity=2, rate_limit_refill_rate=2000.0)
+
+    def loop(n: int) -> list[tuple[str, str]]:
+        async def ask(q: str) -> tuple[str, str]:
+            return q, (await llm.chat(q)).text
+
+        async def main() -> list[tuple[str, str]]:
+            return await asyncio.gather(*(ask(f"thread {n} question {i}") for i in range(16)))
+
+        return asyncio.run(main())
+
+    results = await asyncio.gather(*(asyncio.to_thread(loop, n) for n in range(4)))
+    answers = [pair for result in results for pair in result]
+    assert len(answers) == 64
+    assert all(text == f"echo: {q}" for q, text in answers)
+    sent = server.requests
+    assert len(sent) == 64
+    assert sorted(r.json["messages"][-1]["content"] for r in sent) == sorted(q for q, _ in answers)
+    keys = [r.api_key for r in sent]
+    assert set(keys) == {"sk-a", "sk-b"} and abs(keys.count("sk-a") - keys.count("sk-b")) <= 4
