@@ -266,3 +266,44 @@ async def test_a_name_left_out_of_the_probe_is_sent(
     assert "user" not in json.loads(prober.probed[0].request.content)
     assert json.loads(server.requests[0].body)["user"] == "u-1"
     assert counter.built == 2
+
+
+class Failing:
+    """A wire whose request cannot be built."""
+
+    @hookimpl
+    def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
+        if wire != "failing":
+            return None
+        raise ValueError("no request for you")
+
+
+def test_a_probe_that_fails_leaves_the_next_requests_as_they_were() -> None:
+    registry = Registry(entry_points=False, plugins=[*DEFAULTS, Failing()])
+    with pytest.raises(ValueError, match="no request for you"):
+        registry.probe_request(_call("failing"), IGNORE)
+    call = _call(params={"z": 1, "a": 2})
+    built = registry.unwrapped("build_request")(wire="openai-chat", call=call, key="sk-1")
+    assert type(built) is HTTPRequest  # not a probe's: keys in the wire's order
+    assert list(json.loads(built.content)) == ["model", "messages", "z", "a"]
+
+
+class Swapper(Prober):
+    """Hands each call the probe of another call (a wrapper's mistake): ignored."""
+
+    async def complete(self, call: Call, run: Callable[[Call], Awaitable[Completion]]) -> Any:
+        other = msgspec.structs.replace(call, messages=[Message(role="user", content="other")])
+        probed = self.registry.probe_request(other, IGNORE)
+        assert probed is not None
+        self.registry.reuse_probe(call, probed)
+        return await run(call)
+
+
+async def test_a_probe_handed_to_another_call_is_not_sent(
+    make_llm: MakeLLM, server: LLMTestServer
+) -> None:
+    registry = Registry(entry_points=False, plugins=DEFAULTS)
+    registry.register(Swapper(registry))
+    llm = make_llm(registry=registry, cache={})
+    assert (await llm.chat("mine")).text == "echo: mine"
+    assert server.requests[0].json["messages"][0]["content"] == "mine"
