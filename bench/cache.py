@@ -182,6 +182,7 @@ async def misses(base_url: str, tmp: Path, n: int, block: int) -> dict[str, Any]
             "no_cache_us": p * 1e6,
             "cache_miss_us": c * 1e6,
             "overhead": c / p - 1,
+            "threads_us": threads / calls * 1e6,
         }
         await plain.aclose()
         await cached.aclose()
@@ -337,7 +338,8 @@ def main() -> None:
         verdict = "ok" if m["overhead"] <= TARGET else f"over the {TARGET:.0%} target"
         print(
             f"miss, {name}: {m['cache_miss_us']:.0f} us of client CPU a call with a cache that "
-            f"misses, {m['no_cache_us']:.0f} us without: {m['overhead']:+.1%} ({verdict}); the "
+            f"misses ({m['threads_us']:.0f} of them on the cache's threads), "
+            f"{m['no_cache_us']:.0f} us without: {m['overhead']:+.1%} ({verdict}); the "
             f"cache's own work, alone in a loop: {own * 1e6:.0f} us a miss"
         )
     if args.lock:
