@@ -27,6 +27,8 @@ from llmplug import (
 from llmplug._plugins import key_strategies, openai_chat, openai_responses, token_bucket
 from llmplug.testing import Error, LLMTestServer
 
+from ._probes import Counter, json_values
+
 MakeLLM = Callable[..., OpenAICompatible]
 DEFAULTS: list[object] = [openai_chat, openai_responses, key_strategies, token_bucket]
 IGNORE = frozenset({"stream", "stream_options", "user"})
@@ -52,21 +54,11 @@ def _canonical(content: bytes) -> bytes:
     return _sorted(body)
 
 
-_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8)
-_json = st.recursive(
-    _scalars,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=12,
-)
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     wire=st.sampled_from(["openai-chat", "openai-responses"]),
-    params=st.dictionaries(st.text(min_size=1, max_size=8), _json, max_size=4),
-    schema=st.dictionaries(st.text(max_size=6), _json, max_size=3),
+    params=st.dictionaries(st.text(min_size=1, max_size=8), json_values, max_size=4),
+    schema=st.dictionaries(st.text(max_size=6), json_values, max_size=3),
     with_tool=st.booleans(),
 )
 def test_a_probe_is_the_wires_body_with_its_keys_sorted(
@@ -96,18 +88,6 @@ def test_a_body_that_cannot_be_sorted_comes_as_the_wire_made_it() -> None:
     assert probed is not None and not probed.sorted
     assert probed.request.content == built.content
     assert registry.probe_request(_call(wire="no-such-wire"), IGNORE) is None
-
-
-class Counter:
-    """Counts the calls of ``build_request``'s implementations (it answers none)."""
-
-    def __init__(self) -> None:
-        self.built = 0
-
-    @hookimpl(tryfirst=True)
-    def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
-        self.built += 1
-        return None
 
 
 class Signer:

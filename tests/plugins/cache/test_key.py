@@ -12,10 +12,11 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmplug import Call, HTTPRequest, Message, Registry, Tool, hookimpl
+from llmplug import Call, Message, Registry, Tool
 from llmplug._plugins import openai_chat, openai_responses
 from llmplug.testing import LLMTestServer
 from llmplug_cache._key import cache_key
+from tests.core._probes import Counter, json_values
 
 from .conftest import Cached
 
@@ -35,22 +36,12 @@ def previous_key(call: Call) -> str:
     return blake2b(head + _sorted(body), digest_size=32).hexdigest()
 
 
-_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8)
-_json = st.recursive(
-    _scalars,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=12,
-)
-
-
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     wire=st.sampled_from(["openai-chat", "openai-responses"]),
     texts=st.lists(st.text(max_size=20), min_size=1, max_size=3),
-    params=st.dictionaries(st.text(min_size=1, max_size=8), _json, max_size=4),
-    schema=st.dictionaries(st.text(max_size=6), _json, max_size=3),
+    params=st.dictionaries(st.text(min_size=1, max_size=8), json_values, max_size=4),
+    schema=st.dictionaries(st.text(max_size=6), json_values, max_size=3),
     with_tool=st.booleans(),
     stream=st.booleans(),
     logit_bias=st.booleans(),
@@ -78,18 +69,6 @@ def test_every_key_is_the_previous_releases(
     )
     key, _ = cache_key(call, REGISTRY)
     assert key == previous_key(call)
-
-
-class Counter:
-    """Counts the calls of ``build_request``'s implementations (it answers none)."""
-
-    def __init__(self) -> None:
-        self.built = 0
-
-    @hookimpl(tryfirst=True)
-    def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
-        self.built += 1
-        return None
 
 
 async def test_a_miss_builds_its_request_once(server: LLMTestServer, cached: Cached) -> None:

@@ -1,0 +1,30 @@
+"""What the tests of a request built ahead of its call share (tests/core/test_probe.py,
+tests/plugins/cache/test_key.py): JSON values for hypothesis, and a plugin that counts the
+calls of ``build_request``'s implementations."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from llmplug import Call, HTTPRequest, hookimpl
+
+#: Any JSON value of a few levels: what params and tool schemas hold.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+class Counter:
+    """Counts the calls of ``build_request``'s implementations (it answers none)."""
+
+    def __init__(self) -> None:
+        self.built = 0
+
+    @hookimpl(tryfirst=True)
+    def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
+        self.built += 1
+        return None
