@@ -94,8 +94,11 @@ def _build_request(
     if not _needs_pluggy(caller, impls, monitored):
 
         def bare(*, wire: str, call: Any, key: str) -> Any:
-            request = prebuilt(call, hot, key)
-            return request if request is not None else build(wire=wire, call=call, key=key)
+            if _prebuilt:  # (nothing probed, the most common: no call more than before)
+                request = prebuilt(call, hot, key)
+                if request is not None:
+                    return request
+            return build(wire=wire, call=call, key=key)
 
         return bare
 

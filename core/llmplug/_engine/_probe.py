@@ -110,8 +110,6 @@ def reuse(call: Call, probed: ProbedRequest) -> None:
 def prebuilt(call: Call, hot: HotHooks, key: str) -> HTTPRequest | None:
     """The request of ``call``'s attempt built when it was probed, with ``key``; None when it
     must be built (another call, a later attempt, plugins changed since)."""
-    if not _prebuilt:
-        return None
     pre = _prebuilt.pop(id(call), None)
     # (The entry holds its call: no other call can have its id while it is there.)
     if pre is None or pre[1] is not hot or call.attempt:

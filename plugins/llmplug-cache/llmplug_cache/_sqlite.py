@@ -159,7 +159,7 @@ def connect(
     try:
         # A new file's pages (a file's size of page is set when it is made, and kept): each
         # page is a write of its own to the WAL and again to the file, and at 4 KiB writing
-        # an answer cost the writer thread 5.7 µs of CPU, at 16 KiB 4.5 (in a loop of
+        # an answer cost the writer thread 5.7 µs of CPU, at 16 KiB 4.7 (in a loop of
         # 2,000-answer flushes). A file made with other pages keeps them, and works as well.
         db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         _wal(db, busy_timeout)
@@ -217,9 +217,10 @@ PAGE_SIZE = 16384
 READ_TIMEOUT = 0.1
 
 #: How long the writer gathers answers before it writes them, in one transaction. A write costs
-#: the writer thread far more in place than in a loop of writes (waking up, the file's locks and
-#: its first pages again): at 0.2 s, 9 us of CPU per answer at 1,700 calls a second, 31 us with
-#: 64 calls in flight; at 1 s, 3 and 11 us. Another process learns an answer this much later.
+#: the writer thread more per answer the fewer answers a flush holds (waking up, the file's
+#: locks and its first pages again): at 0.2 s, 9 us of CPU per answer at 1,700 calls a second;
+#: at 1 s, 5 us, one call at a time or 64 in flight (the provider on other CPUs). Another
+#: process learns an answer this much later.
 FLUSH_EVERY = 1.0
 #: ... or until this many answers wait, which bounds the memory they hold.
 MAX_WAITING = 4096
