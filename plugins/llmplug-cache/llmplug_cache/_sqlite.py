@@ -243,7 +243,6 @@ class _Waiting(msgspec.Struct, array_like=True, gc=False):
     body: bytes
     stored: float
     expires: float | None
-    short: int
 
 
 def _short(key: str) -> int:
@@ -282,8 +281,8 @@ class SQLiteStore:
         self._work = threading.Event()
         self._woken = False  # whether _work was set since the writer last cleared it
         self._full = threading.Event()  # MAX_WAITING answers wait: write them now
-        #: key -> (body, stored at, expires, short key): answers not yet written, and those
-        #: being written.
+        #: key -> (body, stored at, expires): answers not yet written, and those being
+        #: written.
         self._pending: dict[str, _Waiting] = {}
         self._writing: dict[str, _Waiting] = {}
         #: key -> (last used, hits, money saved): hits not yet counted.
@@ -332,24 +331,23 @@ class SQLiteStore:
         self.keep(key, body, ttl)
 
     def keep(self, key: str, body: bytes, ttl: float | None) -> None:
-        """``put`` without a coroutine: the answer waits for the writer thread."""
+        """``put`` without a coroutine: the answer waits for the writer thread, which adds its
+        key to the known keys once written (until then ``peek`` finds it waiting)."""
         now = time.time()
-        short = _short(key)
         with self._lock:
             pending = self._pending
-            pending[key] = _Waiting(body, now, None if ttl is None else now + ttl, short)
+            pending[key] = _Waiting(body, now, None if ttl is None else now + ttl)
         if len(pending) >= MAX_WAITING:
             self._full.set()
-        self._wake()
-        known = self._known
-        if known is not None:
-            known.add(short)
+        if not self._woken:
+            self._wake()
 
     def touch(self, key: str, saved: float | None) -> None:
         with self._lock:
             _, hits, total = self._touched.get(key, (0.0, 0, 0.0))
             self._touched[key] = (time.time(), hits + 1, total + (saved or 0.0))
-        self._wake()
+        if not self._woken:  # (a plain attribute: Event.is_set is a call)
+            self._wake()
 
     def _look_soon(self) -> None:
         now = time.monotonic()
@@ -357,11 +355,10 @@ class SQLiteStore:
             return
         self._looked = now
         self._look_wanted = True
-        self._wake()
+        if not self._woken:
+            self._wake()
 
     def _wake(self) -> None:
-        if self._woken:  # (a plain attribute: Event.is_set is a call)
-            return
         if self._writer is None:
             with self._lock:
                 if self._writer is None:
@@ -397,16 +394,28 @@ class SQLiteStore:
         """Write what is waiting, now."""
         with self._wlock:
             with self._lock:
-                pending, self._pending = self._pending, {}
+                # Being written before it is not waiting: ``peek`` (which takes no lock) finds
+                # an answer in one or the other all along.
+                pending = self._writing = self._pending
+                self._pending = {}
                 touched, self._touched = self._touched, {}
-                self._writing = pending
             if not (pending or touched):
+                self._writing = {}
                 return
             try:
-                self._wconn.run(_write, pending, touched, self.max_bytes)
+                shorts = self._wconn.run(_write, pending, touched, self.max_bytes)
             except Exception as exc:
                 self.on_write(exc)
             else:
+                # Known before they stop being waiting ones: a miss is never told of a key
+                # that is in the file. (Learned here, not when kept: on the loop's thread each
+                # answer cost its key's conversion and a set insertion, and a write that fails
+                # leaves no key known that the file does not hold.)
+                known = self._known
+                if known is not None:
+                    known.update(shorts)
+                    if len(known) > MAX_KNOWN:
+                        self._known, self._seen, self._version = None, 0, None
                 self.on_write(None)
             finally:
                 self._writing = {}
@@ -528,7 +537,10 @@ def _write(
     pending: dict[str, _Waiting],
     touched: dict[str, tuple[float, int, float]],
     max_bytes: int,
-) -> None:
+) -> list[int]:
+    """Store ``pending`` and count ``touched``, in one transaction; returns the short keys
+    (``kh``) of the answers stored."""
+    shorts: list[int] = []
     db.execute("BEGIN IMMEDIATE")
     try:
         version, top, ids, counted = db.execute(
@@ -546,10 +558,11 @@ def _write(
             # The statements' values, row after row, in one flat list (as they are bound).
             values: list[Any] = []
             for i, (k, w) in enumerate(pending.items()):
-                body, now = w.body, w.stored
+                body, now, short = w.body, w.stored, _short(k)
+                shorts.append(short)
                 values += (
                     first + i,
-                    w.short,
+                    short,
                     k,
                     bytearray(body),
                     len(body),
@@ -591,6 +604,7 @@ def _write(
     except BaseException:
         _rollback(db)
         raise
+    return shorts
 
 
 def _evict(db: sqlite3.Connection, now: float, excess: float) -> None:
