@@ -17,7 +17,7 @@ import msgspec
 from ._vocab._call import Call
 from ._vocab._classify import classify_openai, kind_by_status
 from ._vocab._errors import ResponseError, StreamError
-from ._vocab._numbers import MAX_COUNT, MAX_SECONDS, count, seconds
+from ._vocab._numbers import MAX_COUNT, MAX_SECONDS, count, safe_usage, seconds
 from ._vocab._ratelimits import RateLimits, openai_rate_limits
 from ._vocab._types import Completion, events_of
 from ._wire._per_loop import PerLoop
@@ -37,6 +37,7 @@ __all__ = [
     "openai_rate_limits",
     "provider_data",
     "provider_data_of",
+    "safe_usage",
     "seconds",
     "text_of",
 ]

@@ -165,6 +165,8 @@ class ResponseCache:
         #: This process's hits and misses through this owner.
         self.stats = Stats()
         self._registry: Registry | None = None
+        #: ``Registry.reuse_probe`` of that registry, once known (by ``_key``).
+        self._reuse_probe: Callable[[Call, ProbedRequest], None] = lambda call, probed: None
         #: Whether other processes' identical calls are waited for (Redis's lock).
         self._locks = settings.lock and isinstance(self.shared.store, RedisStore)
 
@@ -188,19 +190,14 @@ class ResponseCache:
             registry = self._registry = (
                 owner.pipeline.registry if hasattr(owner, "pipeline") else owner.registry
             ) or default_registry()
+            self._reuse_probe = registry.reuse_probe
         try:
             return cache_key(call, registry)
         except Exception as exc:  # the wire refused the call: the real attempt will say why
             log.debug("llmplug cache: no key for this call (%s: %s)", type(exc).__name__, exc)
             return None
 
-    def _reuse(self, call: Call, probed: ProbedRequest | None) -> None:
-        """Have the call's attempt send the request probed for its key, not build it again
-        (``Registry.reuse_probe``). (Not a coroutine around ``run``: one more frame a miss.)"""
-        if probed is not None and self._registry is not None:
-            self._registry.reuse_probe(call, probed)
-
-    def _peek(self, key: str) -> Entry | Ask | None:
+    def _peek(self, key: str, call: Call) -> Entry | Ask | None:
         """The lookup, when the store can answer it on the loop (SQLite's answers waiting to be
         written and its known misses: no coroutine for them), else ``ASK`` (await ``_lookup``)."""
         shared = self.shared
@@ -216,14 +213,23 @@ class ResponseCache:
             return None
         if body is None:
             return None  # (most misses)
-        return ASK if body is ASK else self._found(body)
+        return ASK if body is ASK else self._found(body, call)
 
-    def _found(self, body: bytes | None) -> Entry | None:
+    def _found(self, body: bytes | None, call: Call) -> Entry | None:
         if self.shared.down_until:
             self.shared.ok()
-        return None if body is None else decode(body)  # undecodable: a miss, overwritten
+        if body is None:
+            return None
 
-    async def _lookup(self, key: str) -> Entry | None:
+        def parse(raw: bytes) -> Completion:
+            # (A raw body: what the call's wire parser makes of it, as its attempt did.)
+            assert self._registry is not None  # (known since the key)
+            parser = self._registry.hook.parse_stream(wire=call.wire, call=call)
+            return parser.parse_body(raw)  # type: ignore[no-any-return]
+
+        return decode(body, parse)  # undecodable: a miss, overwritten
+
+    async def _lookup(self, key: str, call: Call) -> Entry | None:
         """The lookup that leaves the loop: SQLite's file (once ``_peek`` said ASK), Redis."""
         shared = self.shared
         if not shared.up():
@@ -234,10 +240,15 @@ class ResponseCache:
         except Exception as exc:
             shared.failed(exc, "reading an answer")
             return None
-        return self._found(body)
+        return self._found(body, call)
 
     def _keep(
-        self, key: str, completion: Completion, events: list[Delta] | None, ttl: float | None
+        self,
+        key: str,
+        call: Call,
+        completion: Completion,
+        events: list[Delta] | None,
+        ttl: float | None,
     ) -> Awaitable[None] | None:
         """Store the answer: at once into SQLite's waiting answers, or what to await for
         Redis (None: nothing to await)."""
@@ -247,7 +258,9 @@ class ResponseCache:
             return None
         store = shared.store
         try:
-            body = encode(completion, events)
+            # An interface's answer is what its wire's parser made of the body (a group's, of
+            # a member's wire): it may be stored raw, and parsed again.
+            body = encode(completion, events, call.wire != "group")
             if isinstance(store, SQLiteStore):
                 store.keep(key, body, ttl)
                 return None
@@ -294,14 +307,20 @@ class ResponseCache:
             waiters.append((loop, mine))
         return mine
 
-    def _land(self, key: str, got: Entry | None) -> None:
+    def _land(self, key: str, got: Entry | Completion | None) -> None:
+        """End the flight of ``key``: its followers get ``got`` (an answer of chat() as it
+        came, made an entry only for them: most flights have none)."""
         with self.shared.lock:
             waiters = self.shared.flights.pop(key, ())
+        if not waiters:
+            return
+        if isinstance(got, Completion):
+            got = Entry(VERSION, got)
         for loop, waiter in waiters:
             with contextlib.suppress(RuntimeError):  # the follower's loop has ended
                 loop.call_soon_threadsafe(_settle, waiter, got)
 
-    async def _from_others(self, key: str) -> tuple[Entry | None, str | None]:
+    async def _from_others(self, key: str, call: Call) -> tuple[Entry | None, str | None]:
         """Redis only: take the lock of ``key``, or wait for the process holding it to store
         its answer. Returns (the answer, None) or (None, the lock's token or None)."""
         store = self.shared.store
@@ -314,7 +333,7 @@ class ResponseCache:
                 token = await store.lock(key, self.settings.lock_ttl)
                 if token is not None:
                     # The holder before us may have stored its answer and let go just now.
-                    entry = await self._lookup(key)
+                    entry = await self._lookup(key, call)
                     if entry is not None:
                         await self._unlock(key, token)
                         return entry, None
@@ -325,10 +344,10 @@ class ResponseCache:
                         return None, None
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, _POLL_MAX)
-                    entry = await self._lookup(key)
+                    entry = await self._lookup(key, call)
                     if entry is not None:
                         return entry, None
-                entry = await self._lookup(key)
+                entry = await self._lookup(key, call)
                 if entry is not None:
                     return entry, None
         except Exception as exc:
@@ -353,9 +372,10 @@ class ResponseCache:
         key, probed = keyed
         ttl = call.cache_ttl or self.settings.ttl
         if call.cache == "refresh":
-            self._reuse(call, probed)
+            if probed is not None:
+                self._reuse_probe(call, probed)
             c = await run(call)
-            kept = self._keep(key, c, None, ttl)
+            kept = self._keep(key, call, c, None, ttl)
             if kept is not None:
                 await kept
             return c
@@ -366,20 +386,21 @@ class ResponseCache:
                 if entry is not None:
                     return self._hit(key, entry)
                 continue  # the leader failed: one of its followers asks now
-            got: Entry | None = None
+            got: Entry | Completion | None = None
             token = None
             try:
-                found = self._peek(key)
-                entry = await self._lookup(key) if found is ASK else found
+                found = self._peek(key, call)
+                entry = await self._lookup(key, call) if found is ASK else found
                 if entry is None and self._locks:
-                    entry, token = await self._from_others(key)
+                    entry, token = await self._from_others(key, call)
                 if entry is not None:
                     got = entry
                     return self._hit(key, entry)
-                self._reuse(call, probed)
-                c = await run(call)
-                got = Entry(VERSION, c)
-                kept = self._keep(key, c, None, ttl)
+                if probed is not None:
+                    # The attempt sends the request probed for the key, not built again.
+                    self._reuse_probe(call, probed)
+                c = got = await run(call)
+                kept = self._keep(key, call, c, None, ttl)
                 if kept is not None:
                     await kept
                 return c
@@ -412,10 +433,10 @@ class ResponseCache:
             got: Entry | None = None
             token = None
             try:
-                found = None if refresh else self._peek(key)
-                entry = await self._lookup(key) if found is ASK else found
+                found = None if refresh else self._peek(key, call)
+                entry = await self._lookup(key, call) if found is ASK else found
                 if entry is None and self._locks and not refresh:
-                    entry, token = await self._from_others(key)
+                    entry, token = await self._from_others(key, call)
                 if entry is not None:
                     got = entry
                     hit = self._hit(key, entry)
@@ -429,7 +450,7 @@ class ResponseCache:
                             # Kept before the caller sees Done: a caller that stops reading
                             # there has had the whole answer.
                             got = Entry(VERSION, event.completion, deltas)
-                            kept = self._keep(key, event.completion, deltas, ttl)
+                            kept = self._keep(key, call, event.completion, deltas, ttl)
                             if kept is not None:
                                 await kept
                         else:
