@@ -165,8 +165,6 @@ class ResponseCache:
         #: This process's hits and misses through this owner.
         self.stats = Stats()
         self._registry: Registry | None = None
-        #: ``Registry.reuse_probe`` of that registry, once known (by ``_key``).
-        self._reuse_probe: Callable[[Call, ProbedRequest], None] = lambda call, probed: None
         #: Whether other processes' identical calls are waited for (Redis's lock).
         self._locks = settings.lock and isinstance(self.shared.store, RedisStore)
 
@@ -190,12 +188,17 @@ class ResponseCache:
             registry = self._registry = (
                 owner.pipeline.registry if hasattr(owner, "pipeline") else owner.registry
             ) or default_registry()
-            self._reuse_probe = registry.reuse_probe
         try:
             return cache_key(call, registry)
         except Exception as exc:  # the wire refused the call: the real attempt will say why
             log.debug("llmplug cache: no key for this call (%s: %s)", type(exc).__name__, exc)
             return None
+
+    def _reuse(self, call: Call, probed: ProbedRequest | None) -> None:
+        """Have the call's attempt send the request probed for its key, not build it again
+        (``Registry.reuse_probe``)."""
+        if probed is not None and self._registry is not None:
+            self._registry.reuse_probe(call, probed)
 
     def _peek(self, key: str, call: Call) -> Entry | Ask | None:
         """The lookup, when the store can answer it on the loop (SQLite's answers waiting to be
@@ -372,8 +375,7 @@ class ResponseCache:
         key, probed = keyed
         ttl = call.cache_ttl or self.settings.ttl
         if call.cache == "refresh":
-            if probed is not None:
-                self._reuse_probe(call, probed)
+            self._reuse(call, probed)
             c = await run(call)
             kept = self._keep(key, call, c, None, ttl)
             if kept is not None:
@@ -396,9 +398,7 @@ class ResponseCache:
                 if entry is not None:
                     got = entry
                     return self._hit(key, entry)
-                if probed is not None:
-                    # The attempt sends the request probed for the key, not built again.
-                    self._reuse_probe(call, probed)
+                self._reuse(call, probed)
                 c = got = await run(call)
                 kept = self._keep(key, call, c, None, ttl)
                 if kept is not None:

@@ -414,8 +414,7 @@ class SQLiteStore:
                 known = self._known
                 if known is not None:
                     known.update(shorts)
-                    if len(known) > MAX_KNOWN:
-                        self._known, self._seen, self._version = None, 0, None
+                    self._keep_known(known)
                 self.on_write(None)
             finally:
                 self._writing = {}
@@ -443,11 +442,17 @@ class SQLiteStore:
             known.update(shorts)
             self._seen = max(self._seen, seen)
             self._version = (conn.opened, version)
-            self._known = known if len(known) <= MAX_KNOWN else None
-            if self._known is None:
-                self._seen, self._version = 0, None
+            self._keep_known(known)
         except Exception:
             # Every read asks the file until a look succeeds.
+            self._known, self._seen, self._version = None, 0, None
+
+    def _keep_known(self, known: set[int]) -> None:
+        """``known`` as the keys the file holds, unless they are more than ``MAX_KNOWN``: then
+        none are known, and every read asks the file until a look learns them all again."""
+        if len(known) <= MAX_KNOWN:
+            self._known = known
+        else:
             self._known, self._seen, self._version = None, 0, None
 
     # -- the CLI (its own connection) ------------------------------------------------------------

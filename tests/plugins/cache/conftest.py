@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from llmplug import LLMInterface
+from llmplug import LLMInterface, ModelGroup, Pricing
 from tests.conftest import MakeLLM
 
 Cached = Callable[..., LLMInterface]
+
+PRICING = Pricing(input=1.0, output=2.0)
+
+
+async def flushed(owner: LLMInterface | ModelGroup) -> None:
+    """Write what the cache gathered, now (it writes every moment, and at exit, on its own)."""
+    wrapper = owner.call_wrapper
+    assert wrapper is not None
+    await asyncio.to_thread(wrapper.flush)  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ hit is the answer the miss returned."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -13,25 +12,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmplug import Completion, LLMInterface, Pricing
+from llmplug import Completion
 from llmplug.testing import LLMTestServer, Reply, ToolCallReply
 from llmplug.wire import events_of
 from llmplug_cache._entry import Entry
 from tests.conftest import MakeLLM
 
+from .conftest import PRICING, flushed
 from .test_cache_everywhere import WEATHER, WIRES
-
-PRICING = Pricing(input=1.0, output=2.0)
 
 
 def as_hit(miss: Completion) -> Completion:
     """What a hit of ``miss`` must be: the same answer, free, saying what it saved."""
     return msgspec.structs.replace(miss, cached=True, cost=0.0, saved_cost=miss.cost)
-
-
-async def flushed(llm: LLMInterface) -> None:
-    assert llm.call_wrapper is not None
-    await asyncio.to_thread(llm.call_wrapper.flush)  # type: ignore[attr-defined]
 
 
 def bodies(db: Path) -> list[bytes]:
@@ -123,7 +116,7 @@ async def test_a_groups_answer_is_stored_whole_and_hits_as_it_was(
     group = ModelGroup(members, name="g", cache={"path": str(db)})
     server.push(REPLY)
     miss = await group.chat("q")
-    await flushed(group)  # type: ignore[arg-type]
+    await flushed(group)
     assert await group.chat("q") == as_hit(miss)
     # A member's wire made it: stored whole, not parsed again by a wire the group may not speak.
     (body,) = bodies(db)

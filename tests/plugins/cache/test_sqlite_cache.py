@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from llmplug import Done, LLMInterface, Pricing, StreamError, TextDelta
+from llmplug import Done, StreamError, TextDelta
 from llmplug.testing import Error, Fault, LLMTestServer, Reply
 from llmplug_cache import _sqlite
 from llmplug_cache._sqlite import SQLiteStore
 
-from .conftest import Cached
-
-PRICING = Pricing(input=1.0, output=2.0)
+from .conftest import PRICING, Cached, flushed
 
 
 async def test_a_second_identical_call_is_answered_from_the_cache(
@@ -209,13 +207,6 @@ async def test_a_flush_of_hundreds_of_answers_stores_each_once(
     again = await asyncio.gather(*(llm.chat(q) for q in questions))
     assert all(a.cached and a.text == f.text for a, f in zip(again, first, strict=True))
     assert len(server.requests) == 600
-
-
-async def flushed(llm: LLMInterface) -> None:
-    """Write what the cache gathered, now (it writes every moment, and at exit, on its own)."""
-    wrapper = llm.call_wrapper
-    assert wrapper is not None
-    await asyncio.to_thread(wrapper.flush)  # type: ignore[attr-defined]
 
 
 def test_enough_waiting_answers_are_written_without_waiting_for_the_moment(

@@ -12,8 +12,7 @@ import pytest
 from llmplug.testing import LLMTestServer
 from llmplug_cache._sqlite import connect
 
-from .conftest import Cached
-from .test_sqlite_cache import flushed
+from .conftest import Cached, flushed
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
