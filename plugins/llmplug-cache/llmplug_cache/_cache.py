@@ -34,7 +34,7 @@ from llmplug import (
     redact_urls,
 )
 
-from ._entry import VERSION, Delta, Entry, decode, encode, replay
+from ._entry import VERSION, Body, Delta, Entry, decode, encode, replay
 from ._key import cache_key
 from ._redis import RedisStore
 from ._settings import Settings
@@ -218,7 +218,7 @@ class ResponseCache:
             return None  # (most misses)
         return ASK if body is ASK else self._found(body, call)
 
-    def _found(self, body: bytes | None, call: Call) -> Entry | None:
+    def _found(self, body: Body | None, call: Call) -> Entry | None:
         if self.shared.down_until:
             self.shared.ok()
         if body is None:
@@ -265,12 +265,13 @@ class ResponseCache:
             # a member's wire): it may be stored raw, and parsed again.
             body = encode(completion, events, call.wire != "group")
             if isinstance(store, SQLiteStore):
-                store.keep(key, body, ttl)
+                store.keep(key, body, ttl)  # (made bytes on its writer thread)
                 return None
+            data = bytes(body)
         except Exception as exc:
             shared.failed(exc, "storing an answer")
             return None
-        return self._put(store, key, body, ttl)
+        return self._put(store, key, data, ttl)
 
     async def _put(self, store: RedisStore, key: str, body: bytes, ttl: float | None) -> None:
         try:

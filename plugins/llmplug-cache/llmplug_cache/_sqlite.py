@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from ._entry import Body
+
 __all__ = ["ASK", "Ask", "SQLiteStore", "Stats"]
 
 
@@ -230,9 +232,11 @@ MAX_WAITING = 4096
 #: answer another process stored since this process's last flush may be asked of the provider
 #: once more.
 REFRESH_EVERY = 0.2
-#: Past this many answers, the keys are not kept in memory (8 bytes and a set slot each) and
+#: Past this many answers, the keys are not kept in memory (an int and a set slot each) and
 #: every read asks the file.
 MAX_KNOWN = 1_000_000
+#: The most keys one statement of a look reads (see _keys_after).
+LOOK_ROWS = 50_000
 
 
 class _Waiting(msgspec.Struct, array_like=True, gc=False):
@@ -240,7 +244,7 @@ class _Waiting(msgspec.Struct, array_like=True, gc=False):
     when made, so each answer held until the next flush counted towards a collection (one per
     700 misses), where a call without a cache leaves the collector nothing to do."""
 
-    body: bytes
+    body: Body  # (made bytes on the writer thread)
     stored: float
     expires: float | None
 
@@ -289,9 +293,13 @@ class SQLiteStore:
         self._touched: dict[str, tuple[float, int, float]] = {}
         self._wlock = threading.Lock()  # the writer connection's: one statement at a time
         self._writer: threading.Thread | None = None
-        #: The last 64 bits of every key the file held at the last look (and of this
-        #: process's since), so that a miss needs no trip off the loop; None: not known (not
-        #: looked yet, a failed look, or more than MAX_KNOWN), and every read asks the file.
+        #: The ``hash()`` of every key the file held at the last look (and of this process's
+        #: since), so that a miss needs no trip off the loop; None: not known (not looked yet,
+        #: a failed look, or more than MAX_KNOWN), and every read asks the file. Python's own
+        #: hash of the key, not its last 64 bits (the file's ``kh``): a str caches its hash,
+        #: which the lookups of the key before this one computed, where converting the key's
+        #: hex cost a miss a microsecond inside whole calls. (It is this process's: keys read
+        #: from the file are hashed here.) Two keys sharing a hash only make a read ask.
         self._known: set[int] | None = None
         self._seen = 0  # the largest row id looked at
         #: (connection, its data_version) at the last look: unchanged, no other process wrote.
@@ -303,7 +311,7 @@ class SQLiteStore:
 
     # -- from the event loop ---------------------------------------------------------------------
 
-    def peek(self, key: str) -> bytes | Ask | None:
+    def peek(self, key: str) -> Body | Ask | None:
         """What a read can tell without leaving the loop: an answer waiting to be written, None
         for a key the file is known not to hold, else ``ASK`` (``read`` reads the file)."""
         waiting = self._pending.get(key) or self._writing.get(key)
@@ -316,11 +324,13 @@ class SQLiteStore:
         # A miss, known without leaving the loop: a trip to the reader thread costs more CPU
         # (waking it, handing over the GIL) than the rest of a miss together. The keys other
         # processes stored are learned after each flush (see _write_loop).
-        return ASK if _short(key) in known else None
+        return ASK if hash(key) in known else None
 
     async def get(self, key: str) -> bytes | None:
         body = self.peek(key)
-        return await self.read(key) if body is ASK else body
+        if body is ASK:
+            return await self.read(key)
+        return None if body is None else bytes(body)
 
     async def read(self, key: str) -> bytes | None:
         """The file's answer for ``key``, read on the reader thread (after ``peek`` said ASK)."""
@@ -330,9 +340,10 @@ class SQLiteStore:
     async def put(self, key: str, body: bytes, ttl: float | None) -> None:
         self.keep(key, body, ttl)
 
-    def keep(self, key: str, body: bytes, ttl: float | None) -> None:
-        """``put`` without a coroutine: the answer waits for the writer thread, which adds its
-        key to the known keys once written (until then ``peek`` finds it waiting)."""
+    def keep(self, key: str, body: Body, ttl: float | None) -> None:
+        """``put`` without a coroutine: the answer waits for the writer thread, which makes its
+        bytes, writes it and adds its key to the known keys (until then ``peek`` finds it
+        waiting)."""
         now = time.time()
         with self._lock:
             pending = self._pending
@@ -403,17 +414,17 @@ class SQLiteStore:
                 self._writing = {}
                 return
             try:
-                shorts = self._wconn.run(_write, pending, touched, self.max_bytes)
+                self._wconn.run(_write, pending, touched, self.max_bytes)
             except Exception as exc:
                 self.on_write(exc)
             else:
                 # Known before they stop being waiting ones: a miss is never told of a key
                 # that is in the file. (Learned here, not when kept: on the loop's thread each
-                # answer cost its key's conversion and a set insertion, and a write that fails
-                # leaves no key known that the file does not hold.)
+                # answer cost a set insertion, and a write that fails leaves no key known that
+                # the file does not hold.)
                 known = self._known
                 if known is not None:
-                    known.update(shorts)
+                    known.update(map(hash, pending))
                     self._keep_known(known)
                 self.on_write(None)
             finally:
@@ -437,10 +448,13 @@ class SQLiteStore:
             version = conn.run(_data_version)
             if self._known is not None and self._version == (conn.opened, version):
                 return  # no other connection wrote: this process's own keys are known already
-            seen, shorts = conn.run(_keys_after, self._seen)
             known = self._known if self._known is not None else set()
-            known.update(shorts)
-            self._seen = max(self._seen, seen)
+            while True:
+                seen, keys = conn.run(_keys_after, self._seen)
+                known.update(map(hash, keys))
+                self._seen = max(self._seen, seen)
+                if len(keys) < LOOK_ROWS:
+                    break
             self._version = (conn.opened, version)
             self._keep_known(known)
         except Exception:
@@ -491,13 +505,16 @@ def _data_version(db: sqlite3.Connection) -> int:
     return int(version)
 
 
-def _keys_after(db: sqlite3.Connection, seen: int) -> tuple[int, list[int]]:
-    """The largest row id, and the short keys (``kh``) of the answers stored after ``seen``:
-    one row however many answers (each row fetched hands the GIL over twice)."""
-    top, shorts = db.execute(
-        "SELECT max(id), group_concat(kh) FROM entries WHERE id > ?", (seen,)
+def _keys_after(db: sqlite3.Connection, seen: int) -> tuple[int, list[str]]:
+    """The keys of the first ``LOOK_ROWS`` answers stored after ``seen``, and the largest row
+    id among them: one row for all of them (each row fetched hands the GIL over twice), and
+    at most LOOK_ROWS keys' text in memory at once."""
+    top, keys = db.execute(
+        "SELECT max(id), group_concat(key) FROM (SELECT id, key FROM entries WHERE id > ? "
+        "ORDER BY id LIMIT ?)",
+        (seen, LOOK_ROWS),
     ).fetchone()
-    return (top or seen), ([int(n) for n in shorts.split(",")] if shorts else [])
+    return (top or seen), (keys.split(",") if keys else [])
 
 
 #: The sizes of the INSERTs a flush's answers go in (see _chunks).
@@ -542,10 +559,8 @@ def _write(
     pending: dict[str, _Waiting],
     touched: dict[str, tuple[float, int, float]],
     max_bytes: int,
-) -> list[int]:
-    """Store ``pending`` and count ``touched``, in one transaction; returns the short keys
-    (``kh``) of the answers stored."""
-    shorts: list[int] = []
+) -> None:
+    """Store ``pending`` and count ``touched``, in one transaction."""
     db.execute("BEGIN IMMEDIATE")
     try:
         version, top, ids, counted = db.execute(
@@ -563,11 +578,10 @@ def _write(
             # The statements' values, row after row, in one flat list (as they are bound).
             values: list[Any] = []
             for i, (k, w) in enumerate(pending.items()):
-                body, now, short = w.body, w.stored, _short(k)
-                shorts.append(short)
+                body, now = bytes(w.body), w.stored
                 values += (
                     first + i,
-                    short,
+                    _short(k),
                     k,
                     bytearray(body),
                     len(body),
@@ -609,7 +623,6 @@ def _write(
     except BaseException:
         _rollback(db)
         raise
-    return shorts
 
 
 def _evict(db: sqlite3.Connection, now: float, excess: float) -> None:

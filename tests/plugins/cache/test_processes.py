@@ -12,8 +12,10 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
 from llmplug.testing import LLMTestServer
-from llmplug_cache._sqlite import SCHEMA_VERSION, SQLiteStore
+from llmplug_cache import _sqlite
+from llmplug_cache._sqlite import ASK, SCHEMA_VERSION, SQLiteStore
 
 WORKER = str(Path(__file__).with_name("_worker.py"))
 KEY_A, KEY_B = "a" * 64, "b" * 64
@@ -104,6 +106,28 @@ async def test_answers_stored_after_a_clear_are_still_learned_by_other_processes
     await theirs.put(KEY_B, b"new", None)
     await asyncio.to_thread(theirs.flush)
     assert await _served(mine, KEY_B) == b"new"
+
+
+async def test_a_look_learns_more_answers_than_one_read_of_the_file_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A look reads the keys in parts (LOOK_ROWS at a time), so a large file's keys are never all
+    # in memory as text at once: every part is learned, not only the first.
+    monkeypatch.setattr(_sqlite, "LOOK_ROWS", 2)
+    path = str(tmp_path / "shared.db")
+    mine, theirs = SQLiteStore(path, 1 << 30), SQLiteStore(path, 1 << 30)
+    await mine.put(KEY_A, b"mine", None)
+    await asyncio.to_thread(mine.flush)
+    assert await mine.get(KEY_B) is None  # it knows the file's keys now: misses stay on the loop
+
+    keys = [f"{i:064x}" for i in range(5)]
+    for key in keys:
+        await theirs.put(key, key.encode(), None)
+    await asyncio.to_thread(theirs.flush)
+    await asyncio.to_thread(mine.sync)
+    for key in keys:
+        assert mine.peek(key) is ASK  # known to be in the file: read, not a miss
+        assert await mine.get(key) == key.encode()
 
 
 #: The first release's tables, as its files have them.
