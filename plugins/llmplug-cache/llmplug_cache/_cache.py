@@ -35,7 +35,7 @@ from llmplug import (
 )
 
 from ._entry import VERSION, Body, Delta, Entry, decode, encode, replay
-from ._key import cache_key
+from ._key import cache_key, hint_of, hint_seed
 from ._redis import RedisStore
 from ._settings import Settings
 from ._sqlite import ASK, Ask, SQLiteStore
@@ -78,6 +78,25 @@ class Stats:
 _Waiters = list[tuple[asyncio.AbstractEventLoop, "asyncio.Future[Entry | None]"]]
 
 
+class _Unkeyed(_Waiters):
+    """The flight of a call that leads without its key (its hint was unseen: see
+    ``ResponseCache._lead_unseen``), under its hint. A call sharing the hint joins it only if
+    its key is this call's, made then (by ``key``, once). (Its attributes are set by the
+    leader, without an ``__init__``: a call to one, and to ``super().__init__``, cost a miss
+    more than the rest of leading.)"""
+
+    __slots__ = ("_key", "cache", "call")
+
+    cache: ResponseCache
+    call: Call
+    _key: str | None
+
+    def key(self) -> str | None:
+        if self._key is None:
+            self._key = self.cache.key_of(self.call)
+        return self._key
+
+
 def _settle(waiter: asyncio.Future[Entry | None], entry: Entry | None) -> None:
     if not waiter.done():  # (a follower that was cancelled)
         waiter.set_result(entry)
@@ -89,7 +108,8 @@ class _Shared:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.flights: dict[str, _Waiters] = {}
+        #: By key, or by hint for a call that leads without its key.
+        self.flights: dict[str | int, _Waiters] = {}
         self.lock = threading.Lock()
         self.down_until = 0.0
         self.rest = REST
@@ -167,6 +187,10 @@ class ResponseCache:
         self._registry: Registry | None = None
         #: Whether other processes' identical calls are waited for (Redis's lock).
         self._locks = settings.lock and isinstance(self.shared.store, RedisStore)
+        #: Whether the store knows its answers' hints (see SQLiteStore), and the hint seed of
+        #: the last call's wire and model.
+        self._hints = isinstance(self.shared.store, SQLiteStore)
+        self._seed = ("", "", 0)
 
     def __repr__(self) -> str:
         return f"ResponseCache({self.settings.kind} at {self.shared.store.where})"
@@ -194,13 +218,45 @@ class ResponseCache:
             log.debug("llmplug cache: no key for this call (%s: %s)", type(exc).__name__, exc)
             return None
 
+    def key_of(self, call: Call) -> str | None:
+        """The key of ``call`` (None: the wire refused it), for the store's writer thread: the
+        key of an answer kept without one (see ``_lead_unseen``)."""
+        keyed = self._key(call)
+        return None if keyed is None else keyed[0]
+
+    def _hint(self, call: Call) -> int | None:
+        """The call's hint (``hint_of``), when the store knows its answers' hints (SQLite)."""
+        if not self._hints:
+            return None
+        wire, model, seed = self._seed
+        if call.model != model or call.wire != wire:  # (an owner's calls mostly share both)
+            seed = hint_seed(call.wire, call.model)
+            self._seed = (call.wire, call.model, seed)
+        return hint_of(call, seed)
+
+    def _lead_unseen(self, hint: int, call: Call) -> bool:
+        """Lead the flight of a call whose hint no answer has, waiting or in the file, and no
+        call in flight: it is a miss, known without its key. False: make the key."""
+        shared = self.shared
+        store = shared.store
+        assert isinstance(store, SQLiteStore)
+        if store.may_hold(hint):
+            return False
+        flight = _Unkeyed()
+        flight.cache, flight.call, flight._key = self, call, None
+        with shared.lock:
+            if hint in shared.flights:
+                return False  # (it may be the same question: the keys will tell)
+            shared.flights[hint] = flight
+        return True
+
     def _reuse(self, call: Call, probed: ProbedRequest | None) -> None:
         """Have the call's attempt send the request probed for its key, not build it again
         (``Registry.reuse_probe``)."""
         if probed is not None and self._registry is not None:
             self._registry.reuse_probe(call, probed)
 
-    def _peek(self, key: str, call: Call) -> Entry | Ask | None:
+    def _peek(self, key: str, call: Call, hint: int | None) -> Entry | Ask | None:
         """The lookup, when the store can answer it on the loop (SQLite's answers waiting to be
         written and its known misses: no coroutine for them), else ``ASK`` (await ``_lookup``)."""
         shared = self.shared
@@ -210,7 +266,7 @@ class ResponseCache:
         if not isinstance(store, SQLiteStore):
             return ASK
         try:
-            body = store.peek(key)
+            body = store.peek(key, hint)
         except Exception as exc:
             shared.failed(exc, "reading an answer")
             return None
@@ -247,26 +303,34 @@ class ResponseCache:
 
     def _keep(
         self,
-        key: str,
+        key: str | None,
+        hint: int | None,
         call: Call,
         completion: Completion,
         events: list[Delta] | None,
-        ttl: float | None,
     ) -> Awaitable[None] | None:
-        """Store the answer: at once into SQLite's waiting answers, or what to await for
-        Redis (None: nothing to await)."""
+        """Store the answer: at once into SQLite's waiting answers (with its hint; without its
+        key when ``key`` is None, for the writer thread to make), or what to await for Redis
+        (None: nothing to await)."""
         shared = self.shared
         self.stats.misses += 1
         if shared.down_until and not shared.up():
             return None
         store = shared.store
+        ttl = call.cache_ttl or self.settings.ttl
         try:
             # An interface's answer is what its wire's parser made of the body (a group's, of
-            # a member's wire): it may be stored raw, and parsed again.
+            # a member's wire): it may be stored raw, and parsed again. (Its bytes are made on
+            # SQLite's writer thread.)
             body = encode(completion, events, call.wire != "group")
             if isinstance(store, SQLiteStore):
-                store.keep(key, body, ttl)  # (made bytes on its writer thread)
+                if key is None:
+                    assert hint is not None
+                    store.keep_unkeyed(hint, self, call, body, ttl)
+                else:
+                    store.keep(key, body, ttl, hint)
                 return None
+            assert key is not None  # (only SQLite keeps answers without their keys)
             data = bytes(body)
         except Exception as exc:
             shared.failed(exc, "storing an answer")
@@ -296,12 +360,19 @@ class ResponseCache:
 
     # -- single flight -----------------------------------------------------------------------------
 
-    def _join(self, key: str) -> asyncio.Future[Entry | None] | None:
+    def _join(self, key: str, hint: int | None) -> asyncio.Future[Entry | None] | None:
         """None when this call leads the flight of ``key`` (makes the request), else a future
-        of this loop that the leader settles with its answer (None: it failed)."""
+        of this loop that the leader settles with its answer (None: it failed). The leader may
+        be a call that led without its key, under ``hint``, if its key is ``key``."""
         shared = self.shared
+        flights = shared.flights
+        unkeyed = None if hint is None else flights.get(hint)
+        if not isinstance(unkeyed, _Unkeyed) or unkeyed.key() != key:
+            unkeyed = None  # (its key made outside the lock: a wire's build may take a while)
         with shared.lock:
-            waiters = shared.flights.get(key)
+            waiters = flights.get(key)
+            if waiters is None and unkeyed is not None and flights.get(hint or 0) is unkeyed:
+                waiters = unkeyed  # (still in flight: it has not handed its answer out yet)
             if waiters is None:
                 shared.flights[key] = []
                 return None
@@ -311,8 +382,8 @@ class ResponseCache:
             waiters.append((loop, mine))
         return mine
 
-    def _land(self, key: str, got: Entry | Completion | None) -> None:
-        """End the flight of ``key``: its followers get ``got`` (an answer of chat() as it
+    def _land(self, key: str | int, got: Entry | Completion | None) -> None:
+        """End the flight of ``key`` (or hint): its followers get ``got`` (an answer of chat() as it
         came, made an entry only for them: most flights have none)."""
         with self.shared.lock:
             waiters = self.shared.flights.pop(key, ())
@@ -370,61 +441,76 @@ class ResponseCache:
     async def complete(self, call: Call, run: Complete) -> Completion:
         if call.cache is False:
             return await run(call)
+        refresh = call.cache == "refresh"
+        hint = self._hint(call)
+        if hint is not None and (refresh or self._lead_unseen(hint, call)):
+            # A miss known without its key (a refresh reads nothing, and needs none either):
+            # the writer thread makes it, with the other answers it writes.
+            got: Completion | None = None
+            try:
+                c = got = await run(call)
+                self._keep(None, hint, call, c, None)
+                return c
+            finally:
+                if not refresh:
+                    self._land(hint, got)
         keyed = self._key(call)
         if keyed is None:
             return await run(call)
         key, probed = keyed
-        ttl = call.cache_ttl or self.settings.ttl
-        if call.cache == "refresh":
+        if refresh:
             self._reuse(call, probed)
             c = await run(call)
-            kept = self._keep(key, call, c, None, ttl)
+            kept = self._keep(key, hint, call, c, None)
             if kept is not None:
                 await kept
             return c
         while True:
-            follow = self._join(key)
+            follow = self._join(key, hint)
             if follow is not None:
                 entry = await follow
                 if entry is not None:
                     return self._hit(key, entry)
                 continue  # the leader failed: one of its followers asks now
-            got: Entry | Completion | None = None
+            answer: Entry | Completion | None = None
             token = None
             try:
-                found = self._peek(key, call)
+                found = self._peek(key, call, hint)
                 entry = await self._lookup(key, call) if found is ASK else found
                 if entry is None and self._locks:
                     entry, token = await self._from_others(key, call)
                 if entry is not None:
-                    got = entry
+                    answer = entry
                     return self._hit(key, entry)
                 self._reuse(call, probed)
-                c = got = await run(call)
-                kept = self._keep(key, call, c, None, ttl)
+                c = answer = await run(call)
+                kept = self._keep(key, hint, call, c, None)
                 if kept is not None:
                     await kept
                 return c
             finally:
-                self._land(key, got)
+                self._land(key, answer)
                 if token is not None:
                     await self._unlock(key, token)
 
     async def stream(self, call: Call, run: Stream) -> AsyncGenerator[StreamEvent, None]:
-        # (Its key's request is probed as chat()'s: not the stream's, which builds its own.)
-        keyed = None if call.cache is False else self._key(call)
-        if keyed is None:
-            async with aclosing(run(call)) as events:
-                async for event in events:
-                    yield event
-            return
-        key = keyed[0]
-        ttl = call.cache_ttl or self.settings.ttl
         refresh = call.cache == "refresh"
+        hint = None if call.cache is False else self._hint(call)
+        key: str | None = None  # None: a miss known without its key (see complete)
+        if hint is None or not (refresh or self._lead_unseen(hint, call)):
+            # (Its key's request is probed as chat()'s: not the stream's, which builds its own.)
+            keyed = None if call.cache is False else self._key(call)
+            if keyed is None:
+                async with aclosing(run(call)) as events:
+                    async for event in events:
+                        yield event
+                return
+            key = keyed[0]
         while True:
             # A refresh neither reads nor joins: it asks, whoever else is asking.
-            follow = None if refresh else self._join(key)
+            follow = None if refresh or key is None else self._join(key, hint)
             if follow is not None:
+                assert key is not None
                 entry = await follow
                 if entry is not None:
                     for event in replay(entry, self._hit(key, entry)):
@@ -434,16 +520,17 @@ class ResponseCache:
             got: Entry | None = None
             token = None
             try:
-                found = None if refresh else self._peek(key, call)
-                entry = await self._lookup(key, call) if found is ASK else found
-                if entry is None and self._locks and not refresh:
-                    entry, token = await self._from_others(key, call)
-                if entry is not None:
-                    got = entry
-                    hit = self._hit(key, entry)
-                    for event in replay(entry, hit):
-                        yield event
-                    return
+                if key is not None and not refresh:
+                    found = self._peek(key, call, hint)
+                    entry = await self._lookup(key, call) if found is ASK else found
+                    if entry is None and self._locks:
+                        entry, token = await self._from_others(key, call)
+                    if entry is not None:
+                        got = entry
+                        hit = self._hit(key, entry)
+                        for event in replay(entry, hit):
+                            yield event
+                        return
                 deltas: list[Delta] = []
                 async with aclosing(run(call)) as events:
                     async for event in events:
@@ -451,7 +538,7 @@ class ResponseCache:
                             # Kept before the caller sees Done: a caller that stops reading
                             # there has had the whole answer.
                             got = Entry(VERSION, event.completion, deltas)
-                            kept = self._keep(key, call, event.completion, deltas, ttl)
+                            kept = self._keep(key, hint, call, event.completion, deltas)
                             if kept is not None:
                                 await kept
                         else:
@@ -460,6 +547,6 @@ class ResponseCache:
                 return
             finally:
                 if not refresh:
-                    self._land(key, got)
-                if token is not None:
+                    self._land(key or hint or 0, got)  # (hint: it led without its key)
+                if token is not None and key is not None:
                     await self._unlock(key, token)

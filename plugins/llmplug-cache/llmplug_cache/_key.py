@@ -9,6 +9,7 @@ store. JSON keys are sorted: the same question in another dict order is the same
 
 from __future__ import annotations
 
+import zlib
 from hashlib import blake2b
 from typing import Any
 
@@ -16,11 +17,12 @@ import msgspec
 
 from llmplug import Call, ProbedRequest, Registry
 
-__all__ = ["IGNORED", "cache_key"]
+__all__ = ["IGNORED", "cache_key", "hint_of", "hint_seed"]
 
 #: Body fields that do not change the answer.
 IGNORED = frozenset({"stream", "stream_options", "user"})
 _sorted = msgspec.json.Encoder(order="sorted").encode
+_plain = msgspec.json.Encoder(order="deterministic").encode  # (dicts sorted: hints alike)
 _decode = msgspec.json.decode
 _replace = msgspec.structs.replace
 _BLAKE2B = blake2b(digest_size=32)
@@ -49,6 +51,29 @@ def cache_key(call: Call, registry: Registry) -> tuple[str, ProbedRequest | None
     body = request.content if probed.sorted else _canonical(request.content)
     head = f"{call.wire}\0{request.method}\0{request.url}\0{call.model}\0".encode()
     return _hash(head + body), probed
+
+
+def hint_of(call: Call, seed: int) -> int | None:
+    """The question's hint: a CRC-32 of the call's last message (its text, else the whole
+    message), from ``seed``, ``hint_seed`` of its wire and model. Every call that asks a
+    question shares its hint (its key covers these, through the request the wire builds from
+    them), and so do other questions: a hint that no answer has says a call is a miss; one
+    that some answer has says only that the key must be made. (A wire that sends two different
+    last messages alike makes two hints for one key: an answer asked again that way is asked
+    of the provider once more, never answered wrongly.) None: the message does not encode."""
+    messages = call.messages
+    if not messages:
+        return seed
+    last = messages[-1]
+    content = last.content
+    try:
+        return zlib.crc32(content.encode() if type(content) is str else _plain(last), seed)
+    except (TypeError, ValueError, OverflowError):  # (a lone surrogate, an unencodable value)
+        return None
+
+
+def hint_seed(wire: str, model: str) -> int:
+    return zlib.crc32(f"{wire}\0{model}".encode())
 
 
 def _hash(data: bytes) -> str:

@@ -11,19 +11,20 @@ import atexit
 import contextlib
 import enum
 import functools
+import itertools
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from ._entry import Body
 
-__all__ = ["ASK", "Ask", "SQLiteStore", "Stats"]
+__all__ = ["ASK", "Ask", "Keyer", "SQLiteStore", "Stats"]
 
 
 class Ask(enum.Enum):
@@ -50,7 +51,8 @@ _TABLES = (
         created REAL NOT NULL,
         used REAL NOT NULL,
         expires REAL,
-        hits INTEGER NOT NULL DEFAULT 0
+        hits INTEGER NOT NULL DEFAULT 0,
+        hint INTEGER
     )""",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL)",
     """INSERT OR IGNORE INTO counters VALUES
@@ -73,8 +75,9 @@ _TRIGGERS = (
     END""",
 )
 #: Bumped with each change of the schema (``PRAGMA user_version``; version 1, the first
-#: one's, never set it).
-SCHEMA_VERSION = 3
+#: one's, never set it). Version 4 added ``hint`` (see ``SQLiteStore``), NULL in rows an
+#: earlier version stored.
+SCHEMA_VERSION = 4
 
 
 def _wal(db: sqlite3.Connection, busy_timeout: float) -> None:
@@ -115,6 +118,8 @@ def _migrate(db: sqlite3.Connection) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(entries)")}
     if columns and "kh" not in columns:
         _from_version_1(db)
+    elif columns and "hint" not in columns:
+        db.execute("ALTER TABLE entries ADD COLUMN hint INTEGER")  # (no row is rewritten)
     for name in ("entries_added", "entries_removed", "entries_changed"):
         db.execute(f"DROP TRIGGER IF EXISTS {name}")
     for statement in (*_TABLES, *_TRIGGERS):
@@ -136,7 +141,7 @@ def _from_version_1(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE entries RENAME TO entries_v1")
     db.execute(_TABLES[0])
     db.execute(
-        "INSERT OR IGNORE INTO entries "
+        "INSERT OR IGNORE INTO entries (id, kh, key, body, size, created, used, expires, hits) "
         "SELECT id, llmplug_short(key), key, body, size, created, used, expires, hits "
         "FROM entries_v1 WHERE length(key) >= 16"
     )
@@ -239,6 +244,12 @@ MAX_KNOWN = 1_000_000
 LOOK_ROWS = 50_000
 
 
+class Keyer(Protocol):
+    """What makes the key of an answer kept without one (``SQLiteStore.keep_unkeyed``)."""
+
+    def key_of(self, call: Any) -> str | None: ...
+
+
 class _Waiting(msgspec.Struct, array_like=True, gc=False):
     """An answer waiting to be written. Not a tuple: a tuple is tracked by the garbage collector
     when made, so each answer held until the next flush counted towards a collection (one per
@@ -247,6 +258,22 @@ class _Waiting(msgspec.Struct, array_like=True, gc=False):
     body: Body  # (made bytes on the writer thread)
     stored: float
     expires: float | None
+    hint: int | None
+    #: None until made: by ``keyer.key_of(call)``, on the writer thread (or by a read that
+    #: needs it first).
+    key: str | None
+    keyer: Keyer | None = None
+    call: Any = None
+
+    def made_key(self) -> str | None:
+        key = self.key
+        if key is None and self.keyer is not None:
+            try:
+                key = self.key = self.keyer.key_of(self.call)
+            except Exception:  # (a wire that refuses the call: the answer is not stored)
+                self.keyer = None
+                return None
+        return key
 
 
 def _short(key: str) -> int:
@@ -264,7 +291,15 @@ class SQLiteStore:
     Every hand-over between the loop's thread and these threads costs the process far more CPU
     than the work handed over (waking a thread, passing the GIL back and forth), so there are
     few: no trip for a miss, a few statements for all the answers of a flush, one row for all the
-    keys of a look, and no look at all while no other process wrote."""
+    keys of a look, and no look at all while no other process wrote.
+
+    Each answer is stored with its question's **hint** (the cache's ``hint_of``: a checksum of
+    a few of the call's parts, which every call asking the same question shares), and the
+    hints the file holds are known as its keys are. A call whose hint no answer has
+    (``may_hold``) is a miss without its key: its answer is kept without one
+    (``keep_unkeyed``), and the writer thread makes the key when it writes, with the other
+    answers of the flush. A key is the request the wire builds, and making it inside a call cost
+    that call four times what it costs in a batch: code that runs once per call runs cold."""
 
     kind = "sqlite"
     can_lock = False
@@ -279,16 +314,19 @@ class SQLiteStore:
         # thread's connection:
         self._rconn = _Conn(self.path, busy_timeout, min(busy_timeout, READ_TIMEOUT))
         self._wconn = _Conn(self.path, busy_timeout)  # the writer thread's (and flush()'s)
-        self._lock = threading.Lock()  # _pending's and _touched's
+        self._lock = threading.Lock()  # what waits (_pending, _hinted, _touched)
         #: Set when the writer has something to do; a plain flag read first, so that a put
         #: pays for setting it (a Condition's notify) once per flush, not once per answer.
         self._work = threading.Event()
         self._woken = False  # whether _work was set since the writer last cleared it
         self._full = threading.Event()  # MAX_WAITING answers wait: write them now
-        #: key -> (body, stored at, expires): answers not yet written, and those being
-        #: written.
+        #: The answers not yet written, and those being written: by hint, every one (its key
+        #: perhaps not made yet), and by key, those kept with theirs.
+        self._hinted: dict[int | None, list[_Waiting]] = {}
         self._pending: dict[str, _Waiting] = {}
+        self._writing_hinted: dict[int | None, list[_Waiting]] = {}
         self._writing: dict[str, _Waiting] = {}
+        self._waiting = 0  # how many answers _hinted holds
         #: key -> (last used, hits, money saved): hits not yet counted.
         self._touched: dict[str, tuple[float, int, float]] = {}
         self._wlock = threading.Lock()  # the writer connection's: one statement at a time
@@ -301,6 +339,11 @@ class SQLiteStore:
         #: hex cost a miss a microsecond inside whole calls. (It is this process's: keys read
         #: from the file are hashed here.) Two keys sharing a hash only make a read ask.
         self._known: set[int] | None = None
+        #: The hints of the same answers, known with the keys (None with them); None too once
+        #: the file has shown a row without one (an earlier version's): a hint then tells
+        #: nothing, and every call makes its key.
+        self._hints: set[int] | None = None
+        self._unhinted = False
         self._seen = 0  # the largest row id looked at
         #: (connection, its data_version) at the last look: unchanged, no other process wrote.
         self._version: tuple[int, int] | None = None
@@ -311,10 +354,23 @@ class SQLiteStore:
 
     # -- from the event loop ---------------------------------------------------------------------
 
-    def peek(self, key: str) -> Body | Ask | None:
+    def may_hold(self, hint: int) -> bool:
+        """Whether an answer whose question has ``hint`` may be waiting or in the file (False:
+        surely not, and the call needs no key to know it)."""
+        if hint in self._hinted or hint in self._writing_hinted:
+            return True
+        hints = self._hints
+        # (Not known: the call makes its key, and its read asks for a look if need be.)
+        return hints is None or hint in hints
+
+    def peek(self, key: str, hint: int | None = None) -> Body | Ask | None:
         """What a read can tell without leaving the loop: an answer waiting to be written, None
         for a key the file is known not to hold, else ``ASK`` (``read`` reads the file)."""
         waiting = self._pending.get(key) or self._writing.get(key)
+        if hint is not None and (hint in self._hinted or hint in self._writing_hinted):
+            latest = self._latest(key, hint)
+            if latest is not None and (waiting is None or latest.stored >= waiting.stored):
+                waiting = latest  # (a refresh's answer kept without its key, say)
         if waiting is not None and (waiting.expires is None or waiting.expires > time.time()):
             return waiting.body
         known = self._known
@@ -325,6 +381,16 @@ class SQLiteStore:
         # (waking it, handing over the GIL) than the rest of a miss together. The keys other
         # processes stored are learned after each flush (see _write_loop).
         return ASK if hash(key) in known else None
+
+    def _latest(self, key: str, hint: int) -> _Waiting | None:
+        """The latest waiting answer of ``key`` among those with its hint, the keys of those
+        kept without one made now (a question asked again before its answer was written)."""
+        found = None
+        for hinted in (self._writing_hinted, self._hinted):  # (the later one wins)
+            for waiting in hinted.get(hint, ()):
+                if waiting.made_key() == key:
+                    found = waiting
+        return found
 
     async def get(self, key: str) -> bytes | None:
         body = self.peek(key)
@@ -340,15 +406,35 @@ class SQLiteStore:
     async def put(self, key: str, body: bytes, ttl: float | None) -> None:
         self.keep(key, body, ttl)
 
-    def keep(self, key: str, body: Body, ttl: float | None) -> None:
+    def keep(self, key: str, body: Body, ttl: float | None, hint: int | None = None) -> None:
         """``put`` without a coroutine: the answer waits for the writer thread, which makes its
         bytes, writes it and adds its key to the known keys (until then ``peek`` finds it
         waiting)."""
         now = time.time()
+        self._hold(_Waiting(body, now, None if ttl is None else now + ttl, hint, key), key)
+
+    def keep_unkeyed(
+        self, hint: int, keyer: Keyer, call: Any, body: Body, ttl: float | None
+    ) -> None:
+        """Keep the answer of ``call``, whose question has ``hint``, without its key: the
+        writer thread makes it (``keyer.key_of(call)``) when it writes the answer, and stores
+        nothing if that fails."""
+        now = time.time()
+        expires = None if ttl is None else now + ttl
+        self._hold(_Waiting(body, now, expires, hint, None, keyer, call), None)
+
+    def _hold(self, waiting: _Waiting, key: str | None) -> None:
         with self._lock:
-            pending = self._pending
-            pending[key] = _Waiting(body, now, None if ttl is None else now + ttl)
-        if len(pending) >= MAX_WAITING:
+            if key is not None:
+                self._pending[key] = waiting
+            hinted = self._hinted.get(waiting.hint)
+            if hinted is None:
+                self._hinted[waiting.hint] = [waiting]
+            else:
+                hinted.append(waiting)
+            self._waiting += 1
+            full = self._waiting >= MAX_WAITING
+        if full:
             self._full.set()
         if not self._woken:
             self._wake()
@@ -389,7 +475,7 @@ class SQLiteStore:
             # Cleared before anything is taken: whatever comes after sets it again.
             self._work.clear()
             self._woken = False
-            if self._pending or self._touched:
+            if self._hinted or self._touched:
                 # Gather what comes meanwhile (one transaction for all), until enough waits.
                 self._full.wait(FLUSH_EVERY)
                 self._full.clear()
@@ -407,28 +493,32 @@ class SQLiteStore:
             with self._lock:
                 # Being written before it is not waiting: ``peek`` (which takes no lock) finds
                 # an answer in one or the other all along.
-                pending = self._writing = self._pending
-                self._pending = {}
+                self._writing, self._writing_hinted = self._pending, self._hinted
+                hinted = self._hinted
+                self._pending, self._hinted, self._waiting = {}, {}, 0
                 touched, self._touched = self._touched, {}
-            if not (pending or touched):
-                self._writing = {}
-                return
             try:
-                self._wconn.run(_write, pending, touched, self.max_bytes)
-            except Exception as exc:
-                self.on_write(exc)
-            else:
+                if not (hinted or touched):
+                    return
+                batch = _keyed(hinted)
+                try:
+                    self._wconn.run(_write, batch, touched, self.max_bytes)
+                except Exception as exc:
+                    self.on_write(exc)
+                    return
                 # Known before they stop being waiting ones: a miss is never told of a key
                 # that is in the file. (Learned here, not when kept: on the loop's thread each
                 # answer cost a set insertion, and a write that fails leaves no key known that
                 # the file does not hold.)
-                known = self._known
+                known, hints = self._known, self._hints
                 if known is not None:
-                    known.update(map(hash, pending))
-                    self._keep_known(known)
+                    known.update(map(hash, batch))
+                    if hints is not None:
+                        hints.update(w.hint for w in batch.values() if w.hint is not None)
+                    self._keep_known(known, hints)
                 self.on_write(None)
             finally:
-                self._writing = {}
+                self._writing, self._writing_hinted = {}, {}
 
     def sync(self) -> None:
         """Write what is waiting and learn what other processes stored, now (as the writer
@@ -449,25 +539,31 @@ class SQLiteStore:
             if self._known is not None and self._version == (conn.opened, version):
                 return  # no other connection wrote: this process's own keys are known already
             known = self._known if self._known is not None else set()
+            hints = self._hints if self._known is not None else set()
             while True:
-                seen, keys = conn.run(_keys_after, self._seen)
+                seen, keys, found, unhinted = conn.run(_keys_after, self._seen)
                 known.update(map(hash, keys))
+                self._unhinted = self._unhinted or unhinted > 0
+                if hints is not None:
+                    hints.update(found)
                 self._seen = max(self._seen, seen)
                 if len(keys) < LOOK_ROWS:
                     break
             self._version = (conn.opened, version)
-            self._keep_known(known)
+            self._keep_known(known, hints)
         except Exception:
             # Every read asks the file until a look succeeds.
-            self._known, self._seen, self._version = None, 0, None
+            self._known, self._hints, self._seen, self._version = None, None, 0, None
 
-    def _keep_known(self, known: set[int]) -> None:
-        """``known`` as the keys the file holds, unless they are more than ``MAX_KNOWN``: then
-        none are known, and every read asks the file until a look learns them all again."""
+    def _keep_known(self, known: set[int], hints: set[int] | None) -> None:
+        """``known`` as the keys the file holds, and ``hints`` as their hints, unless they are
+        more than ``MAX_KNOWN``: then none are known, and every read asks the file until a look
+        learns them all again."""
         if len(known) <= MAX_KNOWN:
             self._known = known
+            self._hints = None if self._unhinted else hints
         else:
-            self._known, self._seen, self._version = None, 0, None
+            self._known, self._hints, self._seen, self._version = None, None, 0, None
 
     # -- the CLI (its own connection) ------------------------------------------------------------
 
@@ -505,16 +601,21 @@ def _data_version(db: sqlite3.Connection) -> int:
     return int(version)
 
 
-def _keys_after(db: sqlite3.Connection, seen: int) -> tuple[int, list[str]]:
-    """The keys of the first ``LOOK_ROWS`` answers stored after ``seen``, and the largest row
-    id among them: one row for all of them (each row fetched hands the GIL over twice), and
-    at most LOOK_ROWS keys' text in memory at once."""
-    top, keys = db.execute(
-        "SELECT max(id), group_concat(key) FROM (SELECT id, key FROM entries WHERE id > ? "
-        "ORDER BY id LIMIT ?)",
+def _keys_after(db: sqlite3.Connection, seen: int) -> tuple[int, list[str], list[int], int]:
+    """The keys and hints of the first ``LOOK_ROWS`` answers stored after ``seen``, the largest
+    row id among them, and how many have no hint: one row for all of them (each row fetched
+    hands the GIL over twice), and at most LOOK_ROWS keys' text in memory at once."""
+    top, keys, hints, unhinted = db.execute(
+        "SELECT max(id), group_concat(key), group_concat(hint), count(*) - count(hint) "
+        "FROM (SELECT id, key, hint FROM entries WHERE id > ? ORDER BY id LIMIT ?)",
         (seen, LOOK_ROWS),
     ).fetchone()
-    return (top or seen), (keys.split(",") if keys else [])
+    return (
+        (top or seen),
+        (keys.split(",") if keys else []),
+        ([int(h) for h in hints.split(",")] if hints else []),
+        unhinted,
+    )
 
 
 #: The sizes of the INSERTs a flush's answers go in (see _chunks).
@@ -537,20 +638,21 @@ def _chunks(n: int) -> list[tuple[int, int]]:
     return out
 
 
-_COLUMNS = 8  # an answer's values in _insert
+_COLUMNS = 9  # an answer's values in _insert
 
 
 @functools.cache  # one per size in _SIZES
 def _insert(rows: int) -> str:
-    # ``expires`` comes as 0 for none: a None (and a bytes body, bound as a bytearray) is sent
+    # ``expires`` comes as 0 for none, ``hint`` as -1 (a hint is a CRC-32, never negative): a
+    # None (and a bytes body, bound as a bytearray) is sent
     # through sqlite3's adapter lookup, whose failed attribute look-ups format an exception
     # each: 6.7 k instructions per answer written, a fifth of the write.
     return (
-        "INSERT INTO entries (id, kh, key, body, size, created, used, expires) VALUES "
-        + ", ".join(["(?, ?, ?, ?, ?, ?, ?, nullif(?, 0))"] * rows)
+        "INSERT INTO entries (id, kh, key, body, size, created, used, expires, hint) VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?, ?, ?, nullif(?, 0), nullif(?, -1))"] * rows)
         + " ON CONFLICT (kh) DO UPDATE SET key = excluded.key, body = excluded.body, "
-        "size = excluded.size, "
-        "created = excluded.created, used = excluded.used, expires = excluded.expires, hits = 0"
+        "size = excluded.size, created = excluded.created, used = excluded.used, "
+        "expires = excluded.expires, hint = excluded.hint, hits = 0"
     )
 
 
@@ -588,6 +690,7 @@ def _write(
                     now,
                     now,
                     w.expires or 0,
+                    -1 if w.hint is None else w.hint,
                 )
             for at, size in _chunks(len(pending)):
                 db.execute(_insert(size), values[at * _COLUMNS : (at + size) * _COLUMNS])
@@ -623,6 +726,20 @@ def _write(
     except BaseException:
         _rollback(db)
         raise
+
+
+def _keyed(hinted: dict[int | None, list[_Waiting]]) -> dict[str, _Waiting]:
+    """The answers to write, by key: the keys not made yet are made now (on the writer thread,
+    one after the other: the code runs hot), an answer whose key cannot be made is dropped,
+    and of two answers to one key the later is kept."""
+    batch: dict[str, _Waiting] = {}
+    for waiting in itertools.chain.from_iterable(hinted.values()):
+        key = waiting.made_key()
+        if key is not None:
+            other = batch.get(key)
+            if other is None or other.stored <= waiting.stored:
+                batch[key] = waiting
+    return batch
 
 
 def _evict(db: sqlite3.Connection, now: float, excess: float) -> None:

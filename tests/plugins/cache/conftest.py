@@ -24,6 +24,15 @@ async def flushed(owner: LLMInterface | ModelGroup) -> None:
     await asyncio.to_thread(wrapper.flush)  # type: ignore[attr-defined]
 
 
+async def looked(owner: LLMInterface | ModelGroup) -> None:
+    """Have the cache know what its file holds, now (its writer thread looks on its own soon
+    after the first call): from then on, a question whose hint no answer has is a miss known
+    without its key (see SQLiteStore)."""
+    wrapper = owner.call_wrapper
+    assert wrapper is not None
+    await asyncio.to_thread(wrapper.shared.store.sync)  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "cache" / "responses.db"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from llmplug.testing import LLMTestServer
 from llmplug_cache import _sqlite
 from llmplug_cache._sqlite import ASK, SCHEMA_VERSION, SQLiteStore

@@ -14,7 +14,7 @@ from llmplug.testing import Error, Fault, LLMTestServer, Reply
 from llmplug_cache import _sqlite
 from llmplug_cache._sqlite import SQLiteStore
 
-from .conftest import PRICING, Cached, flushed
+from .conftest import PRICING, Cached, flushed, looked
 
 
 async def test_a_second_identical_call_is_answered_from_the_cache(
@@ -138,10 +138,15 @@ async def test_a_stream_that_breaks_or_is_left_stores_nothing(
     assert len(server.requests) == 3
 
 
+@pytest.mark.parametrize("known", [False, True], ids=["file-not-looked-at", "file-known"])
 async def test_concurrent_identical_calls_reach_the_server_once(
-    server: LLMTestServer, cached: Cached
+    server: LLMTestServer, cached: Cached, known: bool
 ) -> None:
+    # Known, the first leads without its key (its hint unseen), and the others join it once
+    # their keys show it is their question.
     llm = cached()
+    if known:
+        await looked(llm)
     server.push(Fault("stall_after_headers"))
     calls = [asyncio.ensure_future(llm.chat("same question")) for _ in range(5)]
     streams = [asyncio.ensure_future(_collect(llm, "same question")) for _ in range(2)]
@@ -155,10 +160,13 @@ async def test_concurrent_identical_calls_reach_the_server_once(
     assert all(r[-1].completion.text == answers[0].text for r in replays)
 
 
+@pytest.mark.parametrize("known", [False, True], ids=["file-not-looked-at", "file-known"])
 async def test_when_the_one_asking_fails_a_waiting_call_asks(
-    server: LLMTestServer, cached: Cached
+    server: LLMTestServer, cached: Cached, known: bool
 ) -> None:
     llm = cached(max_retries=0)
+    if known:
+        await looked(llm)
     server.push(Fault("stall_after_headers"))
     leader = asyncio.ensure_future(llm.chat("q"))
     await server.requests_arrived(1)
