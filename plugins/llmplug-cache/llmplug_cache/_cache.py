@@ -244,11 +244,9 @@ class ResponseCache:
             return False
         flight = _Unkeyed()
         flight.cache, flight.call, flight._key = self, call, None
-        with shared.lock:
-            if hint in shared.flights:
-                return False  # (it may be the same question: the keys will tell)
-            shared.flights[hint] = flight
-        return True
+        # (No lock: setdefault is one step, and nothing but a leader adds a flight.) A call in
+        # flight under this hint may be asking the same question: the keys will tell.
+        return shared.flights.setdefault(hint, flight) is flight
 
     def _reuse(self, call: Call, probed: ProbedRequest | None) -> None:
         """Have the call's attempt send the request probed for its key, not build it again

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
@@ -276,6 +276,9 @@ class _Waiting(msgspec.Struct, array_like=True, gc=False):
         return key
 
 
+_Hinted = _Waiting | list[_Waiting]
+
+
 def _short(key: str) -> int:
     """The last 64 bits of ``key`` as SQLite's signed integer (a group's key starts with "g")."""
     return int(key[-16:], 16) - (1 << 63)
@@ -321,10 +324,11 @@ class SQLiteStore:
         self._woken = False  # whether _work was set since the writer last cleared it
         self._full = threading.Event()  # MAX_WAITING answers wait: write them now
         #: The answers not yet written, and those being written: by hint, every one (its key
-        #: perhaps not made yet), and by key, those kept with theirs.
-        self._hinted: dict[int | None, list[_Waiting]] = {}
+        #: perhaps not made yet; one answer, or a list when a hint has several), and by key,
+        #: those kept with theirs.
+        self._hinted: dict[int | None, _Hinted] = {}
         self._pending: dict[str, _Waiting] = {}
-        self._writing_hinted: dict[int | None, list[_Waiting]] = {}
+        self._writing_hinted: dict[int | None, _Hinted] = {}
         self._writing: dict[str, _Waiting] = {}
         self._waiting = 0  # how many answers _hinted holds
         #: key -> (last used, hits, money saved): hits not yet counted.
@@ -387,7 +391,7 @@ class SQLiteStore:
         kept without one made now (a question asked again before its answer was written)."""
         found = None
         for hinted in (self._writing_hinted, self._hinted):  # (the later one wins)
-            for waiting in hinted.get(hint, ()):
+            for waiting in _each(hinted.get(hint)):
                 if waiting.made_key() == key:
                     found = waiting
         return found
@@ -427,11 +431,15 @@ class SQLiteStore:
         with self._lock:
             if key is not None:
                 self._pending[key] = waiting
-            hinted = self._hinted.get(waiting.hint)
-            if hinted is None:
-                self._hinted[waiting.hint] = [waiting]
+            # (Most hints have one answer: no list for it, which the garbage collector would
+            # track until the flush.)
+            had = self._hinted.get(waiting.hint)
+            if had is None:
+                self._hinted[waiting.hint] = waiting
+            elif isinstance(had, list):
+                had.append(waiting)
             else:
-                hinted.append(waiting)
+                self._hinted[waiting.hint] = [had, waiting]
             self._waiting += 1
             full = self._waiting >= MAX_WAITING
         if full:
@@ -728,12 +736,18 @@ def _write(
         raise
 
 
-def _keyed(hinted: dict[int | None, list[_Waiting]]) -> dict[str, _Waiting]:
+def _each(hinted: _Hinted | None) -> Sequence[_Waiting]:
+    if hinted is None:
+        return ()
+    return hinted if isinstance(hinted, list) else (hinted,)
+
+
+def _keyed(hinted: dict[int | None, _Hinted]) -> dict[str, _Waiting]:
     """The answers to write, by key: the keys not made yet are made now (on the writer thread,
     one after the other: the code runs hot), an answer whose key cannot be made is dropped,
     and of two answers to one key the later is kept."""
     batch: dict[str, _Waiting] = {}
-    for waiting in itertools.chain.from_iterable(hinted.values()):
+    for waiting in itertools.chain.from_iterable(map(_each, hinted.values())):
         key = waiting.made_key()
         if key is not None:
             other = batch.get(key)
