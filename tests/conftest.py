@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -84,3 +85,18 @@ async def make_llm(server: LLMTestServer) -> AsyncIterator[MakeLLM]:
     yield make
     for llm in made:
         await llm.aclose()
+
+
+@pytest.fixture(autouse=True)
+def _cache_written_after() -> Iterator[None]:
+    """Each test's cached answers are written when it ends. An answer kept without its key
+    (llmplug-cache) has the key made by its store's writer thread, through its interface's
+    registry, which may be the process's: during a later test, that test's plugins would see
+    the build."""
+    yield
+    cache = sys.modules.get("llmplug_cache._cache")  # (only if a test used the cache)
+    if cache is not None:
+        for shared in list(cache._shared.values()):
+            flush = getattr(shared.store, "flush", None)
+            if flush is not None:
+                flush()

@@ -19,12 +19,15 @@ json_values = st.recursive(
 
 
 class Counter:
-    """Counts the calls of ``build_request``'s implementations (it answers none)."""
+    """Counts the calls of ``build_request``'s implementations (it answers none); given a
+    ``base_url``, only those of calls to it (one test's server: the registry is the process's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, base_url: str | None = None) -> None:
         self.built = 0
+        self.base_url = base_url
 
     @hookimpl(tryfirst=True)
     def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
-        self.built += 1
+        if self.base_url is None or call.base_url == self.base_url:
+            self.built += 1
         return None

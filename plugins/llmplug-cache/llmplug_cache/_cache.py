@@ -381,8 +381,8 @@ class ResponseCache:
         return mine
 
     def _land(self, key: str | int, got: Entry | Completion | None) -> None:
-        """End the flight of ``key`` (or hint): its followers get ``got`` (an answer of chat() as it
-        came, made an entry only for them: most flights have none)."""
+        """End the flight of ``key`` (or of a hint): its followers get ``got`` (an answer of
+        chat() as it came, made an entry only for them: most flights have none)."""
         with self.shared.lock:
             waiters = self.shared.flights.pop(key, ())
         if not waiters:
@@ -504,6 +504,7 @@ class ResponseCache:
                         yield event
                 return
             key = keyed[0]
+        flight = hint if key is None else key  # (a refresh has none)
         while True:
             # A refresh neither reads nor joins: it asks, whoever else is asking.
             follow = None if refresh or key is None else self._join(key, hint)
@@ -544,7 +545,7 @@ class ResponseCache:
                         yield event
                 return
             finally:
-                if not refresh:
-                    self._land(key or hint or 0, got)  # (hint: it led without its key)
+                if not refresh and flight is not None:
+                    self._land(flight, got)
                 if token is not None and key is not None:
                     await self._unlock(key, token)

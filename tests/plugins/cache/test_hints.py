@@ -22,14 +22,17 @@ from .conftest import Cached, flushed, looked
 
 
 class Builds:
-    """Records each ``build_request`` (it answers none): on which thread, for a probe or not."""
+    """Records each ``build_request`` of a call to ``base_url`` (it answers none): on which
+    thread, for a probe or not."""
 
-    def __init__(self) -> None:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
         self.seen: list[tuple[str, bool]] = []
 
     @hookimpl(tryfirst=True)
     def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
-        self.seen.append((threading.current_thread().name, key == PROBE_KEY))
+        if call.base_url == self.base_url:
+            self.seen.append((threading.current_thread().name, key == PROBE_KEY))
         return None
 
 
@@ -56,7 +59,7 @@ async def test_a_miss_with_an_unseen_hint_makes_its_key_on_the_writer_thread(
 ) -> None:
     llm = cached()
     await looked(llm)
-    builds = Builds()
+    builds = Builds(server.base_url)
     watched(llm, builds)
     loop_thread = threading.current_thread().name
 
@@ -113,7 +116,7 @@ async def test_another_process_finds_every_answer_hinted_or_not(
     (tmp_path / "theirs.db").symlink_to(db)
     theirs = cached({"path": str(tmp_path / "theirs.db")})
     await looked(theirs)
-    builds = Builds()
+    builds = Builds(server.base_url)
     watched(theirs, builds)
     hit = await theirs.chat("q")
     assert hit.cached and hit.text == answer.text

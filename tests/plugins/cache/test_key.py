@@ -72,7 +72,7 @@ def test_every_key_is_the_previous_releases(
 
 
 async def test_a_miss_builds_its_request_once(server: LLMTestServer, cached: Cached) -> None:
-    counter = Counter()
+    counter = Counter(server.base_url)
     llm = cached(keys=("sk-one",))
     name = llm.pipeline.registry.register(counter)
     try:
