@@ -266,6 +266,10 @@ class _Waiting(msgspec.Struct, array_like=True, gc=False):
     call: Any = None
 
     def made_key(self) -> str | None:
+        """The key, made now if need be (None: it cannot be: the answer is not stored). It
+        holds its keyer (the cache, its interface) and its call until the flush: a cycle through
+        the store, which an untracked record hides from the garbage collector, and which the
+        flush breaks."""
         key = self.key
         if key is None and self.keyer is not None:
             try:
@@ -652,9 +656,9 @@ _COLUMNS = 9  # an answer's values in _insert
 @functools.cache  # one per size in _SIZES
 def _insert(rows: int) -> str:
     # ``expires`` comes as 0 for none, ``hint`` as -1 (a hint is a CRC-32, never negative): a
-    # None (and a bytes body, bound as a bytearray) is sent
-    # through sqlite3's adapter lookup, whose failed attribute look-ups format an exception
-    # each: 6.7 k instructions per answer written, a fifth of the write.
+    # None (and a bytes body, bound as a bytearray) is sent through sqlite3's adapter lookup,
+    # whose failed attribute look-ups format an exception each: 6.7 k instructions per answer
+    # written, a fifth of the write.
     return (
         "INSERT INTO entries (id, kh, key, body, size, created, used, expires, hint) VALUES "
         + ", ".join(["(?, ?, ?, ?, ?, ?, ?, nullif(?, 0), nullif(?, -1))"] * rows)
