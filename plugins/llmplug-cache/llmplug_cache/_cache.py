@@ -93,8 +93,21 @@ class _Unkeyed(_Waiters):
 
     def key(self) -> str | None:
         if self._key is None:
-            self._key = self.cache.key_of(self.call)
+            keyed = self.cache._key(self.call)  # (still in flight: the call as it was sent)
+            self._key = None if keyed is None else keyed[0]
         return self._key
+
+
+class _Question(msgspec.Struct, array_like=True, gc=False):
+    """An answer's question, as the writer thread makes its key (see ``ResponseCache._question``):
+    a record the garbage collector does not track, held until the flush."""
+
+    call: bytes  # the Call, JSON
+    hot: object  # the plugins when the call was made (``Registry.hot``)
+
+
+_snapshot = msgspec.json.Encoder().encode
+_restore = msgspec.json.Decoder(Call).decode
 
 
 def _settle(waiter: asyncio.Future[Entry | None], entry: Entry | None) -> None:
@@ -110,6 +123,9 @@ class _Shared:
         self.store = store
         #: By key, or by hint for a call that leads without its key.
         self.flights: dict[str | int, _Waiters] = {}
+        #: The hints of the calls in flight under their key, and how many: a call with one of
+        #: them may be asking the same question, and does not lead without its key.
+        self.keyed_hints: dict[int, int] = {}
         self.lock = threading.Lock()
         self.down_until = 0.0
         self.rest = REST
@@ -204,25 +220,48 @@ class ResponseCache:
 
     # -- the key and the store, each failure the call's no concern -------------------------------
 
-    def _key(self, call: Call) -> tuple[str, ProbedRequest | None] | None:
-        """The call's key, and the request probed for it (see ``cache_key``)."""
+    @property
+    def registry(self) -> Registry:
         registry = self._registry
         if registry is None:
             owner = self.owner
             registry = self._registry = (
                 owner.pipeline.registry if hasattr(owner, "pipeline") else owner.registry
             ) or default_registry()
+        return registry
+
+    def _key(self, call: Call) -> tuple[str, ProbedRequest | None] | None:
+        """The call's key, and the request probed for it (see ``cache_key``)."""
+        registry = self.registry
         try:
             return cache_key(call, registry)
         except Exception as exc:  # the wire refused the call: the real attempt will say why
             log.debug("llmplug cache: no key for this call (%s: %s)", type(exc).__name__, exc)
             return None
 
-    def key_of(self, call: Call) -> str | None:
-        """The key of ``call`` (None: the wire refused it), for the store's writer thread: the
-        key of an answer kept without one (see ``_lead_unseen``)."""
+    def key_of(self, question: _Question) -> str | None:
+        """The key of an answer kept without one (see ``_lead_unseen``), made by the store's
+        writer thread: the key of the call as it was when its answer was kept. None: the
+        plugins changed since the call (the request they would build is not the one that was
+        sent), or the wire refuses the call now."""
+        if self.registry.hot is not question.hot:
+            return None
+        try:
+            call = _restore(question.call)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
         keyed = self._key(call)
         return None if keyed is None else keyed[0]
+
+    def _question(self, call: Call, hot: object) -> _Question | None:
+        """What the writer thread makes the key of a call's answer from: the call as it is now,
+        in bytes (what a caller changes later in the values it passed, a list of stop words
+        say, must not change the key of the question it asked), and the plugins of the call.
+        None: the call does not encode (a timeout object of the caller's, say)."""
+        try:
+            return _Question(_snapshot(call), hot)
+        except (TypeError, ValueError, OverflowError):
+            return None
 
     def _hint(self, call: Call) -> int | None:
         """The call's hint (``hint_of``), when the store knows its answers' hints (SQLite)."""
@@ -240,7 +279,7 @@ class ResponseCache:
         shared = self.shared
         store = shared.store
         assert isinstance(store, SQLiteStore)
-        if store.may_hold(hint):
+        if store.may_hold(hint) or hint in shared.keyed_hints:
             return False
         flight = _Unkeyed()
         flight.cache, flight.call, flight._key = self, call, None
@@ -306,10 +345,11 @@ class ResponseCache:
         call: Call,
         completion: Completion,
         events: list[Delta] | None,
+        hot: object = None,
     ) -> Awaitable[None] | None:
         """Store the answer: at once into SQLite's waiting answers (with its hint; without its
-        key when ``key`` is None, for the writer thread to make), or what to await for Redis
-        (None: nothing to await)."""
+        key when ``key`` is None, for the writer thread to make, the call's plugins ``hot``),
+        or what to await for Redis (None: nothing to await)."""
         shared = self.shared
         self.stats.misses += 1
         if shared.down_until and not shared.up():
@@ -324,9 +364,15 @@ class ResponseCache:
             if isinstance(store, SQLiteStore):
                 if key is None:
                     assert hint is not None
-                    store.keep_unkeyed(hint, self, call, body, ttl)
-                else:
-                    store.keep(key, body, ttl, hint)
+                    question = self._question(call, hot)
+                    if question is not None:
+                        store.keep_unkeyed(hint, self, question, body, ttl)
+                        return None
+                    keyed = self._key(call) if self.registry.hot is hot else None
+                    if keyed is None:
+                        return None
+                    key = keyed[0]
+                store.keep(key, body, ttl, hint)
                 return None
             assert key is not None  # (only SQLite keeps answers without their keys)
             data = bytes(body)
@@ -373,6 +419,8 @@ class ResponseCache:
                 waiters = unkeyed  # (still in flight: it has not handed its answer out yet)
             if waiters is None:
                 shared.flights[key] = []
+                if hint is not None:
+                    shared.keyed_hints[hint] = shared.keyed_hints.get(hint, 0) + 1
                 return None
             # A future of the follower's own loop: a follower that is cancelled cancels only it.
             loop = asyncio.get_running_loop()
@@ -380,11 +428,19 @@ class ResponseCache:
             waiters.append((loop, mine))
         return mine
 
-    def _land(self, key: str | int, got: Entry | Completion | None) -> None:
-        """End the flight of ``key`` (or of a hint): its followers get ``got`` (an answer of
-        chat() as it came, made an entry only for them: most flights have none)."""
-        with self.shared.lock:
-            waiters = self.shared.flights.pop(key, ())
+    def _land(
+        self, key: str | int, got: Entry | Completion | None, hint: int | None = None
+    ) -> None:
+        """End the flight of ``key`` (or of a hint; ``hint``: the hint of a flight led under
+        its key): its followers get ``got`` (an answer of chat() as it came, made an entry
+        only for them: most flights have none)."""
+        shared = self.shared
+        with shared.lock:
+            waiters = shared.flights.pop(key, ())
+            if hint is not None:
+                left = shared.keyed_hints.pop(hint, 1) - 1
+                if left:
+                    shared.keyed_hints[hint] = left
         if not waiters:
             return
         if isinstance(got, Completion):
@@ -443,11 +499,13 @@ class ResponseCache:
         hint = self._hint(call)
         if hint is not None and (refresh or self._lead_unseen(hint, call)):
             # A miss known without its key (a refresh reads nothing, and needs none either):
-            # the writer thread makes it, with the other answers it writes.
+            # the writer thread makes it, with the other answers it writes, if the plugins are
+            # still those of now.
+            hot = self.registry.hot
             got: Completion | None = None
             try:
                 c = got = await run(call)
-                self._keep(None, hint, call, c, None)
+                self._keep(None, hint, call, c, None, hot)
                 return c
             finally:
                 if not refresh:
@@ -487,7 +545,7 @@ class ResponseCache:
                     await kept
                 return c
             finally:
-                self._land(key, answer)
+                self._land(key, answer, hint)
                 if token is not None:
                     await self._unlock(key, token)
 
@@ -495,6 +553,7 @@ class ResponseCache:
         refresh = call.cache == "refresh"
         hint = None if call.cache is False else self._hint(call)
         key: str | None = None  # None: a miss known without its key (see complete)
+        hot = self.registry.hot
         if hint is None or not (refresh or self._lead_unseen(hint, call)):
             # (Its key's request is probed as chat()'s: not the stream's, which builds its own.)
             keyed = None if call.cache is False else self._key(call)
@@ -537,7 +596,7 @@ class ResponseCache:
                             # Kept before the caller sees Done: a caller that stops reading
                             # there has had the whole answer.
                             got = Entry(VERSION, event.completion, deltas)
-                            kept = self._keep(key, hint, call, event.completion, deltas)
+                            kept = self._keep(key, hint, call, event.completion, deltas, hot)
                             if kept is not None:
                                 await kept
                         else:
@@ -546,6 +605,6 @@ class ResponseCache:
                 return
             finally:
                 if not refresh and flight is not None:
-                    self._land(flight, got)
+                    self._land(flight, got, None if key is None else hint)
                 if token is not None and key is not None:
                     await self._unlock(key, token)

@@ -75,9 +75,11 @@ _TRIGGERS = (
     END""",
 )
 #: Bumped with each change of the schema (``PRAGMA user_version``; version 1, the first
-#: one's, never set it). Version 4 added ``hint`` (see ``SQLiteStore``), NULL in rows an
-#: earlier version stored.
-SCHEMA_VERSION = 4
+#: one's, never set it). Not for ``hint`` (see ``SQLiteStore``): a column added in place
+#: (``_with_hints``), NULL in the rows of processes that do not know it, which go on sharing
+#: the file. A new version would have each process of the two make the file its own again at
+#: each of its flushes, counting the whole file each time (see ``_migrate``).
+SCHEMA_VERSION = 3
 
 
 def _wal(db: sqlite3.Connection, busy_timeout: float) -> None:
@@ -115,11 +117,9 @@ def _migrate(db: sqlite3.Connection) -> None:
     reverse whenever it opens a file of another version: it puts its insert trigger back and
     sets version 2. Each writer of this version looks at the version in each flush, and comes
     back here: after that, the count is right again (see _TRIGGERS)."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(entries)")}
+    columns = _columns(db)
     if columns and "kh" not in columns:
         _from_version_1(db)
-    elif columns and "hint" not in columns:
-        db.execute("ALTER TABLE entries ADD COLUMN hint INTEGER")  # (no row is rewritten)
     for name in ("entries_added", "entries_removed", "entries_changed"):
         db.execute(f"DROP TRIGGER IF EXISTS {name}")
     for statement in (*_TABLES, *_TRIGGERS):
@@ -148,6 +148,24 @@ def _from_version_1(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE entries_v1")
 
 
+def _with_hints(db: sqlite3.Connection) -> None:
+    """Add the ``hint`` column to a file made before it (no row is rewritten)."""
+    if "hint" in _columns(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if "hint" not in _columns(db):  # (not meanwhile)
+            db.execute("ALTER TABLE entries ADD COLUMN hint INTEGER")
+        db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+
+
+def _columns(db: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in db.execute("PRAGMA table_info(entries)")}
+
+
 class Stats(dict[str, Any]):
     """``entries``, ``bytes`` (the answers'), ``file_bytes``, ``hits``, ``misses``,
     ``hit_rate``, ``saved`` (money)."""
@@ -174,6 +192,7 @@ def connect(
         # Only when needed: making the tables writes, and a write waits for the writers.
         if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             _prepare(db)
+        _with_hints(db)
         if read_timeout is not None:
             db.execute(f"PRAGMA busy_timeout = {int(read_timeout * 1000)}")
     except BaseException:
@@ -245,9 +264,10 @@ LOOK_ROWS = 50_000
 
 
 class Keyer(Protocol):
-    """What makes the key of an answer kept without one (``SQLiteStore.keep_unkeyed``)."""
+    """What makes the key of an answer kept without one (``SQLiteStore.keep_unkeyed``), from
+    the question it was given with it."""
 
-    def key_of(self, call: Any) -> str | None: ...
+    def key_of(self, question: Any) -> str | None: ...
 
 
 class _Waiting(msgspec.Struct, array_like=True, gc=False):
@@ -259,21 +279,21 @@ class _Waiting(msgspec.Struct, array_like=True, gc=False):
     stored: float
     expires: float | None
     hint: int | None
-    #: None until made: by ``keyer.key_of(call)``, on the writer thread (or by a read that
+    #: None until made: by ``keyer.key_of(question)``, on the writer thread (or by a read that
     #: needs it first).
     key: str | None
     keyer: Keyer | None = None
-    call: Any = None
+    question: Any = None
 
     def made_key(self) -> str | None:
         """The key, made now if need be (None: it cannot be: the answer is not stored). It
-        holds its keyer (the cache, its interface) and its call until the flush: a cycle through
-        the store, which an untracked record hides from the garbage collector, and which the
-        flush breaks."""
+        holds its keyer (the cache, its interface) until the flush: a cycle through the store,
+        which an untracked record hides from the garbage collector, and which the flush
+        breaks."""
         key = self.key
         if key is None and self.keyer is not None:
             try:
-                key = self.key = self.keyer.key_of(self.call)
+                key = self.key = self.keyer.key_of(self.question)
             except Exception:  # (a wire that refuses the call: the answer is not stored)
                 self.keyer = None
                 return None
@@ -334,6 +354,10 @@ class SQLiteStore:
         self._pending: dict[str, _Waiting] = {}
         self._writing_hinted: dict[int | None, _Hinted] = {}
         self._writing: dict[str, _Waiting] = {}
+        #: By hint, how many of its answers are filed by key in _pending (_writing), their
+        #: keys made (see _index).
+        self._indexed: dict[int | None, int] = {}
+        self._writing_indexed: dict[int | None, int] = {}
         self._waiting = 0  # how many answers _hinted holds
         #: key -> (last used, hits, money saved): hits not yet counted.
         self._touched: dict[str, tuple[float, int, float]] = {}
@@ -374,11 +398,9 @@ class SQLiteStore:
     def peek(self, key: str, hint: int | None = None) -> Body | Ask | None:
         """What a read can tell without leaving the loop: an answer waiting to be written, None
         for a key the file is known not to hold, else ``ASK`` (``read`` reads the file)."""
-        waiting = self._pending.get(key) or self._writing.get(key)
         if hint is not None and (hint in self._hinted or hint in self._writing_hinted):
-            latest = self._latest(key, hint)
-            if latest is not None and (waiting is None or latest.stored >= waiting.stored):
-                waiting = latest  # (a refresh's answer kept without its key, say)
+            self._index(hint)  # (a question asked again before its answer was written)
+        waiting = self._pending.get(key) or self._writing.get(key)
         if waiting is not None and (waiting.expires is None or waiting.expires > time.time()):
             return waiting.body
         known = self._known
@@ -390,15 +412,29 @@ class SQLiteStore:
         # processes stored are learned after each flush (see _write_loop).
         return ASK if hash(key) in known else None
 
-    def _latest(self, key: str, hint: int) -> _Waiting | None:
-        """The latest waiting answer of ``key`` among those with its hint, the keys of those
-        kept without one made now (a question asked again before its answer was written)."""
-        found = None
-        for hinted in (self._writing_hinted, self._hinted):  # (the later one wins)
-            for waiting in _each(hinted.get(hint)):
-                if waiting.made_key() == key:
-                    found = waiting
-        return found
+    def _index(self, hint: int) -> None:
+        """File by key the waiting answers with ``hint`` not filed yet, their keys made now
+        (those kept without one), each answer once: a lookup then costs the same however many
+        answers share a hint. Of two answers to one key, the later is filed."""
+        for hinted, by_key, indexed in (
+            (self._writing_hinted, self._writing, self._writing_indexed),
+            (self._hinted, self._pending, self._indexed),
+        ):
+            answers = _each(hinted.get(hint))
+            done = indexed.get(hint, 0)
+            if done >= len(answers):
+                continue
+            fresh = answers[done:]
+            for waiting in fresh:
+                waiting.made_key()  # (a wire's build: not under the lock)
+            with self._lock:
+                for waiting in fresh:
+                    key = waiting.key
+                    if key is not None:
+                        other = by_key.get(key)
+                        if other is None or other.stored <= waiting.stored:
+                            by_key[key] = waiting
+                indexed[hint] = max(indexed.get(hint, 0), done + len(fresh))
 
     async def get(self, key: str) -> bytes | None:
         body = self.peek(key)
@@ -422,14 +458,14 @@ class SQLiteStore:
         self._hold(_Waiting(body, now, None if ttl is None else now + ttl, hint, key), key)
 
     def keep_unkeyed(
-        self, hint: int, keyer: Keyer, call: Any, body: Body, ttl: float | None
+        self, hint: int, keyer: Keyer, question: Any, body: Body, ttl: float | None
     ) -> None:
-        """Keep the answer of ``call``, whose question has ``hint``, without its key: the
-        writer thread makes it (``keyer.key_of(call)``) when it writes the answer, and stores
-        nothing if that fails."""
+        """Keep an answer whose question has ``hint`` without its key: the writer thread makes
+        it (``keyer.key_of(question)``) when it writes the answer, and stores nothing if that
+        fails."""
         now = time.time()
         expires = None if ttl is None else now + ttl
-        self._hold(_Waiting(body, now, expires, hint, None, keyer, call), None)
+        self._hold(_Waiting(body, now, expires, hint, None, keyer, question), None)
 
     def _hold(self, waiting: _Waiting, key: str | None) -> None:
         with self._lock:
@@ -506,8 +542,9 @@ class SQLiteStore:
                 # Being written before it is not waiting: ``peek`` (which takes no lock) finds
                 # an answer in one or the other all along.
                 self._writing, self._writing_hinted = self._pending, self._hinted
+                self._writing_indexed = self._indexed
                 hinted = self._hinted
-                self._pending, self._hinted, self._waiting = {}, {}, 0
+                self._pending, self._hinted, self._indexed, self._waiting = {}, {}, {}, 0
                 touched, self._touched = self._touched, {}
             try:
                 if not (hinted or touched):
@@ -530,7 +567,7 @@ class SQLiteStore:
                     self._keep_known(known, hints)
                 self.on_write(None)
             finally:
-                self._writing, self._writing_hinted = {}, {}
+                self._writing, self._writing_hinted, self._writing_indexed = {}, {}, {}
 
     def sync(self) -> None:
         """Write what is waiting and learn what other processes stored, now (as the writer

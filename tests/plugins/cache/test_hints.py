@@ -172,3 +172,26 @@ async def test_chat_and_stream_find_each_others_answers_without_their_keys(
     await flushed(llm)
     assert await ask(other) == (text, True)  # written
     assert len(server.requests) == 1
+
+
+async def test_a_file_of_the_previous_version_gains_hints_and_keeps_its_version(
+    server: LLMTestServer, cached: Cached, db: Path, tmp_path: Path
+) -> None:
+    # The previous version's file: no hint column. Opening it adds the column in place and
+    # leaves the schema version alone, so a process of the previous version sharing the file
+    # never takes it back (which would recount the whole file at each flush of each).
+    mine = cached()
+    answer = await mine.chat("q")
+    await flushed(mine)
+    with sqlite3.connect(db) as con:
+        con.execute("ALTER TABLE entries DROP COLUMN hint")
+        (version,) = con.execute("PRAGMA user_version").fetchone()
+    (tmp_path / "theirs.db").symlink_to(db)
+    theirs = cached({"path": str(tmp_path / "theirs.db")})
+    await looked(theirs)
+    hit = await theirs.chat("q")
+    assert hit.cached and hit.text == answer.text
+    with sqlite3.connect(db) as con:
+        columns = {row[1] for row in con.execute("PRAGMA table_info(entries)")}
+        assert con.execute("PRAGMA user_version").fetchone() == (version,)
+    assert "hint" in columns
