@@ -30,6 +30,7 @@ from llmplug import (
     ProbedRequest,
     Registry,
     StreamEvent,
+    Tool,
     default_registry,
     redact_urls,
 )
@@ -102,12 +103,17 @@ class _Question(msgspec.Struct, array_like=True, gc=False):
     """An answer's question, as the writer thread makes its key (see ``ResponseCache._question``):
     a record the garbage collector does not track, held until the flush."""
 
-    call: bytes  # the Call, JSON
+    call: Call
     hot: object  # the plugins when the call was made (``Registry.hot``)
+    #: The call's params and tools as they were, JSON, when they hold values the caller may
+    #: change (None: they hold none).
+    frozen: bytes | None
 
 
 _snapshot = msgspec.json.Encoder().encode
-_restore = msgspec.json.Decoder(Call).decode
+_restore = msgspec.json.Decoder(tuple[dict[str, Any], list[Tool] | None]).decode
+#: The types of params values that cannot change once passed (the rest are copied).
+_ATOMIC = frozenset({str, int, float, bool, type(None), bytes})
 
 
 def _settle(waiter: asyncio.Future[Entry | None], entry: Entry | None) -> None:
@@ -246,22 +252,35 @@ class ResponseCache:
         sent), or the wire refuses the call now."""
         if self.registry.hot is not question.hot:
             return None
-        try:
-            call = _restore(question.call)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return None
+        call = question.call
+        if question.frozen is not None:
+            try:
+                params, tools = _restore(question.frozen)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                return None
+            call = msgspec.structs.replace(call, params=params, tools=tools)
         keyed = self._key(call)
         return None if keyed is None else keyed[0]
 
     def _question(self, call: Call, hot: object) -> _Question | None:
-        """What the writer thread makes the key of a call's answer from: the call as it is now,
-        in bytes (what a caller changes later in the values it passed, a list of stop words
-        say, must not change the key of the question it asked), and the plugins of the call.
-        None: the call does not encode (a timeout object of the caller's, say)."""
-        try:
-            return _Question(_snapshot(call), hot)
-        except (TypeError, ValueError, OverflowError):
-            return None
+        """What the writer thread makes the key of a call's answer from: the call, with its
+        params and tools as they are now, in bytes, if they hold values the caller may change
+        later (a list of stop words it goes on building must not change the key of the question
+        it asked), and the plugins of the call. (The messages are the call's own list, of
+        frozen messages.) None: they do not encode."""
+        frozen = None
+        mutable = call.tools is not None
+        if not mutable:
+            for value in call.params.values():
+                if type(value) not in _ATOMIC:
+                    mutable = True
+                    break
+        if mutable:
+            try:
+                frozen = _snapshot((call.params, call.tools))
+            except (TypeError, ValueError, OverflowError):
+                return None
+        return _Question(call, hot, frozen)
 
     def _hint(self, call: Call) -> int | None:
         """The call's hint (``hint_of``), when the store knows its answers' hints (SQLite)."""

@@ -5,10 +5,11 @@ whichever way that call led. (Found by a review of hints: each failed before its
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from msgspec.structs import replace
 
-from llmplug import Call, HTTPRequest, hookimpl
+from llmplug import Call, HTTPRequest, Tool, hookimpl
 from llmplug._plugins.openai_chat._request import build_chat_request
 from llmplug.testing import Fault, LLMTestServer, Reply
 
@@ -90,3 +91,24 @@ async def test_an_answer_is_stored_under_the_request_sent_though_the_plugins_cha
     finally:
         registry.unregister(name)
     assert (seeded.text, seeded.cached) == ("the answer with seed 7", False)
+
+
+async def test_an_answer_is_stored_under_its_tools_though_the_caller_changes_their_schema(
+    server: LLMTestServer, cached: Cached
+) -> None:
+    llm = cached()
+    await looked(llm)
+    schema: dict[str, Any] = {"type": "object", "properties": {"city": {"type": "string"}}}
+    tool = Tool(name="weather", description="the weather", parameters=schema)
+    server.push(Reply(text="asked with a city"))
+    first = await llm.chat("q", tools=[tool])
+    assert not first.cached
+    schema["properties"]["day"] = {"type": "string"}  # after chat() returned
+    await flushed(llm)
+    server.push(Reply(text="asked with a city and a day"))
+    second = await llm.chat("q", tools=[tool])
+    assert (second.text, second.cached) == ("asked with a city and a day", False)
+    old = Tool(name="weather", description="the weather", parameters={
+        "type": "object", "properties": {"city": {"type": "string"}}})  # fmt: skip
+    again = await llm.chat("q", tools=[old])
+    assert (again.text, again.cached) == ("asked with a city", True)
