@@ -229,7 +229,7 @@ class ResponseCache:
     @property
     def registry(self) -> Registry:
         registry = self._registry
-        if registry is None:
+        if registry is None:  # (the first call: the owner is made by then)
             owner = self.owner
             registry = self._registry = (
                 owner.pipeline.registry if hasattr(owner, "pipeline") else owner.registry
