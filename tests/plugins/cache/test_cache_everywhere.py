@@ -22,6 +22,8 @@ from llmplug import (
 from llmplug.testing import LLMTestServer, Reply, ToolCallReply
 from tests.conftest import MakeLLM
 
+from .conftest import flushed, looked
+
 WIRES: dict[str, Callable[[MakeLLM, dict[str, Any]], LLMInterface]] = {
     "openai-chat": lambda make, cache: make(interface=OpenAICompatible, cache=cache),
     "openai-responses": lambda make, cache: make(interface=OpenAIResponsesCompatible, cache=cache),
@@ -63,16 +65,24 @@ WEATHER = {
 }
 
 
+@pytest.mark.parametrize("known", [False, True], ids=["file-not-looked-at", "file-known"])
 async def test_a_group_caches_its_calls_whichever_member_answers(
-    server: LLMTestServer, make_llm: MakeLLM, db: Path
+    server: LLMTestServer, make_llm: MakeLLM, db: Path, known: bool
 ) -> None:
+    # Known, the group's first call leads without its key (its hint unseen), which the writer
+    # thread makes from the group's own call.
     members = [make_llm(), make_llm(interface=OpenAIResponsesCompatible)]
     group = ModelGroup(members, name="pair", strategy="least_loaded", cache={"path": str(db)})
     other = ModelGroup(members, name="other", cache={"path": str(db)})
+    if known:
+        await looked(group)
     first = await group.chat("q", temperature=0)
     again = await group.chat("q", temperature=0)
+    await flushed(group)
+    written = await group.chat("q", temperature=0)
     streamed = [e async for e in group.chat_stream("q", temperature=0)]
     assert again.cached and again.text == first.text
+    assert written.cached and written.text == first.text
     assert isinstance(streamed[-1], Done) and streamed[-1].completion.cached
     assert len(server.requests) == 1
     assert sum(m.requests for m in group.members) == 1  # a hit is no member's call
