@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from llmplug import LLMInterface, ModelGroup, Pricing
+from llmplug import LLMInterface, ModelGroup, Pricing, Registry
 from tests.conftest import MakeLLM
 
 Cached = Callable[..., LLMInterface]
@@ -46,3 +46,21 @@ def cached(make_llm: MakeLLM, db: Path) -> Cached:
         return make_llm(cache={"path": str(db), **(cache or {})}, **kw)
 
     return make
+
+
+Watch = Callable[[LLMInterface, Any], None]
+
+
+@pytest.fixture
+def watched() -> Iterator[Watch]:
+    """Register a plugin with an interface's registry (the process's own, shared) for the
+    test."""
+    registered: list[tuple[Registry, str]] = []
+
+    def watch(llm: LLMInterface, plugin: Any) -> None:
+        registry = llm.pipeline.registry
+        registered.append((registry, registry.register(plugin)))
+
+    yield watch
+    for registry, name in registered:
+        registry.unregister(name)

@@ -8,50 +8,16 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from llmplug import Call, HTTPRequest, LLMInterface, Registry, hookimpl
+from llmplug import Call, HTTPRequest, hookimpl
 from llmplug._vocab._call import PROBE_KEY
 from llmplug.testing import Fault, LLMTestServer, Reply
+from tests.core._probes import Counter
 
-from .conftest import Cached, flushed, looked
-
-
-class Builds:
-    """Records each ``build_request`` of a call to ``base_url`` (it answers none): on which
-    thread, for a probe or not."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.seen: list[tuple[str, bool]] = []
-
-    @hookimpl(tryfirst=True)
-    def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
-        if call.base_url == self.base_url:
-            self.seen.append((threading.current_thread().name, key == PROBE_KEY))
-        return None
-
-
-Watch = Callable[[LLMInterface, Any], None]
-
-
-@pytest.fixture
-def watched() -> Iterator[Watch]:
-    """Register a plugin with an interface's registry (the process's own, shared) for the
-    test."""
-    registered: list[tuple[Registry, str]] = []
-
-    def watch(llm: LLMInterface, plugin: Any) -> None:
-        registry = llm.pipeline.registry
-        registered.append((registry, registry.register(plugin)))
-
-    yield watch
-    for registry, name in registered:
-        registry.unregister(name)
+from .conftest import Cached, Watch, flushed, looked
 
 
 async def test_a_miss_with_an_unseen_hint_makes_its_key_on_the_writer_thread(
@@ -59,7 +25,7 @@ async def test_a_miss_with_an_unseen_hint_makes_its_key_on_the_writer_thread(
 ) -> None:
     llm = cached()
     await looked(llm)
-    builds = Builds(server.base_url)
+    builds = Counter(server.base_url)
     watched(llm, builds)
     loop_thread = threading.current_thread().name
 
@@ -116,7 +82,7 @@ async def test_another_process_finds_every_answer_hinted_or_not(
     (tmp_path / "theirs.db").symlink_to(db)
     theirs = cached({"path": str(tmp_path / "theirs.db")})
     await looked(theirs)
-    builds = Builds(server.base_url)
+    builds = Counter(server.base_url)
     watched(theirs, builds)
     hit = await theirs.chat("q")
     assert hit.cached and hit.text == answer.text

@@ -13,7 +13,7 @@ from llmplug import Call, HTTPRequest, Tool, hookimpl
 from llmplug._plugins.openai_chat._request import build_chat_request
 from llmplug.testing import Fault, LLMTestServer, Reply
 
-from .conftest import Cached, flushed, looked
+from .conftest import Cached, Watch, flushed, looked
 
 
 async def test_an_answer_is_stored_under_its_question_though_the_caller_reuses_its_params(
@@ -75,21 +75,17 @@ class Seeded:
 
 
 async def test_an_answer_is_stored_under_the_request_sent_though_the_plugins_change_after(
-    server: LLMTestServer, cached: Cached
+    server: LLMTestServer, cached: Cached, watched: Watch
 ) -> None:
     llm = cached()
     await looked(llm)
-    registry = llm.pipeline.registry
     server.push(Reply(text="the answer without a seed"))
     first = await llm.chat("q")
     assert not first.cached and "seed" not in server.requests[0].json
-    name = registry.register(Seeded(server.base_url))
-    try:
-        await flushed(llm)
-        server.push(Reply(text="the answer with seed 7"))
-        seeded = await llm.chat("q")
-    finally:
-        registry.unregister(name)
+    watched(llm, Seeded(server.base_url))
+    await flushed(llm)
+    server.push(Reply(text="the answer with seed 7"))
+    seeded = await llm.chat("q")
     assert (seeded.text, seeded.cached) == ("the answer with seed 7", False)
 
 

@@ -18,7 +18,7 @@ from llmplug.testing import LLMTestServer
 from llmplug_cache._key import cache_key
 from tests.core._probes import Counter, json_values
 
-from .conftest import Cached
+from .conftest import Cached, Watch
 
 REGISTRY = Registry(entry_points=False, plugins=[openai_chat, openai_responses])
 _sorted = msgspec.json.Encoder(order="sorted").encode
@@ -71,15 +71,14 @@ def test_every_key_is_the_previous_releases(
     assert key == previous_key(call)
 
 
-async def test_a_miss_builds_its_request_once(server: LLMTestServer, cached: Cached) -> None:
+async def test_a_miss_builds_its_request_once(
+    server: LLMTestServer, cached: Cached, watched: Watch
+) -> None:
     counter = Counter(server.base_url)
     llm = cached(keys=("sk-one",))
-    name = llm.pipeline.registry.register(counter)
-    try:
-        first = await llm.chat("q", temperature=0.5)
-        again = await llm.chat("q", temperature=0.5)
-    finally:
-        llm.pipeline.registry.unregister(name)
+    watched(llm, counter)
+    first = await llm.chat("q", temperature=0.5)
+    again = await llm.chat("q", temperature=0.5)
     assert (first.cached, again.cached) == (False, True)
     (sent,) = server.requests
     assert sent.api_key == "sk-one" and sent.json["temperature"] == 0.5
