@@ -571,9 +571,11 @@ class ResponseCache:
     async def stream(self, call: Call, run: Stream) -> AsyncGenerator[StreamEvent, None]:
         refresh = call.cache == "refresh"
         hint = None if call.cache is False else self._hint(call)
-        key: str | None = None  # None: a miss known without its key (see complete)
-        hot = self.registry.hot
-        if hint is None or not (refresh or self._lead_unseen(hint, call)):
+        key: str | None = None
+        hot = None
+        if hint is not None and (refresh or self._lead_unseen(hint, call)):
+            hot = self.registry.hot  # a miss known without its key (see complete)
+        else:
             # (Its key's request is probed as chat()'s: not the stream's, which builds its own.)
             keyed = None if call.cache is False else self._key(call)
             if keyed is None:

@@ -22,7 +22,7 @@ __all__ = ["IGNORED", "cache_key", "hint_of", "hint_seed"]
 #: Body fields that do not change the answer.
 IGNORED = frozenset({"stream", "stream_options", "user"})
 _sorted = msgspec.json.Encoder(order="sorted").encode
-_plain = msgspec.json.Encoder(order="deterministic").encode  # (dicts sorted: hints alike)
+_deterministic = msgspec.json.Encoder(order="deterministic").encode  # (dicts sorted)
 _decode = msgspec.json.decode
 _replace = msgspec.structs.replace
 _BLAKE2B = blake2b(digest_size=32)
@@ -67,7 +67,7 @@ def hint_of(call: Call, seed: int) -> int | None:
     last = messages[-1]
     content = last.content
     try:
-        return zlib.crc32(content.encode() if type(content) is str else _plain(last), seed)
+        return zlib.crc32(content.encode() if type(content) is str else _deterministic(last), seed)
     except (TypeError, ValueError, OverflowError):  # (a lone surrogate, an unencodable value)
         return None
 
