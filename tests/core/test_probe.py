@@ -27,7 +27,7 @@ from llmplug import (
 from llmplug._plugins import key_strategies, openai_chat, openai_responses, token_bucket
 from llmplug.testing import Error, LLMTestServer
 
-from ._probes import Counter, json_values
+from ._probes import Counter, KeyedWire, Signer, json_values
 
 MakeLLM = Callable[..., OpenAICompatible]
 DEFAULTS: list[object] = [openai_chat, openai_responses, key_strategies, token_bucket]
@@ -88,21 +88,6 @@ def test_a_body_that_cannot_be_sorted_comes_as_the_wire_made_it() -> None:
     assert probed is not None and not probed.sorted
     assert probed.request.content == built.content
     assert registry.probe_request(_call(wire="no-such-wire"), IGNORE) is None
-
-
-class Signer:
-    """A wrapper on ``build_request``, as llmplug-otel's: it must see every request sent."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-
-    @hookimpl(wrapper=True)
-    def build_request(self, wire: str, call: Call, key: str) -> Any:
-        request = yield
-        if request is not None:
-            self.seen.append(request.headers.get("authorization", ""))
-            request.headers["x-signature"] = "signed"
-        return request
 
 
 Between = Callable[[], object]
@@ -182,35 +167,6 @@ async def test_plugins_that_change_after_the_probe_build_the_request(
     assert (await llm.chat("hi")).text == "echo: hi"
     assert counter.built == 2
     assert server.requests[0].headers["x-signature"] == "signed"
-
-
-class KeyedWire:
-    """The Chat wire, but its key goes where a probe's placeholder must not follow: in the URL,
-    in the body, in a header of its own added after post_json, or as post_json's key
-    transformed. Each of those builds its own request for the attempt."""
-
-    WIRES = ("key-in-url", "key-in-body", "key-in-header", "key-transformed")
-
-    @hookimpl
-    def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
-        if wire not in self.WIRES:
-            return None
-        url = call.base_url + "/chat/completions"
-        body: dict[str, Any] = {"model": call.model, "messages": call.messages}
-        if wire == "key-in-url":
-            url += f"?key={key}"
-        if wire == "key-in-body":
-            body["api_key"] = key
-        request = HTTPRequest.post_json(
-            url, body, call, f"v1:{key}" if wire == "key-transformed" else key
-        )
-        if wire == "key-in-header":
-            request.headers["x-api-key"] = key
-        return request
-
-    @hookimpl
-    def parse_stream(self, wire: str, call: Call) -> Any:
-        return openai_chat.ChatParser(call) if wire in self.WIRES else None
 
 
 @pytest.mark.parametrize("wire", KeyedWire.WIRES)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._probe import _prebuilt, prebuilt
+from ._probe import _noted, _prebuilt, note, prebuilt, wanted
 
 if TYPE_CHECKING:
     import pluggy
@@ -86,9 +86,10 @@ def _build_request(
     pm: pluggy.PluginManager, monitored: bool, build: Callable[..., Any], hot: HotHooks
 ) -> Callable[..., Any]:
     """``build`` (the hook's dispatcher), but a call's request built when it was probed
-    (``Registry.probe_request``) is the implementations' answer, not built again. The hook's
-    wrappers, if any, see it as they see a request built: it is the answer of an
-    implementation called first, in pluggy's own call of the hook."""
+    (``Registry.probe_request``) is the implementations' answer, not built again; and the
+    implementations' answer for a call whose request was asked for (``Registry.note_request``)
+    is noted. The hook's wrappers, if any, see either as they see a request built: it is the
+    answer of an implementation called first, in pluggy's own call of the hook."""
     caller = pm.hook.build_request
     impls = caller.get_hookimpls()
     if not _needs_pluggy(caller, impls, monitored):
@@ -98,12 +99,21 @@ def _build_request(
                 request = prebuilt(call, hot, key)
                 if request is not None:
                     return request
-            return build(wire=wire, call=call, key=key)
+            request = build(wire=wire, call=call, key=key)
+            if _noted:  # (nothing asked for, the most common: no call more either)
+                note(call, key, request)
+            return request
 
         return bare
 
+    #: By id(call): what the implementations built (or raised), for ``ours`` to answer with.
+    handed: dict[int, Any] = {}
+
     def from_probe(wire: str, call: Any, key: str) -> Any:
-        return prebuilt(call, hot, key)
+        request = handed.get(id(call))
+        if isinstance(request, Exception):
+            raise request  # in pluggy's call: the wrappers see it, as they would have
+        return prebuilt(call, hot, key) if request is None else request
 
     try:
         import pluggy
@@ -119,11 +129,26 @@ def _build_request(
         hookexec = caller._hookexec
     except (AttributeError, TypeError):  # pragma: no cover - another pluggy: built as always
         return build
+    inner = _loop(caller, impls[:first_wrapper])
 
     def wrapped(*, wire: str, call: Any, key: str) -> Any:
+        kwargs = {"wire": wire, "call": call, "key": key}
+        if _noted and wanted(call) and not (_prebuilt and id(call) in _prebuilt):
+            # The implementations' answer, noted, then handed to the wrappers by ``ours``.
+            try:
+                request = inner(**kwargs)
+            except Exception as exc:
+                request = exc
+            else:
+                note(call, key, request)
+            handed[id(call)] = request
+            try:
+                return hookexec("build_request", with_ours, kwargs, True)
+            finally:
+                del handed[id(call)]
         if not _prebuilt:  # nothing probed: pluggy's call as always
-            return build(wire=wire, call=call, key=key)
-        return hookexec("build_request", with_ours, {"wire": wire, "call": call, "key": key}, True)
+            return build(**kwargs)
+        return hookexec("build_request", with_ours, kwargs, True)
 
     return wrapped
 

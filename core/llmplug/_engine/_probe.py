@@ -1,5 +1,7 @@
 """A call's request built before the call runs (``Registry.probe_request``), for a feature that
-must know it first: llmplug-cache's key is the request the wire would send.
+must know it first: llmplug-cache's key is the request the wire would send. Or noted as the
+call's first attempt builds it (``Registry.note_request``), for one that can wait: the same
+request, but with the call's own key, and made by work the call does anyway.
 
 The probe asks the wire's ``build_request`` implementations (not its wrappers, which see
 requests on their way out) with a placeholder key. A body made by
@@ -27,7 +29,16 @@ if TYPE_CHECKING:
     from ._dispatch import HotHooks
     from ._registry import Registry
 
-__all__ = ["ProbedRequest", "prebuilt", "probe_request", "reuse"]
+__all__ = [
+    "Noted",
+    "ProbedRequest",
+    "note",
+    "prebuilt",
+    "probe_request",
+    "reuse",
+    "take_noted",
+    "want_noted",
+]
 
 _BEARER = f"Bearer {PROBE_KEY}"
 _PROBE_BYTES = PROBE_KEY.encode()
@@ -117,3 +128,46 @@ def prebuilt(call: Call, hot: HotHooks, key: str) -> HTTPRequest | None:
     _, _, url, headers, content = pre
     headers["authorization"] = f"Bearer {key}"
     return HTTPRequest(url=url, headers=headers, content=content)
+
+
+#: The method, URL and content of a request as a wire's implementations built it.
+Noted = tuple[str, str, bytes]
+
+#: By ``id(call)``: the request of each call whose first attempt's request was asked for
+#: (``Registry.note_request``), None until that attempt builds it. (The asker holds the call
+#: until it takes the request: no other call can have its id meanwhile.)
+_noted: dict[int, Noted | None] = {}
+
+
+def wanted(call: Call) -> bool:
+    """Whether ``call``'s request was asked for and not built yet."""
+    return _noted.get(id(call), False) is None
+
+
+def note(call: Call, key: str, request: HTTPRequest | None) -> None:
+    """Note ``request``, which the implementations of ``build_request`` built for ``call`` with
+    ``key``, if it was asked for and is the first built (a retry's is the same question's).
+    Its URL is noted as built: the core adds the interface's query to the request afterwards.
+    Not noted: a request with its key beyond its headers (in the URL or the body), or with a
+    content that is not bytes."""
+    if request is None or not wanted(call):
+        return
+    url, content = request.url, request.content
+    if type(content) is not bytes or (key and (key in url or content.find(key.encode()) >= 0)):
+        return
+    _noted[id(call)] = (request.method, url, content)
+
+
+#: Asked for but never taken (an asker that forgot): dropped past this many.
+_MAX_NOTED = 4096
+
+
+def want_noted(call: Call) -> None:
+    if len(_noted) >= _MAX_NOTED:
+        with contextlib.suppress(StopIteration, KeyError, RuntimeError):  # (another thread's)
+            del _noted[next(iter(_noted))]  # the oldest
+    _noted[id(call)] = None
+
+
+def take_noted(call: Call) -> Noted | None:
+    return _noted.pop(id(call), None)

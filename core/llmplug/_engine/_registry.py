@@ -19,7 +19,7 @@ from . import _hookspecs
 from ._dispatch import HotHooks, unwrapped
 from ._hookspecs import PROJECT
 from ._members import GroupCall, Member
-from ._probe import ProbedRequest, probe_request, reuse
+from ._probe import Noted, ProbedRequest, probe_request, reuse, take_noted, want_noted
 
 if TYPE_CHECKING:
     import importlib.metadata as md
@@ -179,6 +179,20 @@ class Registry:
         from ``post_json`` as they came, put its key nowhere but in that header, and the
         plugins are the same at the attempt; else the attempt builds its own, as always."""
         reuse(call, probed)
+
+    def note_request(self, call: Call) -> None:
+        """Have ``call``'s first attempt note the request it builds, for ``take_request``: its
+        method, URL and content as ``build_request``'s implementations built them (before the
+        hook's wrappers, and before the core adds the interface's query to the URL), with the
+        attempt's own key. For a feature that can wait for the request the call sends anyway
+        (llmplug-cache's key of a call known to miss). Take it in any case, once the call ran."""
+        want_noted(call)
+
+    def take_request(self, call: Call) -> Noted | None:
+        """``(method, url, content)`` of the request noted for ``call`` (``note_request``), and
+        forget it. None: not built (the call failed before its first attempt built one), or its
+        key is in its URL or content (a placeholder's request then: ``probe_request``)."""
+        return take_noted(call)
 
     @property
     def hook(self) -> Any:

@@ -36,7 +36,7 @@ from llmplug import (
 )
 
 from ._entry import VERSION, Body, Delta, Entry, decode, encode, replay
-from ._key import cache_key, hint_of, hint_seed
+from ._key import cache_key, hint_of, hint_seed, sent_key
 from ._redis import RedisStore
 from ._settings import Settings
 from ._sqlite import ASK, Ask, SQLiteStore
@@ -108,6 +108,9 @@ class _Question(msgspec.Struct, array_like=True, gc=False):
     #: The call's params and tools as they were, JSON, when they hold values the caller may
     #: change (None: they hold none).
     frozen: bytes | None
+    #: The request the call's first attempt built (``Registry.take_request``): when there is
+    #: one, the key is made from it alone (see ``sent_key``), and the rest is not needed.
+    sent: tuple[str, str, bytes] | None = None
 
 
 _snapshot = msgspec.json.Encoder().encode
@@ -250,9 +253,11 @@ class ResponseCache:
         writer thread: the key of the call as it was when its answer was kept. None: the
         plugins changed since the call (the request they would build is not the one that was
         sent), or the wire refuses the call now."""
+        call = question.call
+        if question.sent is not None:
+            return sent_key(call.wire, call.model, question.sent)
         if self.registry.hot is not question.hot:
             return None
-        call = question.call
         if question.frozen is not None:
             try:
                 params, tools = _restore(question.frozen)
@@ -365,10 +370,12 @@ class ResponseCache:
         completion: Completion,
         events: list[Delta] | None,
         hot: object = None,
+        sent: tuple[str, str, bytes] | None = None,
     ) -> Awaitable[None] | None:
         """Store the answer: at once into SQLite's waiting answers (with its hint; without its
-        key when ``key`` is None, for the writer thread to make, the call's plugins ``hot``),
-        or what to await for Redis (None: nothing to await)."""
+        key when ``key`` is None, for the writer thread to make from ``sent``, the request the
+        call sent, if noted, else from the call, its plugins ``hot``), or what to await for
+        Redis (None: nothing to await)."""
         shared = self.shared
         self.stats.misses += 1
         if shared.down_until and not shared.up():
@@ -383,7 +390,11 @@ class ResponseCache:
             if isinstance(store, SQLiteStore):
                 if key is None:
                     assert hint is not None
-                    question = self._question(call, hot)
+                    question = (
+                        self._question(call, hot)
+                        if sent is None
+                        else _Question(call, hot, None, sent)
+                    )
                     if question is not None:
                         store.keep_unkeyed(hint, self, question, body, ttl)
                         return None
@@ -520,13 +531,22 @@ class ResponseCache:
             # A miss known without its key (a refresh reads nothing, and needs none either):
             # the writer thread makes it, with the other answers it writes, if the plugins are
             # still those of now.
-            hot = self.registry.hot
+            registry = self.registry
+            hot = registry.hot
+            # The key is made of the request the call sends (a group's is its neutral call).
+            noting = call.wire != "group"
+            if noting:
+                registry.note_request(call)
             got: Completion | None = None
             try:
                 c = got = await run(call)
-                self._keep(None, hint, call, c, None, hot)
+                sent = registry.take_request(call) if noting else None
+                noting = False
+                self._keep(None, hint, call, c, None, hot, sent)
                 return c
             finally:
+                if noting:
+                    registry.take_request(call)
                 if not refresh:
                     self._land(hint, got)
         keyed = self._key(call)

@@ -17,7 +17,7 @@ import msgspec
 
 from llmplug import Call, ProbedRequest, Registry
 
-__all__ = ["IGNORED", "cache_key", "hint_of", "hint_seed"]
+__all__ = ["IGNORED", "cache_key", "hint_of", "hint_seed", "sent_key"]
 
 #: Body fields that do not change the answer.
 IGNORED = frozenset({"stream", "stream_options", "user"})
@@ -49,8 +49,20 @@ def cache_key(call: Call, registry: Registry) -> tuple[str, ProbedRequest | None
         raise LookupError(f"no plugin builds requests for the wire {call.wire!r}")
     request = probed.request
     body = request.content if probed.sorted else _canonical(request.content)
-    head = f"{call.wire}\0{request.method}\0{request.url}\0{call.model}\0".encode()
-    return _hash(head + body), probed
+    return _of(call.wire, call.model, request.method, request.url, body), probed
+
+
+def sent_key(wire: str, model: str, sent: tuple[str, str, bytes]) -> str:
+    """The key of a call of ``wire`` and ``model`` from ``sent``, the method, URL and content of
+    the request its first attempt built with its own key (``Registry.take_request``), which
+    holds the key nowhere else than in a header: the same key as ``cache_key``'s, whose request
+    differs from it only there (and its JSON is sorted here)."""
+    method, url, content = sent
+    return _of(wire, model, method, url, _canonical(content))
+
+
+def _of(wire: str, model: str, method: str, url: str, body: bytes) -> str:
+    return _hash(f"{wire}\0{method}\0{url}\0{model}\0".encode() + body)
 
 
 def hint_of(call: Call, seed: int) -> int | None:

@@ -15,14 +15,15 @@ import pytest
 from llmplug import Call, HTTPRequest, hookimpl
 from llmplug._vocab._call import PROBE_KEY
 from llmplug.testing import Fault, LLMTestServer, Reply
-from tests.core._probes import Counter
+from tests.core._probes import Counter, KeyedWire, Stamper
 
 from .conftest import Cached, Watch, flushed, looked
 
 
-async def test_a_miss_with_an_unseen_hint_makes_its_key_on_the_writer_thread(
+async def test_a_miss_with_an_unseen_hint_builds_its_request_once(
     server: LLMTestServer, cached: Cached, watched: Watch
 ) -> None:
+    # Its key is made, where the answer is written, of the request its attempt built.
     llm = cached()
     await looked(llm)
     builds = Counter(server.base_url)
@@ -30,10 +31,8 @@ async def test_a_miss_with_an_unseen_hint_makes_its_key_on_the_writer_thread(
     loop_thread = threading.current_thread().name
 
     miss = await llm.chat("q")
-    assert builds.seen == [(loop_thread, False)]  # the attempt's request: no key made yet
     await flushed(llm)
-    (made,) = builds.seen[1:]
-    assert made[1] and made[0] != loop_thread  # the key, made where the answer was written
+    assert builds.seen == [(loop_thread, False)]  # the attempt's request, and no probe
     hit = await llm.chat("q")
     assert hit.cached and hit.text == miss.text
     assert len(server.requests) == 1
@@ -96,6 +95,7 @@ async def test_another_process_finds_every_answer_hinted_or_not(
 async def test_an_answer_whose_key_cannot_be_made_is_not_stored(
     server: LLMTestServer, cached: Cached, caplog: pytest.LogCaptureFixture, watched: Watch
 ) -> None:
+    # Its request holds its key (not noted), and the wire refuses to build a probe.
     class RefusesProbes:
         @hookimpl(tryfirst=True)
         def build_request(self, wire: str, call: Call, key: str) -> HTTPRequest | None:
@@ -103,7 +103,8 @@ async def test_an_answer_whose_key_cannot_be_made_is_not_stored(
                 raise ValueError("this wire builds only what it sends")
             return None
 
-    llm = cached()
+    watched(cached(), KeyedWire())
+    llm = cached(wire="key-in-body")
     await looked(llm)
     watched(llm, RefusesProbes())
     with caplog.at_level(logging.WARNING, logger="llmplug"):
@@ -114,6 +115,41 @@ async def test_an_answer_whose_key_cannot_be_made_is_not_stored(
     assert not first.cached and not second.cached
     assert len(server.requests) == 2
     assert not caplog.records  # nothing failed that the user must hear of
+
+
+async def test_a_miss_whose_request_holds_its_key_is_keyed_by_a_probe(
+    server: LLMTestServer, cached: Cached, watched: Watch
+) -> None:
+    # Not noted (see Registry.take_request): the writer thread makes its key as any call's.
+    watched(cached(), KeyedWire())
+    llm = cached(wire="key-in-body")
+    await looked(llm)
+    builds = Counter(server.base_url)
+    watched(llm, builds)
+    loop_thread = threading.current_thread().name
+    miss = await llm.chat("q")
+    await flushed(llm)
+    ((attempt, _), (writer, probe)) = builds.seen
+    assert attempt == loop_thread and writer != loop_thread and probe
+    hit = await llm.chat("q")
+    assert hit.cached and hit.text == miss.text
+    assert len(server.requests) == 1
+
+
+async def test_a_wrappers_change_to_the_request_is_not_in_the_key(
+    server: LLMTestServer, cached: Cached, watched: Watch
+) -> None:
+    # The key is the request the wire built, on either path: the one noted as it was sent,
+    # and the one probed by the calls that look it up.
+    llm = cached()
+    await looked(llm)
+    watched(llm, Stamper())
+    miss = await llm.chat("q")
+    assert server.requests[0].json["stamped"] is True
+    await flushed(llm)
+    hit = await llm.chat("q")  # (its hint seen: its key probed, and looked up)
+    assert hit.cached and hit.text == miss.text
+    assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize("first", ["chat", "stream"])

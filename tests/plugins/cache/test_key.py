@@ -8,19 +8,25 @@ import json
 from hashlib import blake2b
 from typing import Any
 
+import llmplug_gemini
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import llmplug_anthropic
 from llmplug import Call, Message, Registry, Tool
 from llmplug._plugins import openai_chat, openai_responses
 from llmplug.testing import LLMTestServer
-from llmplug_cache._key import cache_key
+from llmplug_cache._key import cache_key, sent_key
 from tests.core._probes import Counter, json_values
 
-from .conftest import Cached, Watch
+from .conftest import Cached, Watch, flushed, looked
 
 REGISTRY = Registry(entry_points=False, plugins=[openai_chat, openai_responses])
+EVERY_WIRE = Registry(
+    entry_points=False, plugins=[openai_chat, openai_responses, llmplug_anthropic, llmplug_gemini]
+)
 _sorted = msgspec.json.Encoder(order="sorted").encode
 
 
@@ -71,6 +77,51 @@ def test_every_key_is_the_previous_releases(
     assert key == previous_key(call)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    wire=st.sampled_from(["openai-chat", "openai-responses", "anthropic-messages", "gemini"]),
+    texts=st.lists(st.text(max_size=20), min_size=1, max_size=3),
+    params=st.dictionaries(st.text(min_size=1, max_size=8), json_values, max_size=4),
+    schema=st.dictionaries(st.text(max_size=6), json_values, max_size=3),
+    with_tool=st.booleans(),
+    headers=st.dictionaries(st.sampled_from(["x-title", "x-trace"]), st.text(max_size=4)),
+    user=st.none() | st.text(max_size=4),
+    logit_bias=st.booleans(),
+    key=st.sampled_from(["sk-live-1", "AIza-2", ""]),
+)
+def test_a_key_made_of_the_request_sent_is_the_probes(
+    wire: str,
+    texts: list[str],
+    params: dict[str, Any],
+    schema: dict[str, Any],
+    with_tool: bool,
+    headers: dict[str, str],
+    user: str | None,
+    logit_bias: bool,
+    key: str,
+) -> None:
+    """The key of a miss known on the loop is made of the request its attempt built (see
+    ``Registry.take_request``): on every wire shipped, it is the key every later call of the
+    same question makes from its probe (or it would never be found)."""
+    if logit_bias:
+        params = {**params, "logit_bias": {50256: -100, 9: 1}}
+    call = Call(
+        provider="acme",
+        model="m",
+        wire=wire,
+        base_url="http://127.0.0.1/v1",
+        messages=[Message(role="user", content=t) for t in texts],
+        tools=[Tool(name="t", description="d", parameters=schema)] if with_tool else None,
+        params={**params, "user": user},
+        headers=headers,
+        call_id="c-1",
+    )
+    sent = EVERY_WIRE.unwrapped("build_request")(wire=wire, call=call, key=key)
+    assert not key or key.encode() not in sent.content  # (else not noted: see test_note_request)
+    made = sent_key(wire, "m", (sent.method, sent.url, sent.content))
+    assert made == cache_key(call, EVERY_WIRE)[0]
+
+
 async def test_a_miss_builds_its_request_once(
     server: LLMTestServer, cached: Cached, watched: Watch
 ) -> None:
@@ -85,14 +136,18 @@ async def test_a_miss_builds_its_request_once(
     assert counter.built == 2  # the key's, once per call: the miss's attempt built none
 
 
+@pytest.mark.parametrize("known", [False, True])
 async def test_misses_on_loops_in_threads_each_send_their_own_question_with_a_leased_key(
-    server: LLMTestServer, cached: Cached
+    server: LLMTestServer, cached: Cached, known: bool
 ) -> None:
-    """Requests handed from the key's probe to the attempt: on four event loops in four threads
-    at once, 16 in flight on each, waiting for the rate limiter between the probe and the
-    attempt, every attempt sends its own call's question with the key it leased (the cache,
-    the limiter, the key rotation and the threads together)."""
+    """Requests handed from the key's probe to the attempt (or, the file known, noted by the
+    attempt for the key): on four event loops in four threads at once, 16 in flight on each,
+    waiting for the rate limiter before the attempt, every attempt sends its own call's
+    question with the key it leased (the cache, the limiter, the key rotation and the threads
+    together), and every answer is stored under its own question."""
     llm = cached(keys=("sk-a", "sk-b"), rate_limit_capacity=2, rate_limit_refill_rate=2000.0)
+    if known:
+        await looked(llm)
 
     def loop(n: int) -> list[tuple[str, str]]:
         async def ask(q: str) -> tuple[str, str]:
@@ -112,3 +167,9 @@ async def test_misses_on_loops_in_threads_each_send_their_own_question_with_a_le
     assert sorted(r.json["messages"][-1]["content"] for r in sent) == sorted(q for q, _ in answers)
     keys = [r.api_key for r in sent]
     assert set(keys) == {"sk-a", "sk-b"} and abs(keys.count("sk-a") - keys.count("sk-b")) <= 4
+    await flushed(llm)
+    again = await asyncio.gather(*(llm.chat(q) for q, _ in answers))
+    assert all(
+        a.cached and a.text == f"echo: {q}" for a, (q, _) in zip(again, answers, strict=True)
+    )
+    assert len(server.requests) == 64
