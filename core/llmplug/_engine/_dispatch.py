@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._probe import _noted, _prebuilt, note, prebuilt, wanted
+from ._probe import _noted, _prebuilt, note, prebuilt
 
 if TYPE_CHECKING:
     import pluggy
@@ -133,7 +133,8 @@ def _build_request(
 
     def wrapped(*, wire: str, call: Any, key: str) -> Any:
         kwargs = {"wire": wire, "call": call, "key": key}
-        if _noted and wanted(call) and not (_prebuilt and id(call) in _prebuilt):
+        # (Asked for and not built yet, and not probed: see reuse_probe.)
+        if _noted and _noted.get(id(call), False) is None and id(call) not in _prebuilt:
             # The implementations' answer, noted, then handed to the wrappers by ``ours``.
             try:
                 request = inner(**kwargs)

@@ -30,14 +30,13 @@ if TYPE_CHECKING:
     from ._registry import Registry
 
 __all__ = [
+    "MAX_NOTED",
     "Noted",
     "ProbedRequest",
     "note",
     "prebuilt",
     "probe_request",
     "reuse",
-    "take_noted",
-    "want_noted",
 ]
 
 _BEARER = f"Bearer {PROBE_KEY}"
@@ -139,19 +138,14 @@ Noted = tuple[str, str, bytes]
 _noted: dict[int, Noted | None] = {}
 
 
-def wanted(call: Call) -> bool:
-    """Whether ``call``'s request was asked for and not built yet."""
-    return _noted.get(id(call), False) is None
-
-
 def note(call: Call, key: str, request: HTTPRequest | None) -> None:
     """Note ``request``, which the implementations of ``build_request`` built for ``call`` with
     ``key``, if it was asked for and is the first built (a retry's is the same question's).
     Its URL is noted as built: the core adds the interface's query to the request afterwards.
     Not noted: a request with its key beyond its headers (in the URL or the body), or with a
     content that is not bytes."""
-    if request is None or not wanted(call):
-        return
+    if request is None or _noted.get(id(call), False) is not None:
+        return  # (not asked for, or built already)
     url, content = request.url, request.content
     if type(content) is not bytes or (key and (key in url or content.find(key.encode()) >= 0)):
         return
@@ -159,15 +153,4 @@ def note(call: Call, key: str, request: HTTPRequest | None) -> None:
 
 
 #: Asked for but never taken (an asker that forgot): dropped past this many.
-_MAX_NOTED = 4096
-
-
-def want_noted(call: Call) -> None:
-    if len(_noted) >= _MAX_NOTED:
-        with contextlib.suppress(StopIteration, KeyError, RuntimeError):  # (another thread's)
-            del _noted[next(iter(_noted))]  # the oldest
-    _noted[id(call)] = None
-
-
-def take_noted(call: Call) -> Noted | None:
-    return _noted.pop(id(call), None)
+MAX_NOTED = 4096

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
@@ -19,7 +20,7 @@ from . import _hookspecs
 from ._dispatch import HotHooks, unwrapped
 from ._hookspecs import PROJECT
 from ._members import GroupCall, Member
-from ._probe import Noted, ProbedRequest, probe_request, reuse, take_noted, want_noted
+from ._probe import MAX_NOTED, Noted, ProbedRequest, _noted, probe_request, reuse
 
 if TYPE_CHECKING:
     import importlib.metadata as md
@@ -186,13 +187,18 @@ class Registry:
         hook's wrappers, and before the core adds the interface's query to the URL), with the
         attempt's own key. For a feature that can wait for the request the call sends anyway
         (llmplug-cache's key of a call known to miss). Take it in any case, once the call ran."""
-        want_noted(call)
+        # (The dict's own steps, not a function of _probe's: a call's each Python call costs
+        # it more than its work, everything being cold between two calls.)
+        if len(_noted) >= MAX_NOTED:
+            with contextlib.suppress(StopIteration, KeyError, RuntimeError):  # (another thread's)
+                del _noted[next(iter(_noted))]  # the oldest
+        _noted[id(call)] = None
 
     def take_request(self, call: Call) -> Noted | None:
         """``(method, url, content)`` of the request noted for ``call`` (``note_request``), and
         forget it. None: not built (the call failed before its first attempt built one), or its
         key is in its URL or content (a placeholder's request then: ``probe_request``)."""
-        return take_noted(call)
+        return _noted.pop(id(call), None)
 
     @property
     def hook(self) -> Any:

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import threading
 import time
+import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
@@ -80,16 +81,19 @@ _Waiters = list[tuple[asyncio.AbstractEventLoop, "asyncio.Future[Entry | None]"]
 
 
 class _Unkeyed(_Waiters):
-    """The flight of a call that leads without its key (its hint was unseen: see
-    ``ResponseCache._lead_unseen``), under its hint. A call sharing the hint joins it only if
-    its key is this call's, made then (by ``key``, once). (Its attributes are set by the
-    leader, without an ``__init__``: a call to one, and to ``super().__init__``, cost a miss
-    more than the rest of leading.)"""
+    """A call that is a miss known without its key (see ``ResponseCache._lead``): its flight,
+    under its ``hint``, when it ``leads`` one (a refresh does not). A call sharing the hint joins
+    it only if its key is this call's, made then (by ``key``, once). ``land`` keeps its answer
+    and ends the flight. (Its attributes are set by ``_lead``, without an ``__init__``: a call to
+    one, and to ``super().__init__``, cost a miss more than the rest of leading.)"""
 
-    __slots__ = ("_key", "cache", "call")
+    __slots__ = ("_key", "cache", "call", "hint", "hot", "leads")
 
     cache: ResponseCache
     call: Call
+    hint: int
+    hot: object  # the plugins when the call was made (``Registry.hot``)
+    leads: bool
     _key: str | None
 
     def key(self) -> str | None:
@@ -97,6 +101,48 @@ class _Unkeyed(_Waiters):
             keyed = self.cache._key(self.call)  # (still in flight: the call as it was sent)
             self._key = None if keyed is None else keyed[0]
         return self._key
+
+    def land(self, got: Completion | Entry | None, sent: tuple[str, str, bytes] | None) -> None:
+        """Keep the answer ``got`` (None: the call failed) in SQLite's waiting answers, with its
+        hint and without its key, which the writer thread makes: of ``sent``, the request the
+        call's attempt built, when it was noted, else of the call (``ResponseCache._question``);
+        then end the flight, handing ``got`` to the calls that joined it. (One method for what
+        most misses do after the call: see ``ResponseCache._lead``.)"""
+        cache = self.cache
+        shared = cache.shared
+        if got is not None:
+            cache.stats.misses += 1
+            if not shared.down_until or shared.up():
+                store = shared.store
+                assert isinstance(store, SQLiteStore)  # (only SQLite knows hints)
+                call = self.call
+                if isinstance(got, Entry):  # (a stream's, with its events)
+                    completion, events = got.completion, got.events
+                else:
+                    completion, events = got, None
+                try:
+                    body = encode(completion, events, call.wire != "group")
+                    question = (
+                        cache._question(call, self.hot)
+                        if sent is None
+                        else _Question(call, self.hot, None, sent)
+                    )
+                    if question is not None:
+                        store.keep_unkeyed(
+                            self.hint, cache, question, body, call.cache_ttl or cache.settings.ttl
+                        )
+                    elif cache.registry.hot is self.hot:  # (params that do not encode)
+                        keyed = cache._key(call)
+                        if keyed is not None:
+                            ttl = call.cache_ttl or cache.settings.ttl
+                            store.keep(keyed[0], body, ttl, self.hint)
+                except Exception as exc:
+                    shared.failed(exc, "storing an answer")
+        if self.leads:
+            with shared.lock:
+                waiters = shared.flights.pop(self.hint, ())
+            if waiters:
+                _hand_out(waiters, got)
 
 
 class _Question(msgspec.Struct, array_like=True, gc=False):
@@ -122,6 +168,16 @@ _ATOMIC = frozenset({str, int, float, bool, type(None), bytes})
 def _settle(waiter: asyncio.Future[Entry | None], entry: Entry | None) -> None:
     if not waiter.done():  # (a follower that was cancelled)
         waiter.set_result(entry)
+
+
+def _hand_out(waiters: _Waiters, got: Entry | Completion | None) -> None:
+    """Give the calls that joined a flight its answer (an answer of chat() as it came, made an
+    entry only for them: most flights have none), each on its own loop."""
+    if isinstance(got, Completion):
+        got = Entry(VERSION, got)
+    for loop, waiter in waiters:
+        with contextlib.suppress(RuntimeError):  # the follower's loop has ended
+            loop.call_soon_threadsafe(_settle, waiter, got)
 
 
 class _Shared:
@@ -249,7 +305,7 @@ class ResponseCache:
             return None
 
     def key_of(self, question: _Question) -> str | None:
-        """The key of an answer kept without one (see ``_lead_unseen``), made by the store's
+        """The key of an answer kept without one (see ``_lead``), made by the store's
         writer thread: the key of the call as it was when its answer was kept. None: the
         plugins changed since the call (the request they would build is not the one that was
         sent), or the wire refuses the call now."""
@@ -287,29 +343,47 @@ class ResponseCache:
                 return None
         return _Question(call, hot, frozen)
 
-    def _hint(self, call: Call) -> int | None:
-        """The call's hint (``hint_of``), when the store knows its answers' hints (SQLite)."""
+    def _lead(self, call: Call, refresh: bool) -> _Unkeyed | int | None:
+        """An ``_Unkeyed`` for a call that is a miss known without its key: a refresh (it reads
+        nothing), or a call whose hint no answer has, waiting or in the file, and no call in
+        flight, which then leads the flight of its hint. Else its hint (``hint_of``), for
+        its key's lookup; None: the store knows no hints (Redis), or the call has none.
+
+        (What most misses do before the call, in one method, as ``_Unkeyed.land`` is what they
+        do after it: inside a whole call each Python call of the cache's runs cold.)"""
         if not self._hints:
             return None
         wire, model, seed = self._seed
         if call.model != model or call.wire != wire:  # (an owner's calls mostly share both)
             seed = hint_seed(call.wire, call.model)
             self._seed = (call.wire, call.model, seed)
-        return hint_of(call, seed)
-
-    def _lead_unseen(self, hint: int, call: Call) -> bool:
-        """Lead the flight of a call whose hint no answer has, waiting or in the file, and no
-        call in flight: it is a miss, known without its key. False: make the key."""
+        messages = call.messages
+        content = messages[-1].content if messages else None
+        if type(content) is str:  # hint_of's common case, without a call to it
+            try:
+                hint = zlib.crc32(content.encode(), seed)
+            except UnicodeEncodeError:  # (a lone surrogate)
+                return None
+        else:
+            hinted = hint_of(call, seed)
+            if hinted is None:
+                return None
+            hint = hinted
         shared = self.shared
-        store = shared.store
-        assert isinstance(store, SQLiteStore)
-        if store.may_hold(hint) or hint in shared.keyed_hints:
-            return False
-        flight = _Unkeyed()
-        flight.cache, flight.call, flight._key = self, call, None
+        if not refresh:
+            store = shared.store
+            assert isinstance(store, SQLiteStore)
+            if store.may_hold(hint) or hint in shared.keyed_hints:
+                return hint  # the key must be made
+        miss = _Unkeyed()
+        miss.cache, miss.call, miss.hint, miss._key = self, call, hint, None
+        miss.hot = (self._registry or self.registry).hot
+        miss.leads = not refresh
         # (No lock: setdefault is one step, and nothing but a leader adds a flight.) A call in
         # flight under this hint may be asking the same question: the keys will tell.
-        return shared.flights.setdefault(hint, flight) is flight
+        if refresh or shared.flights.setdefault(hint, miss) is miss:
+            return miss
+        return hint
 
     def _reuse(self, call: Call, probed: ProbedRequest | None) -> None:
         """Have the call's attempt send the request probed for its key, not build it again
@@ -364,18 +438,14 @@ class ResponseCache:
 
     def _keep(
         self,
-        key: str | None,
+        key: str,
         hint: int | None,
         call: Call,
         completion: Completion,
         events: list[Delta] | None,
-        hot: object = None,
-        sent: tuple[str, str, bytes] | None = None,
     ) -> Awaitable[None] | None:
-        """Store the answer: at once into SQLite's waiting answers (with its hint; without its
-        key when ``key`` is None, for the writer thread to make from ``sent``, the request the
-        call sent, if noted, else from the call, its plugins ``hot``), or what to await for
-        Redis (None: nothing to await)."""
+        """Store the answer under ``key``: at once into SQLite's waiting answers (with its
+        hint), or what to await for Redis (None: nothing to await)."""
         shared = self.shared
         self.stats.misses += 1
         if shared.down_until and not shared.up():
@@ -388,23 +458,8 @@ class ResponseCache:
             # SQLite's writer thread.)
             body = encode(completion, events, call.wire != "group")
             if isinstance(store, SQLiteStore):
-                if key is None:
-                    assert hint is not None
-                    question = (
-                        self._question(call, hot)
-                        if sent is None
-                        else _Question(call, hot, None, sent)
-                    )
-                    if question is not None:
-                        store.keep_unkeyed(hint, self, question, body, ttl)
-                        return None
-                    keyed = self._key(call) if self.registry.hot is hot else None
-                    if keyed is None:
-                        return None
-                    key = keyed[0]
                 store.keep(key, body, ttl, hint)
                 return None
-            assert key is not None  # (only SQLite keeps answers without their keys)
             data = bytes(body)
         except Exception as exc:
             shared.failed(exc, "storing an answer")
@@ -458,12 +513,9 @@ class ResponseCache:
             waiters.append((loop, mine))
         return mine
 
-    def _land(
-        self, key: str | int, got: Entry | Completion | None, hint: int | None = None
-    ) -> None:
-        """End the flight of ``key`` (or of a hint; ``hint``: the hint of a flight led under
-        its key): its followers get ``got`` (an answer of chat() as it came, made an entry
-        only for them: most flights have none)."""
+    def _land(self, key: str, got: Entry | Completion | None, hint: int | None) -> None:
+        """End the flight of ``key``, its call's hint ``hint``: its followers get ``got``. (A
+        flight led without its key lands itself: ``_Unkeyed.land``.)"""
         shared = self.shared
         with shared.lock:
             waiters = shared.flights.pop(key, ())
@@ -471,13 +523,8 @@ class ResponseCache:
                 left = shared.keyed_hints.pop(hint, 1) - 1
                 if left:
                     shared.keyed_hints[hint] = left
-        if not waiters:
-            return
-        if isinstance(got, Completion):
-            got = Entry(VERSION, got)
-        for loop, waiter in waiters:
-            with contextlib.suppress(RuntimeError):  # the follower's loop has ended
-                loop.call_soon_threadsafe(_settle, waiter, got)
+        if waiters:
+            _hand_out(waiters, got)
 
     async def _from_others(self, key: str, call: Call) -> tuple[Entry | None, str | None]:
         """Redis only: take the lock of ``key``, or wait for the process holding it to store
@@ -526,29 +573,24 @@ class ResponseCache:
         if call.cache is False:
             return await run(call)
         refresh = call.cache == "refresh"
-        hint = self._hint(call)
-        if hint is not None and (refresh or self._lead_unseen(hint, call)):
+        lead = self._lead(call, refresh)
+        if type(lead) is _Unkeyed:
             # A miss known without its key (a refresh reads nothing, and needs none either):
-            # the writer thread makes it, with the other answers it writes, if the plugins are
-            # still those of now.
-            registry = self.registry
-            hot = registry.hot
-            # The key is made of the request the call sends (a group's is its neutral call).
+            # the writer thread makes it, with the other answers it writes, of the request the
+            # attempt builds (a group's, of its call: its key is made of that).
+            miss = lead
+            registry = self._registry or self.registry
             noting = call.wire != "group"
             if noting:
                 registry.note_request(call)
             got: Completion | None = None
             try:
                 c = got = await run(call)
-                sent = registry.take_request(call) if noting else None
-                noting = False
-                self._keep(None, hint, call, c, None, hot, sent)
-                return c
             finally:
-                if noting:
-                    registry.take_request(call)
-                if not refresh:
-                    self._land(hint, got)
+                miss.land(got, registry.take_request(call) if noting else None)
+            return c
+        hint = lead
+        assert not isinstance(hint, _Unkeyed)
         keyed = self._key(call)
         if keyed is None:
             return await run(call)
@@ -590,12 +632,14 @@ class ResponseCache:
 
     async def stream(self, call: Call, run: Stream) -> AsyncGenerator[StreamEvent, None]:
         refresh = call.cache == "refresh"
-        hint = None if call.cache is False else self._hint(call)
+        lead = None if call.cache is False else self._lead(call, refresh)
+        # A miss known without its key (see complete): the writer thread makes its key of the
+        # call (not of the stream's request: the key is chat()'s request's).
+        miss = lead if type(lead) is _Unkeyed else None
+        hint = lead if miss is None else miss.hint
+        assert not isinstance(hint, _Unkeyed)
         key: str | None = None
-        hot = None
-        if hint is not None and (refresh or self._lead_unseen(hint, call)):
-            hot = self.registry.hot  # a miss known without its key (see complete)
-        else:
+        if miss is None:
             # (Its key's request is probed as chat()'s: not the stream's, which builds its own.)
             keyed = None if call.cache is False else self._key(call)
             if keyed is None:
@@ -604,7 +648,6 @@ class ResponseCache:
                         yield event
                 return
             key = keyed[0]
-        flight = hint if key is None else key  # (a refresh has none)
         while True:
             # A refresh neither reads nor joins: it asks, whoever else is asking.
             follow = None if refresh or key is None else self._join(key, hint)
@@ -637,15 +680,22 @@ class ResponseCache:
                             # Kept before the caller sees Done: a caller that stops reading
                             # there has had the whole answer.
                             got = Entry(VERSION, event.completion, deltas)
-                            kept = self._keep(key, hint, call, event.completion, deltas, hot)
-                            if kept is not None:
-                                await kept
+                            if miss is not None:
+                                miss.land(got, None)
+                            else:
+                                assert key is not None
+                                kept = self._keep(key, hint, call, event.completion, deltas)
+                                if kept is not None:
+                                    await kept
                         else:
                             deltas.append(event)
                         yield event
                 return
             finally:
-                if not refresh and flight is not None:
-                    self._land(flight, got, None if key is None else hint)
+                if miss is not None:
+                    if got is None:
+                        miss.land(None, None)
+                elif not refresh and key is not None:
+                    self._land(key, got, hint)
                 if token is not None and key is not None:
                     await self._unlock(key, token)
