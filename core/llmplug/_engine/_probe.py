@@ -136,6 +136,8 @@ Noted = tuple[str, str, bytes]
 #: (``Registry.note_request``), None until that attempt builds it. (The asker holds the call
 #: until it takes the request: no other call can have its id meanwhile.)
 _noted: dict[int, Noted | None] = {}
+#: Asked for but never taken (an asker that forgot): dropped past this many.
+MAX_NOTED = 4096
 
 
 def note(call: Call, key: str, request: HTTPRequest | None) -> None:
@@ -150,7 +152,3 @@ def note(call: Call, key: str, request: HTTPRequest | None) -> None:
     if type(content) is not bytes or (key and (key in url or content.find(key.encode()) >= 0)):
         return
     _noted[id(call)] = (request.method, url, content)
-
-
-#: Asked for but never taken (an asker that forgot): dropped past this many.
-MAX_NOTED = 4096

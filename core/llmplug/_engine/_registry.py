@@ -187,8 +187,7 @@ class Registry:
         hook's wrappers, and before the core adds the interface's query to the URL), with the
         attempt's own key. For a feature that can wait for the request the call sends anyway
         (llmplug-cache's key of a call known to miss). Take it in any case, once the call ran."""
-        # (The dict's own steps, not a function of _probe's: a call's each Python call costs
-        # it more than its work, everything being cold between two calls.)
+        # (The dict's steps here, not in a function of _probe's: a cache asks for most misses.)
         if len(_noted) >= MAX_NOTED:
             with contextlib.suppress(StopIteration, KeyError, RuntimeError):  # (another thread's)
                 del _noted[next(iter(_noted))]  # the oldest
