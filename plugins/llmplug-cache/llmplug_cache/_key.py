@@ -5,7 +5,11 @@ hook's wrappers, through ``Registry.probe_request``, so whatever the wire puts i
 tools' schemas, a typed output's schema, every parameter), with its URL, wire and model, minus
 what does not change the answer: ``stream``, ``stream_options`` and ``user``. Headers are left
 out, and the request is built with a placeholder key, so no API key ever reaches a key or a
-store. JSON keys are sorted: the same question in another dict order is the same key."""
+store. JSON keys are sorted: the same question in another dict order is the same key.
+
+A miss known without its key (see the cache's hints) has its key made after the call, of the
+request its attempt built with its own key (``sent_key``, from ``Registry.take_request``): noted
+only when that key is in no other place than a header, so it is the same key."""
 
 from __future__ import annotations
 
