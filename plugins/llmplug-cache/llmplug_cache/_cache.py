@@ -122,10 +122,10 @@ class _Unkeyed(_Waiters):
                     completion, events = got, None
                 try:
                     body = encode(completion, events, call.wire != "group")
-                    question = (
+                    question: _Question | _Sent | None = (
                         cache._question(call, self.hot)
                         if sent is None
-                        else _Question(call, self.hot, None, sent)
+                        else _Sent(call.wire, call.model, sent)
                     )
                     if question is not None:
                         store.keep_unkeyed(
@@ -154,9 +154,16 @@ class _Question(msgspec.Struct, array_like=True, gc=False):
     #: The call's params and tools as they were, JSON, when they hold values the caller may
     #: change (None: they hold none).
     frozen: bytes | None
-    #: The request the call's first attempt built (``Registry.take_request``): when there is
-    #: one, the key is made from it alone (see ``sent_key``), and the rest is not needed.
-    sent: tuple[str, str, bytes] | None = None
+
+
+class _Sent(msgspec.Struct, array_like=True, gc=False):
+    """An answer's question as the request its call's attempt built (``Registry.take_request``),
+    of which the writer thread makes its key (``sent_key``): bytes, which nothing changes, and
+    not the call, which the garbage collector would have tracked until the flush."""
+
+    wire: str
+    model: str
+    sent: tuple[str, str, bytes]
 
 
 _snapshot = msgspec.json.Encoder().encode
@@ -304,14 +311,15 @@ class ResponseCache:
             log.debug("llmplug cache: no key for this call (%s: %s)", type(exc).__name__, exc)
             return None
 
-    def key_of(self, question: _Question) -> str | None:
-        """The key of an answer kept without one (see ``_lead``), made by the store's
-        writer thread: the key of the call as it was when its answer was kept. None: the
-        plugins changed since the call (the request they would build is not the one that was
-        sent), or the wire refuses the call now."""
+    def key_of(self, question: _Question | _Sent) -> str | None:
+        """The key of an answer kept without one (see ``_lead``), made by the store's writer
+        thread: of the request its call's attempt built, else of the call as it was when its
+        answer was kept. None: the plugins changed since the call (the request they would build
+        is not the one that was sent), or the wire refuses the call now."""
+        if type(question) is _Sent:
+            return sent_key(question.wire, question.model, question.sent)
+        assert isinstance(question, _Question)
         call = question.call
-        if question.sent is not None:
-            return sent_key(call.wire, call.model, question.sent)
         if self.registry.hot is not question.hot:
             return None
         if question.frozen is not None:
