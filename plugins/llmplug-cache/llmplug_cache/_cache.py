@@ -379,10 +379,19 @@ class ResponseCache:
             hint = hinted
         shared = self.shared
         if not refresh:
-            store = shared.store
-            assert isinstance(store, SQLiteStore)
-            if store.may_hold(hint) or hint in shared.keyed_hints:
-                return hint  # the key must be made
+            store: SQLiteStore = shared.store  # type: ignore[assignment]  # (hints: SQLite's)
+            # Some answer may have the hint (waiting, being written, or in the file: all when
+            # the file is not known yet), or a call in flight under its key: the key is made.
+            # (The store's state read here, not through a method of its: see above. In the
+            # order an answer goes through them, so that one written meanwhile is seen.)
+            if (
+                hint in store.hinted
+                or hint in store.writing_hinted
+                or (known := store.hints) is None
+                or hint in known
+                or hint in shared.keyed_hints
+            ):
+                return hint
         miss = _Unkeyed()
         miss.cache, miss.call, miss.hint, miss._key = self, call, hint, None
         miss.hot = (self._registry or self.registry).hot

@@ -322,8 +322,9 @@ class SQLiteStore:
 
     Each answer is stored with its question's **hint** (the cache's ``hint_of``: a checksum of
     a few of the call's parts, which every call asking the same question shares), and the
-    hints the file holds are known as its keys are. A call whose hint no answer has
-    (``may_hold``) is a miss without its key: its answer is kept without one
+    hints the file holds are known as its keys are (``hints``; ``hinted`` and
+    ``writing_hinted`` hold the hints of the answers waiting and being written, by hint). A
+    call whose hint none of them has is a miss without its key: its answer is kept without one
     (``keep_unkeyed``), and the writer thread makes the key when it writes, with the other
     answers of the flush. A key is the request the wire builds, and making it inside a call cost
     that call four times what it costs in a batch: code that runs once per call runs cold."""
@@ -341,7 +342,7 @@ class SQLiteStore:
         # thread's connection:
         self._rconn = _Conn(self.path, busy_timeout, min(busy_timeout, READ_TIMEOUT))
         self._wconn = _Conn(self.path, busy_timeout)  # the writer thread's (and flush()'s)
-        self._lock = threading.Lock()  # what waits (_pending, _hinted, _touched)
+        self._lock = threading.Lock()  # what waits (_pending, hinted, _touched)
         #: Set when the writer has something to do; a plain flag read first, so that a put
         #: pays for setting it (a Condition's notify) once per flush, not once per answer.
         self._work = threading.Event()
@@ -350,15 +351,15 @@ class SQLiteStore:
         #: The answers not yet written, and those being written: by hint, every one (its key
         #: perhaps not made yet; one answer, or a list when a hint has several), and by key,
         #: those kept with theirs.
-        self._hinted: dict[int | None, _Hinted] = {}
+        self.hinted: dict[int | None, _Hinted] = {}
         self._pending: dict[str, _Waiting] = {}
-        self._writing_hinted: dict[int | None, _Hinted] = {}
+        self.writing_hinted: dict[int | None, _Hinted] = {}
         self._writing: dict[str, _Waiting] = {}
         #: By hint, how many of its answers are filed by key in _pending (_writing), their
         #: keys made (see _index).
         self._indexed: dict[int | None, int] = {}
         self._writing_indexed: dict[int | None, int] = {}
-        self._waiting = 0  # how many answers _hinted holds
+        self._waiting = 0  # how many answers hinted holds
         #: key -> (last used, hits, money saved): hits not yet counted.
         self._touched: dict[str, tuple[float, int, float]] = {}
         self._wlock = threading.Lock()  # the writer connection's: one statement at a time
@@ -374,7 +375,7 @@ class SQLiteStore:
         #: The hints of the same answers, known with the keys (None with them); None too once
         #: the file has shown a row without one (an earlier version's): a hint then tells
         #: nothing, and every call makes its key.
-        self._hints: set[int] | None = None
+        self.hints: set[int] | None = None
         self._unhinted = False
         self._seen = 0  # the largest row id looked at
         #: (connection, its data_version) at the last look: unchanged, no other process wrote.
@@ -386,19 +387,10 @@ class SQLiteStore:
 
     # -- from the event loop ---------------------------------------------------------------------
 
-    def may_hold(self, hint: int) -> bool:
-        """Whether an answer whose question has ``hint`` may be waiting or in the file (False:
-        surely not, and the call needs no key to know it)."""
-        if hint in self._hinted or hint in self._writing_hinted:
-            return True
-        hints = self._hints
-        # (Not known: the call makes its key, and its read asks for a look if need be.)
-        return hints is None or hint in hints
-
     def peek(self, key: str, hint: int | None = None) -> Body | Ask | None:
         """What a read can tell without leaving the loop: an answer waiting to be written, None
         for a key the file is known not to hold, else ``ASK`` (``read`` reads the file)."""
-        if hint is not None and (hint in self._hinted or hint in self._writing_hinted):
+        if hint is not None and (hint in self.hinted or hint in self.writing_hinted):
             self._index(hint)  # (a question asked again before its answer was written)
         waiting = self._pending.get(key) or self._writing.get(key)
         if waiting is not None and (waiting.expires is None or waiting.expires > time.time()):
@@ -417,8 +409,8 @@ class SQLiteStore:
         (those kept without one), each answer once: a lookup then costs the same however many
         answers share a hint. Of two answers to one key, the later is filed."""
         for hinted, by_key, indexed in (
-            (self._writing_hinted, self._writing, self._writing_indexed),
-            (self._hinted, self._pending, self._indexed),
+            (self.writing_hinted, self._writing, self._writing_indexed),
+            (self.hinted, self._pending, self._indexed),
         ):
             answers = _each(hinted.get(hint))
             done = indexed.get(hint, 0)
@@ -473,13 +465,13 @@ class SQLiteStore:
                 self._pending[key] = waiting
             # (Most hints have one answer: no list for it, which the garbage collector would
             # track until the flush.)
-            had = self._hinted.get(waiting.hint)
+            had = self.hinted.get(waiting.hint)
             if had is None:
-                self._hinted[waiting.hint] = waiting
+                self.hinted[waiting.hint] = waiting
             elif isinstance(had, list):
                 had.append(waiting)
             else:
-                self._hinted[waiting.hint] = [had, waiting]
+                self.hinted[waiting.hint] = [had, waiting]
             self._waiting += 1
             full = self._waiting >= MAX_WAITING
         if full:
@@ -523,7 +515,7 @@ class SQLiteStore:
             # Cleared before anything is taken: whatever comes after sets it again.
             self._work.clear()
             self._woken = False
-            if self._hinted or self._touched:
+            if self.hinted or self._touched:
                 # Gather what comes meanwhile (one transaction for all), until enough waits.
                 self._full.wait(FLUSH_EVERY)
                 self._full.clear()
@@ -541,10 +533,10 @@ class SQLiteStore:
             with self._lock:
                 # Being written before it is not waiting: ``peek`` (which takes no lock) finds
                 # an answer in one or the other all along.
-                self._writing, self._writing_hinted = self._pending, self._hinted
+                self._writing, self.writing_hinted = self._pending, self.hinted
                 self._writing_indexed = self._indexed
-                hinted = self._hinted
-                self._pending, self._hinted, self._indexed, self._waiting = {}, {}, {}, 0
+                hinted = self.hinted
+                self._pending, self.hinted, self._indexed, self._waiting = {}, {}, {}, 0
                 touched, self._touched = self._touched, {}
             try:
                 if not (hinted or touched):
@@ -559,7 +551,7 @@ class SQLiteStore:
                 # that is in the file. (Learned here, not when kept: on the loop's thread each
                 # answer cost a set insertion, and a write that fails leaves no key known that
                 # the file does not hold.)
-                known, hints = self._known, self._hints
+                known, hints = self._known, self.hints
                 if known is not None:
                     known.update(map(hash, batch))
                     if hints is not None:
@@ -567,7 +559,7 @@ class SQLiteStore:
                     self._keep_known(known, hints)
                 self.on_write(None)
             finally:
-                self._writing, self._writing_hinted, self._writing_indexed = {}, {}, {}
+                self._writing, self.writing_hinted, self._writing_indexed = {}, {}, {}
 
     def sync(self) -> None:
         """Write what is waiting and learn what other processes stored, now (as the writer
@@ -588,7 +580,7 @@ class SQLiteStore:
             if self._known is not None and self._version == (conn.opened, version):
                 return  # no other connection wrote: this process's own keys are known already
             known = self._known if self._known is not None else set()
-            hints = self._hints if self._known is not None else set()
+            hints = self.hints if self._known is not None else set()
             while True:
                 seen, keys, found, unhinted = conn.run(_keys_after, self._seen)
                 known.update(map(hash, keys))
@@ -602,7 +594,7 @@ class SQLiteStore:
             self._keep_known(known, hints)
         except Exception:
             # Every read asks the file until a look succeeds.
-            self._known, self._hints, self._seen, self._version = None, None, 0, None
+            self._known, self.hints, self._seen, self._version = None, None, 0, None
 
     def _keep_known(self, known: set[int], hints: set[int] | None) -> None:
         """``known`` as the keys the file holds, and ``hints`` as their hints, unless they are
@@ -610,9 +602,9 @@ class SQLiteStore:
         learns them all again."""
         if len(known) <= MAX_KNOWN:
             self._known = known
-            self._hints = None if self._unhinted else hints
+            self.hints = None if self._unhinted else hints
         else:
-            self._known, self._hints, self._seen, self._version = None, None, 0, None
+            self._known, self.hints, self._seen, self._version = None, None, 0, None
 
     # -- the CLI (its own connection) ------------------------------------------------------------
 
