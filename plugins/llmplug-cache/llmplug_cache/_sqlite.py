@@ -323,11 +323,13 @@ class SQLiteStore:
     Each answer is stored with its question's **hint** (the cache's ``hint_of``: a checksum of
     a few of the call's parts, which every call asking the same question shares), and the
     hints the file holds are known as its keys are (``hints``; ``hinted`` and
-    ``writing_hinted`` hold the hints of the answers waiting and being written, by hint). A
-    call whose hint none of them has is a miss without its key: its answer is kept without one
-    (``keep_unkeyed``), and the writer thread makes the key when it writes, with the other
-    answers of the flush. A key is the request the wire builds, and making it inside a call cost
-    that call four times what it costs in a batch: code that runs once per call runs cold."""
+    ``writing_hinted`` hold the answers waiting and being written, by hint: an answer goes from
+    one to the next, and the cache, which reads them without the lock, reads them in that
+    order). A call whose hint none of them has is a miss without its key: its answer is kept
+    without one (``keep_unkeyed``), and the writer thread makes the key when it writes, with the
+    other answers of the flush. A key is the request the wire builds, and making it inside a
+    call cost that call four times what it costs in a batch: code that runs once per call runs
+    cold."""
 
     kind = "sqlite"
     can_lock = False
