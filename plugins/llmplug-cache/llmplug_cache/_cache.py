@@ -17,7 +17,6 @@ import contextlib
 import logging
 import threading
 import time
-import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
@@ -116,6 +115,7 @@ class _Unkeyed(_Waiters):
                 store = shared.store
                 assert isinstance(store, SQLiteStore)  # (only SQLite knows hints)
                 call = self.call
+                ttl = call.cache_ttl or cache.settings.ttl
                 if isinstance(got, Entry):  # (a stream's, with its events)
                     completion, events = got.completion, got.events
                 else:
@@ -128,13 +128,10 @@ class _Unkeyed(_Waiters):
                         else _Sent(call.wire, call.model, sent)
                     )
                     if question is not None:
-                        store.keep_unkeyed(
-                            self.hint, cache, question, body, call.cache_ttl or cache.settings.ttl
-                        )
+                        store.keep_unkeyed(self.hint, cache, question, body, ttl)
                     elif cache.registry.hot is self.hot:  # (params that do not encode)
                         keyed = cache._key(call)
                         if keyed is not None:
-                            ttl = call.cache_ttl or cache.settings.ttl
                             store.keep(keyed[0], body, ttl, self.hint)
                 except Exception as exc:
                     shared.failed(exc, "storing an answer")
@@ -365,18 +362,9 @@ class ResponseCache:
         if call.model != model or call.wire != wire:  # (an owner's calls mostly share both)
             seed = hint_seed(call.wire, call.model)
             self._seed = (call.wire, call.model, seed)
-        messages = call.messages
-        content = messages[-1].content if messages else None
-        if type(content) is str:  # hint_of's common case, without a call to it
-            try:
-                hint = zlib.crc32(content.encode(), seed)
-            except UnicodeEncodeError:  # (a lone surrogate)
-                return None
-        else:
-            hinted = hint_of(call, seed)
-            if hinted is None:
-                return None
-            hint = hinted
+        hint = hint_of(call, seed)
+        if hint is None:
+            return None
         shared = self.shared
         if not refresh:
             store: SQLiteStore = shared.store  # type: ignore[assignment]  # (hints: SQLite's)
@@ -394,7 +382,7 @@ class ResponseCache:
                 return hint
         miss = _Unkeyed()
         miss.cache, miss.call, miss.hint, miss._key = self, call, hint, None
-        miss.hot = (self._registry or self.registry).hot
+        miss.hot = self.registry.hot
         miss.leads = not refresh
         # (No lock: setdefault is one step, and nothing but a leader adds a flight.) A call in
         # flight under this hint may be asking the same question: the keys will tell.
@@ -439,6 +427,18 @@ class ResponseCache:
             return parser.parse_body(raw)  # type: ignore[no-any-return]
 
         return decode(body, parse)  # undecodable: a miss, overwritten
+
+    async def _find(
+        self, key: str, call: Call, hint: int | None
+    ) -> tuple[Entry | None, str | None]:
+        """The stored answer of ``key``: from the loop when the store can tell (``_peek``), else
+        from the file or Redis, else (Redis's lock) from another process asking it. Returns
+        (the answer, None) or (None, the lock's token to let go of, if one was taken)."""
+        found = self._peek(key, call, hint)
+        entry = await self._lookup(key, call) if found is ASK else found
+        if entry is None and self._locks:
+            return await self._from_others(key, call)
+        return entry, None
 
     async def _lookup(self, key: str, call: Call) -> Entry | None:
         """The lookup that leaves the loop: SQLite's file (once ``_peek`` said ASK), Redis."""
@@ -596,7 +596,7 @@ class ResponseCache:
             # the writer thread makes it, with the other answers it writes, of the request the
             # attempt builds (a group's, of its call: its key is made of that).
             miss = lead
-            registry = self._registry or self.registry
+            registry = self.registry
             noting = call.wire != "group"
             if noting:
                 registry.note_request(call)
@@ -629,10 +629,7 @@ class ResponseCache:
             answer: Entry | Completion | None = None
             token = None
             try:
-                found = self._peek(key, call, hint)
-                entry = await self._lookup(key, call) if found is ASK else found
-                if entry is None and self._locks:
-                    entry, token = await self._from_others(key, call)
+                entry, token = await self._find(key, call, hint)
                 if entry is not None:
                     answer = entry
                     return self._hit(key, entry)
@@ -680,10 +677,7 @@ class ResponseCache:
             token = None
             try:
                 if key is not None and not refresh:
-                    found = self._peek(key, call, hint)
-                    entry = await self._lookup(key, call) if found is ASK else found
-                    if entry is None and self._locks:
-                        entry, token = await self._from_others(key, call)
+                    entry, token = await self._find(key, call, hint)
                     if entry is not None:
                         got = entry
                         hit = self._hit(key, entry)
