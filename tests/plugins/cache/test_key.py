@@ -42,83 +42,55 @@ def previous_key(call: Call) -> str:
     return blake2b(head + _sorted(body), digest_size=32).hexdigest()
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    wire=st.sampled_from(["openai-chat", "openai-responses"]),
-    texts=st.lists(st.text(max_size=20), min_size=1, max_size=3),
-    params=st.dictionaries(st.text(min_size=1, max_size=8), json_values, max_size=4),
-    schema=st.dictionaries(st.text(max_size=6), json_values, max_size=3),
-    with_tool=st.booleans(),
-    stream=st.booleans(),
-    logit_bias=st.booleans(),
-)
-def test_every_key_is_the_previous_releases(
-    wire: str,
-    texts: list[str],
-    params: dict[str, Any],
-    schema: dict[str, Any],
-    with_tool: bool,
-    stream: bool,
-    logit_bias: bool,
-) -> None:
-    if logit_bias:  # keys that are not strings: the body is sorted after decoding it
+@st.composite
+def questions(draw: st.DrawFn, wires: list[str]) -> Call:
+    """A call of one of ``wires``: a few messages, params of any JSON (floats, NaN and inf
+    too), maybe a tool, and maybe a ``logit_bias`` whose keys are not strings (the body is then
+    sorted after decoding it)."""
+    params: dict[str, Any] = draw(
+        st.dictionaries(st.text(min_size=1, max_size=8), json_values, max_size=4)
+    )
+    if draw(st.booleans()):
         params = {**params, "logit_bias": {50256: -100, 9: 1}}
-    call = Call(
+    schema = draw(st.dictionaries(st.text(max_size=6), json_values, max_size=3))
+    texts = draw(st.lists(st.text(max_size=20), min_size=1, max_size=3))
+    return Call(
         provider="acme",
         model="m",
-        wire=wire,
+        wire=draw(st.sampled_from(wires)),
         base_url="http://127.0.0.1/v1",
         messages=[Message(role="user", content=t) for t in texts],
-        tools=[Tool(name="t", description="d", parameters=schema)] if with_tool else None,
+        tools=[Tool(name="t", description="d", parameters=schema)] if draw(st.booleans()) else None,
         params=params,
-        stream=stream,
     )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(call=questions(["openai-chat", "openai-responses"]), stream=st.booleans())
+def test_every_key_is_the_previous_releases(call: Call, stream: bool) -> None:
+    call = msgspec.structs.replace(call, stream=stream)
     key, _ = cache_key(call, REGISTRY)
     assert key == previous_key(call)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    wire=st.sampled_from(["openai-chat", "openai-responses", "anthropic-messages", "gemini"]),
-    texts=st.lists(st.text(max_size=20), min_size=1, max_size=3),
-    params=st.dictionaries(st.text(min_size=1, max_size=8), json_values, max_size=4),
-    schema=st.dictionaries(st.text(max_size=6), json_values, max_size=3),
-    with_tool=st.booleans(),
+    call=questions(["openai-chat", "openai-responses", "anthropic-messages", "gemini"]),
     headers=st.dictionaries(st.sampled_from(["x-title", "x-trace"]), st.text(max_size=4)),
     user=st.none() | st.text(max_size=4),
-    logit_bias=st.booleans(),
     key=st.sampled_from(["sk-live-1", "AIza-2", ""]),
 )
 def test_a_key_made_of_the_request_sent_is_the_probes(
-    wire: str,
-    texts: list[str],
-    params: dict[str, Any],
-    schema: dict[str, Any],
-    with_tool: bool,
-    headers: dict[str, str],
-    user: str | None,
-    logit_bias: bool,
-    key: str,
+    call: Call, headers: dict[str, str], user: str | None, key: str
 ) -> None:
     """The key of a miss known on the loop is made of the request its attempt built (see
     ``Registry.take_request``): on every wire shipped, it is the key every later call of the
     same question makes from its probe (or it would never be found)."""
-    if logit_bias:
-        params = {**params, "logit_bias": {50256: -100, 9: 1}}
-    call = Call(
-        provider="acme",
-        model="m",
-        wire=wire,
-        base_url="http://127.0.0.1/v1",
-        messages=[Message(role="user", content=t) for t in texts],
-        tools=[Tool(name="t", description="d", parameters=schema)] if with_tool else None,
-        params={**params, "user": user},
-        headers=headers,
-        call_id="c-1",
-    )
-    sent = EVERY_WIRE.unwrapped("build_request")(wire=wire, call=call, key=key)
+    params = {**call.params, "user": user}
+    call = msgspec.structs.replace(call, params=params, headers=headers, call_id="c-1")
+    sent = EVERY_WIRE.unwrapped("build_request")(wire=call.wire, call=call, key=key)
     assert not key or key.encode() not in sent.content  # (else not noted: see test_note_request)
-    made = sent_key(wire, "m", (sent.method, sent.url, sent.content))
+    made = sent_key(call.wire, "m", (sent.method, sent.url, sent.content))
     assert made == cache_key(call, EVERY_WIRE)[0]
 
 
